@@ -1,0 +1,25 @@
+// The device backend: CUDA where the build found nvcc (core/cuda/), otherwise a
+// stub (core/stub/) whose functions say "built without CUDA". Callers never
+// branch on the build; they ask cuda_available() or catch the error.
+#pragma once
+#include <cstddef>
+#include <string>
+
+namespace zeroth {
+
+enum class Device : uint8_t { CPU, CUDA };
+
+bool cuda_built();          // compiled with the CUDA backend
+bool cuda_available();      // built with CUDA and at least one device is usable
+int cuda_device_count();    // 0 when not available
+std::string cuda_describe();  // one line: device name and memory, or why none
+
+void* cuda_malloc(size_t bytes);             // throws on failure
+void cuda_free(void* p) noexcept;
+void cuda_copy_h2d(void* dst, const void* src, size_t bytes);
+void cuda_copy_d2h(void* dst, const void* src, size_t bytes);
+void cuda_copy_d2d(void* dst, const void* src, size_t bytes);
+void cuda_memset_zero(void* dst, size_t bytes);
+void cuda_synchronize();
+
+}  // namespace zeroth

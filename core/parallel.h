@@ -1,0 +1,31 @@
+// Data-parallel loops over index ranges (OpenMP underneath). Work is split into
+// fixed chunks of `grain` indices, so what each index computes never depends on
+// the thread count: only which thread computes it does.
+#pragma once
+#include <omp.h>
+
+#include <algorithm>
+#include <cstdint>
+
+namespace zeroth {
+
+// Threads used when a caller passes threads <= 0: OMP_NUM_THREADS or the cores.
+inline int default_threads() { return omp_get_max_threads(); }
+
+// Calls f(begin, end) for consecutive chunks [i*grain, min(n, (i+1)*grain)).
+template <typename F>
+void parallel_for(int64_t n, int64_t grain, int threads, F&& f) {
+  if (n <= 0) return;
+  grain = std::max<int64_t>(grain, 1);
+  const int64_t chunks = (n + grain - 1) / grain;
+  if (threads <= 0) threads = default_threads();
+  if (threads == 1 || chunks == 1) {
+    for (int64_t c = 0; c < chunks; ++c) f(c * grain, std::min(n, (c + 1) * grain));
+    return;
+  }
+  const int t = int(std::min<int64_t>(threads, chunks));
+#pragma omp parallel for num_threads(t) schedule(static)
+  for (int64_t c = 0; c < chunks; ++c) f(c * grain, std::min(n, (c + 1) * grain));
+}
+
+}  // namespace zeroth

@@ -1,0 +1,12 @@
+// Each subcommand registers itself on the CLI11 app and runs when selected.
+#pragma once
+#include <CLI/CLI.hpp>
+#include <functional>
+
+namespace zeroth::cli {
+
+// Adds the subcommand to `app`; returns the function that runs it once parsed.
+using Runner = std::function<int()>;
+Runner add_info(CLI::App& app);
+
+}  // namespace zeroth::cli

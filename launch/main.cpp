@@ -1,0 +1,35 @@
+// zeroth: distributed zeroth-order finetuning of language models.
+#include <cstdio>
+#include <map>
+
+#include "core/error.h"
+#include "launch/commands.h"
+
+int main(int argc, char** argv) {
+  CLI::App app{"zeroth: distributed zeroth-order (MeZO/SPSA) finetuning of quantized language models"};
+  app.set_version_flag("--version", std::string("zeroth ") + ZEROTH_VERSION);
+  app.require_subcommand(1);
+  std::map<CLI::App*, zeroth::cli::Runner> runners;
+  auto add = [&](zeroth::cli::Runner (*f)(CLI::App&)) {
+    const size_t before = app.get_subcommands({}).size();
+    auto run = f(app);
+    runners[app.get_subcommands({})[before]] = std::move(run);
+  };
+  add(zeroth::cli::add_info);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+  try {
+    for (auto* sub : app.get_subcommands())
+      if (auto it = runners.find(sub); it != runners.end()) return it->second();
+  } catch (const zeroth::Error& e) {
+    std::fprintf(stderr, "zeroth: error: %s\n", e.what());
+    return 1;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "zeroth: internal error: %s\n", e.what());
+    return 2;
+  }
+  return 0;
+}
