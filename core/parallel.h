@@ -13,6 +13,7 @@ namespace zeroth {
 inline int default_threads() { return omp_get_max_threads(); }
 
 // Calls f(begin, end) for consecutive chunks [i*grain, min(n, (i+1)*grain)).
+// f must not throw: an exception cannot leave an OpenMP region. Validate first.
 template <typename F>
 void parallel_for(int64_t n, int64_t grain, int threads, F&& f) {
   if (n <= 0) return;

@@ -1,0 +1,273 @@
+// The LLaMA forward pass, top to bottom. Shapes: n = token rows of the batch,
+// d = dim, q = n_heads·hd, kv = n_kv_heads·hd, h = hidden_dim, V = vocab.
+#include "models/llama.h"
+
+#include <Eigen/Core>
+#include <algorithm>
+#include <cmath>
+
+#include "core/error.h"
+#include "core/matmul.h"
+#include "core/quant/quant.h"
+
+namespace zeroth {
+
+using RowMat = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+using RowMap = Eigen::Map<RowMat>;
+using ConstRowMap = Eigen::Map<const RowMat>;
+
+void LlamaConfig::validate() const {
+  auto pos = [](int64_t v, const char* name) {
+    ZEROTH_CHECK(v > 0, "model config: {} must be positive, got {}", name, v);
+  };
+  pos(dim, "dim"); pos(hidden_dim, "hidden_dim"); pos(n_layers, "n_layers"); pos(n_heads, "n_heads");
+  pos(n_kv_heads, "n_kv_heads"); pos(vocab_size, "vocab_size"); pos(max_seq_len, "max_seq_len");
+  ZEROTH_CHECK(head_dim > 0 || dim % n_heads == 0, "model config: dim {} is not divisible by n_heads {}", dim,
+               n_heads);
+  ZEROTH_CHECK(n_heads % n_kv_heads == 0, "model config: n_heads {} is not a multiple of n_kv_heads {}", n_heads,
+               n_kv_heads);
+  ZEROTH_CHECK(hd() % 2 == 0, "model config: head size {} must be even for RoPE", hd());
+  ZEROTH_CHECK(norm_eps > 0 && rope_theta > 0, "model config: norm_eps and rope_theta must be positive");
+}
+
+std::string LlamaConfig::describe() const {
+  return fmt::format("llama: dim {}, hidden {}, {} layers, {} heads ({} kv, head size {}), vocab {}, context {}, "
+                     "{} embeddings, rope theta {}{}",
+                     dim, hidden_dim, n_layers, n_heads, n_kv_heads, hd(), vocab_size, max_seq_len,
+                     tie_embeddings ? "tied" : "untied", rope_theta,
+                     rope_scaling.factor > 0 ? fmt::format(" (llama3 scaling x{})", rope_scaling.factor) : "");
+}
+
+const Tensor& LlamaLayer::proj(Proj p) const {
+  switch (p) {
+    case Proj::Q: return wq;
+    case Proj::K: return wk;
+    case Proj::V: return wv;
+    case Proj::O: return wo;
+    case Proj::Gate: return w_gate;
+    case Proj::Up: return w_up;
+    case Proj::Down: return w_down;
+  }
+  return wq;
+}
+
+void LlamaWeights::validate(const std::string& source) const {
+  config.validate();
+  const auto& c = config;
+  auto expect = [&](const Tensor& t, const Shape& shape, const std::string& name, bool need_f32) {
+    ZEROTH_CHECK(t.defined(), "{}: tensor {} is missing", source, name);
+    ZEROTH_CHECK(t.shape() == shape, "{}: tensor {} has shape {}, expected {}", source, name, shape_str(t.shape()),
+                 shape_str(shape));
+    ZEROTH_CHECK(!need_f32 || t.dtype() == DType::F32, "{}: tensor {} must be f32, is {}", source, name,
+                 dtype_name(t.dtype()));
+    ZEROTH_CHECK(t.is_contiguous(), "{}: tensor {} is not contiguous", source, name);
+  };
+  expect(tok_embeddings, {c.vocab_size, c.dim}, "token embeddings", false);
+  ZEROTH_CHECK(int64_t(layers.size()) == c.n_layers, "{}: {} layers loaded, config says {}", source, layers.size(),
+               c.n_layers);
+  for (size_t l = 0; l < layers.size(); ++l) {
+    const auto& L = layers[l];
+    const std::string p = fmt::format("layer {} ", l);
+    expect(L.attn_norm, {c.dim}, p + "attention norm", true);
+    expect(L.wq, {c.q_dim(), c.dim}, p + "wq", false);
+    expect(L.wk, {c.kv_dim(), c.dim}, p + "wk", false);
+    expect(L.wv, {c.kv_dim(), c.dim}, p + "wv", false);
+    expect(L.wo, {c.dim, c.q_dim()}, p + "wo", false);
+    expect(L.ffn_norm, {c.dim}, p + "ffn norm", true);
+    expect(L.w_gate, {c.hidden_dim, c.dim}, p + "gate", false);
+    expect(L.w_up, {c.hidden_dim, c.dim}, p + "up", false);
+    expect(L.w_down, {c.dim, c.hidden_dim}, p + "down", false);
+  }
+  expect(final_norm, {c.dim}, "final norm", true);
+  expect(output, {c.vocab_size, c.dim}, "output", false);
+}
+
+int64_t LlamaWeights::parameter_count() const {
+  int64_t n = tok_embeddings.numel() + final_norm.numel();
+  if (output.storage() != tok_embeddings.storage() || output.byte_offset() != tok_embeddings.byte_offset())
+    n += output.numel();
+  for (const auto& L : layers)
+    for (const Tensor* t : {&L.attn_norm, &L.wq, &L.wk, &L.wv, &L.wo, &L.ffn_norm, &L.w_gate, &L.w_up, &L.w_down})
+      n += t->numel();
+  return n;
+}
+
+size_t LlamaWeights::weight_bytes() const {
+  size_t n = tok_embeddings.nbytes() + final_norm.nbytes();
+  if (output.storage() != tok_embeddings.storage() || output.byte_offset() != tok_embeddings.byte_offset())
+    n += output.nbytes();
+  for (const auto& L : layers)
+    for (const Tensor* t : {&L.attn_norm, &L.wq, &L.wk, &L.wv, &L.wo, &L.ffn_norm, &L.w_gate, &L.w_up, &L.w_down})
+      n += t->nbytes();
+  return n;
+}
+
+LlamaModel::LlamaModel(LlamaWeights weights, int threads) : w_(std::move(weights)), threads_(threads) {
+  w_.validate("model");
+  const auto& c = w_.config;
+  rope_ = make_rope_table(c.hd(), c.max_seq_len, c.rope_theta, c.rope_scaling);
+}
+
+void LlamaModel::embed(const std::vector<int32_t>& tokens, float* x) const {
+  const auto& c = w_.config;
+  for (size_t i = 0; i < tokens.size(); ++i)
+    ZEROTH_CHECK(tokens[i] >= 0 && tokens[i] < c.vocab_size, "token id {} outside the vocabulary of {}", tokens[i],
+                 c.vocab_size);
+  for (size_t i = 0; i < tokens.size(); ++i)
+    dequantize_row(w_.tok_embeddings.dtype(), w_.tok_embeddings.row(tokens[i]), x + int64_t(i) * c.dim, c.dim);
+}
+
+// y (n, out) = x (n, in) · Wᵀ, plus each variant's adapter on its own rows.
+void LlamaModel::project(const float* x, int64_t n, int layer, Proj p, float* y, const TokenBatch* batch,
+                         const AdapterSet* adapters, int64_t in, int64_t out) const {
+  matmul(x, n, in, w_.layers[size_t(layer)].proj(p), y, out, threads_);
+  if (!adapters || !adapters->has(layer, p)) return;
+  std::vector<float> scratch(adapters->scratch_floats(layer, p));
+  auto apply = [&](int variant, int64_t r0, int64_t r1) {
+    const LoraFactors f = adapters->get(layer, p, variant, scratch.data());
+    ConstRowMap X(x + r0 * in, r1 - r0, in), A(f.A, f.r, in), B(f.B, out, f.r);
+    RowMap Y(y + r0 * out, r1 - r0, out);
+    const RowMat t = (X * A.transpose()) * f.scale;  // (rows, r)
+    Y.noalias() += t * B.transpose();
+  };
+  if (!batch) { apply(0, 0, n); return; }
+  for (const auto& vr : batch->variant_rows()) apply(vr.variant, vr.begin, vr.end);
+}
+
+void LlamaModel::mlp(float* x, int64_t n, int layer, const TokenBatch* batch, const AdapterSet* adapters,
+                     std::vector<float>& xn) const {
+  const auto& c = w_.config;
+  const auto& L = w_.layers[size_t(layer)];
+  rmsnorm(x, L.ffn_norm.data<float>(), xn.data(), n, c.dim, c.norm_eps, threads_);
+  std::vector<float> g(size_t(n * c.hidden_dim)), u(size_t(n * c.hidden_dim)), d(size_t(n * c.dim));
+  project(xn.data(), n, layer, Proj::Gate, g.data(), batch, adapters, c.dim, c.hidden_dim);
+  project(xn.data(), n, layer, Proj::Up, u.data(), batch, adapters, c.dim, c.hidden_dim);
+  silu_mul(g.data(), u.data(), n * c.hidden_dim, threads_);
+  project(g.data(), n, layer, Proj::Down, d.data(), batch, adapters, c.hidden_dim, c.dim);
+  add_inplace(x, d.data(), n * c.dim, threads_);
+}
+
+std::vector<float> LlamaModel::forward_hidden(const TokenBatch& batch, const AdapterSet* adapters) const {
+  const auto& c = w_.config;
+  const int64_t n = batch.rows();
+  for (const auto& s : batch.seqs)
+    ZEROTH_CHECK(s.length <= c.max_seq_len, "a sequence of {} tokens exceeds the context length {}", s.length,
+                 c.max_seq_len);
+  std::vector<float> x(size_t(n * c.dim)), xn(x.size());           // (n, d)
+  std::vector<float> q(size_t(n * c.q_dim())), att(q.size());        // (n, q)
+  std::vector<float> k(size_t(n * c.kv_dim())), v(k.size());         // (n, kv)
+  std::vector<float> o(x.size());                                    // (n, d)
+  embed(batch.tokens, x.data());
+  for (int l = 0; l < int(c.n_layers); ++l) {
+    const auto& L = w_.layers[size_t(l)];
+    rmsnorm(x.data(), L.attn_norm.data<float>(), xn.data(), n, c.dim, c.norm_eps, threads_);
+    project(xn.data(), n, l, Proj::Q, q.data(), &batch, adapters, c.dim, c.q_dim());
+    project(xn.data(), n, l, Proj::K, k.data(), &batch, adapters, c.dim, c.kv_dim());
+    project(xn.data(), n, l, Proj::V, v.data(), &batch, adapters, c.dim, c.kv_dim());
+    rope(q.data(), batch.positions.data(), n, c.n_heads, rope_, c.rope_interleaved, threads_);
+    rope(k.data(), batch.positions.data(), n, c.n_kv_heads, rope_, c.rope_interleaved, threads_);
+    causal_attention(q.data(), k.data(), v.data(), att.data(), batch.seqs, c.n_heads, c.n_kv_heads, c.hd(),
+                     threads_);
+    project(att.data(), n, l, Proj::O, o.data(), &batch, adapters, c.q_dim(), c.dim);
+    add_inplace(x.data(), o.data(), n * c.dim, threads_);
+    mlp(x.data(), n, l, &batch, adapters, xn);
+  }
+  rmsnorm(x.data(), w_.final_norm.data<float>(), xn.data(), n, c.dim, c.norm_eps, threads_);
+  return xn;
+}
+
+namespace {
+// Rows of logits computed at once: bounds the (chunk, vocab) buffer to a few MiB.
+int64_t logit_chunk(int64_t vocab) { return std::max<int64_t>(1, (int64_t(4) << 20) / (4 * vocab)); }
+}  // namespace
+
+std::vector<float> LlamaModel::logits(const std::vector<float>& hidden, const std::vector<int64_t>& rows) const {
+  const auto& c = w_.config;
+  const int64_t m = int64_t(rows.size());
+  std::vector<float> sel(size_t(m * c.dim)), out(size_t(m * c.vocab_size));
+  for (int64_t i = 0; i < m; ++i)
+    std::copy_n(hidden.data() + rows[size_t(i)] * c.dim, c.dim, sel.data() + i * c.dim);
+  matmul(sel.data(), m, c.dim, w_.output, out.data(), c.vocab_size, threads_);
+  return out;
+}
+
+std::vector<float> LlamaModel::token_logprobs(const std::vector<float>& hidden, const std::vector<int64_t>& rows,
+                                              const std::vector<int32_t>& targets) const {
+  ZEROTH_CHECK(rows.size() == targets.size(), "token_logprobs: {} rows but {} targets", rows.size(), targets.size());
+  const auto& c = w_.config;
+  std::vector<float> out(rows.size());
+  const int64_t chunk = logit_chunk(c.vocab_size);
+  for (size_t r0 = 0; r0 < rows.size(); r0 += size_t(chunk)) {
+    const size_t r1 = std::min(rows.size(), r0 + size_t(chunk));
+    std::vector<int64_t> part(rows.begin() + int64_t(r0), rows.begin() + int64_t(r1));
+    const std::vector<float> lg = logits(hidden, part);
+    std::vector<float> lse(part.size());
+    logsumexp_rows(lg.data(), int64_t(part.size()), c.vocab_size, lse.data(), threads_);
+    for (size_t i = 0; i < part.size(); ++i) {
+      const int32_t t = targets[r0 + i];
+      ZEROTH_CHECK(t >= 0 && t < c.vocab_size, "target token {} outside the vocabulary", t);
+      out[r0 + i] = lg[i * size_t(c.vocab_size) + size_t(t)] - lse[i];
+    }
+  }
+  return out;
+}
+
+std::vector<float> LlamaModel::column_logprobs(const std::vector<float>& hidden, const std::vector<int64_t>& rows,
+                                               const std::vector<int32_t>& columns) const {
+  const auto& c = w_.config;
+  std::vector<float> out(rows.size() * columns.size());
+  const int64_t chunk = logit_chunk(c.vocab_size);
+  for (size_t r0 = 0; r0 < rows.size(); r0 += size_t(chunk)) {
+    const size_t r1 = std::min(rows.size(), r0 + size_t(chunk));
+    std::vector<int64_t> part(rows.begin() + int64_t(r0), rows.begin() + int64_t(r1));
+    const std::vector<float> lg = logits(hidden, part);
+    std::vector<float> lse(part.size());
+    logsumexp_rows(lg.data(), int64_t(part.size()), c.vocab_size, lse.data(), threads_);
+    for (size_t i = 0; i < part.size(); ++i)
+      for (size_t j = 0; j < columns.size(); ++j) {
+        ZEROTH_CHECK(columns[j] >= 0 && columns[j] < c.vocab_size, "column {} outside the vocabulary", columns[j]);
+        out[(r0 + i) * columns.size() + j] = lg[i * size_t(c.vocab_size) + size_t(columns[j])] - lse[i];
+      }
+  }
+  return out;
+}
+
+KVCache LlamaModel::new_cache() const {
+  const auto& c = w_.config;
+  KVCache cache;
+  cache.k.assign(size_t(c.n_layers), std::vector<float>(size_t(c.max_seq_len * c.kv_dim())));
+  cache.v = cache.k;
+  return cache;
+}
+
+std::vector<float> LlamaModel::decode(KVCache& cache, const std::vector<int32_t>& tokens,
+                                      const AdapterSet* adapters) const {
+  const auto& c = w_.config;
+  const int64_t n = int64_t(tokens.size()), p0 = cache.length;
+  ZEROTH_CHECK(n > 0, "decode: no tokens");
+  ZEROTH_CHECK(p0 + n <= c.max_seq_len, "decode: position {} exceeds the context length {}", p0 + n, c.max_seq_len);
+  std::vector<int32_t> pos(static_cast<size_t>(n));
+  for (int64_t i = 0; i < n; ++i) pos[size_t(i)] = int32_t(p0 + i);
+  std::vector<float> x(size_t(n * c.dim)), xn(x.size()), q(size_t(n * c.q_dim())), att(q.size()), o(x.size());
+  embed(tokens, x.data());
+  for (int l = 0; l < int(c.n_layers); ++l) {
+    const auto& L = w_.layers[size_t(l)];
+    float* kc = cache.k[size_t(l)].data();
+    float* vc = cache.v[size_t(l)].data();
+    rmsnorm(x.data(), L.attn_norm.data<float>(), xn.data(), n, c.dim, c.norm_eps, threads_);
+    project(xn.data(), n, l, Proj::Q, q.data(), nullptr, adapters, c.dim, c.q_dim());
+    project(xn.data(), n, l, Proj::K, kc + p0 * c.kv_dim(), nullptr, adapters, c.dim, c.kv_dim());
+    project(xn.data(), n, l, Proj::V, vc + p0 * c.kv_dim(), nullptr, adapters, c.dim, c.kv_dim());
+    rope(q.data(), pos.data(), n, c.n_heads, rope_, c.rope_interleaved, threads_);
+    rope(kc + p0 * c.kv_dim(), pos.data(), n, c.n_kv_heads, rope_, c.rope_interleaved, threads_);
+    causal_attention_cached(q.data(), kc, vc, att.data(), p0, n, c.n_heads, c.n_kv_heads, c.hd(), threads_);
+    project(att.data(), n, l, Proj::O, o.data(), nullptr, adapters, c.q_dim(), c.dim);
+    add_inplace(x.data(), o.data(), n * c.dim, threads_);
+    mlp(x.data(), n, l, nullptr, adapters, xn);
+  }
+  cache.length = p0 + n;
+  rmsnorm(x.data() + (n - 1) * c.dim, w_.final_norm.data<float>(), xn.data(), 1, c.dim, c.norm_eps, threads_);
+  return logits(xn, {0});
+}
+
+}  // namespace zeroth

@@ -1,0 +1,102 @@
+// The LLaMA family (Llama 2/3, TinyLlama, SmolLM/SmolLM2, llama2.c models):
+// RMSNorm, RoPE, grouped-query attention, SwiGLU, tied or untied embeddings.
+//
+// The base weights are frozen and may be in any dtype (f32/f16/bf16 or a
+// quantized block format); norms are f32. Trainable low-rank adapters enter
+// through an AdapterSet, so one batched forward can run many adapter variants
+// (the 2q perturbations of a zeroth-order step) over the same frozen base.
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/ops.h"
+#include "core/tensor.h"
+#include "models/batch.h"
+#include "models/lora.h"
+
+namespace zeroth {
+
+struct LlamaConfig {
+  int64_t dim = 0, hidden_dim = 0, n_layers = 0, n_heads = 0, n_kv_heads = 0, vocab_size = 0;
+  int64_t head_dim = 0;        // 0 = dim / n_heads
+  int64_t max_seq_len = 2048;
+  float norm_eps = 1e-5f;
+  double rope_theta = 10000.0;
+  RopeScaling rope_scaling;
+  bool rope_interleaved = true;  // Meta/GGUF layout; HF checkpoints use rotate-half
+  bool tie_embeddings = true;
+
+  int64_t hd() const { return head_dim ? head_dim : dim / n_heads; }
+  int64_t q_dim() const { return n_heads * hd(); }
+  int64_t kv_dim() const { return n_kv_heads * hd(); }
+  void validate() const;  // throws zeroth::Error naming the bad field
+  std::string describe() const;
+};
+
+struct LlamaLayer {
+  Tensor attn_norm;            // (dim) f32
+  Tensor wq, wk, wv, wo;       // (q_dim, dim), (kv_dim, dim), (kv_dim, dim), (dim, q_dim)
+  Tensor ffn_norm;             // (dim) f32
+  Tensor w_gate, w_up, w_down; // (hidden, dim), (hidden, dim), (dim, hidden)
+  const Tensor& proj(Proj p) const;
+};
+
+struct LlamaWeights {
+  LlamaConfig config;
+  Tensor tok_embeddings;       // (vocab, dim), any dtype
+  std::vector<LlamaLayer> layers;
+  Tensor final_norm;           // (dim) f32
+  Tensor output;               // (vocab, dim); the embedding itself when tied
+  // Checks every tensor's shape and dtype; errors name the tensor and `source`.
+  void validate(const std::string& source) const;
+  int64_t parameter_count() const;
+  size_t weight_bytes() const;
+};
+
+// KV cache of one sequence for incremental decoding.
+struct KVCache {
+  int64_t length = 0;                 // positions filled
+  std::vector<std::vector<float>> k, v;  // per layer: (max_seq_len, kv_dim)
+};
+
+class LlamaModel {
+ public:
+  explicit LlamaModel(LlamaWeights weights, int threads = 0);
+
+  const LlamaConfig& config() const { return w_.config; }
+  const LlamaWeights& weights() const { return w_; }
+  int threads() const { return threads_; }
+
+  // Final-normed hidden states (batch.rows(), dim) for every token row. A row
+  // of sequence s uses adapter variant batch.variant[s] when adapters are given.
+  std::vector<float> forward_hidden(const TokenBatch& batch, const AdapterSet* adapters = nullptr) const;
+  // Logits (rows.size(), vocab) for chosen rows of hidden states.
+  std::vector<float> logits(const std::vector<float>& hidden, const std::vector<int64_t>& rows) const;
+  // log p(target[i] | row rows[i]) without materializing more than a chunk of logits.
+  std::vector<float> token_logprobs(const std::vector<float>& hidden, const std::vector<int64_t>& rows,
+                                    const std::vector<int32_t>& targets) const;
+  // Full log-softmax rows (rows.size(), vocab) restricted to `columns` (e.g. label words).
+  std::vector<float> column_logprobs(const std::vector<float>& hidden, const std::vector<int64_t>& rows,
+                                     const std::vector<int32_t>& columns) const;
+
+  // Incremental decoding: feeds `tokens` at positions cache.length.. and returns
+  // the logits (vocab) of the last one.
+  KVCache new_cache() const;
+  std::vector<float> decode(KVCache& cache, const std::vector<int32_t>& tokens,
+                            const AdapterSet* adapters = nullptr) const;
+
+ private:
+  void embed(const std::vector<int32_t>& tokens, float* x) const;
+  void project(const float* x, int64_t n, int layer, Proj p, float* y, const TokenBatch* batch,
+               const AdapterSet* adapters, int64_t in, int64_t out) const;
+  void mlp(float* x, int64_t n, int layer, const TokenBatch* batch, const AdapterSet* adapters,
+           std::vector<float>& xn) const;
+
+  LlamaWeights w_;
+  int threads_;
+  RopeTable rope_;
+};
+
+}  // namespace zeroth

@@ -1,0 +1,70 @@
+// Low-rank adapters on the projections of a transformer block:
+//   y = x Wᵀ + scale · (x Aᵀ) Bᵀ,  A: (r, in), B: (out, r), scale = alpha / r.
+// Adapters live in full precision, apart from the frozen (quantized) base.
+#pragma once
+#include <array>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace zeroth {
+
+enum class Proj : uint8_t { Q, K, V, O, Gate, Up, Down };
+constexpr int kProjCount = 7;
+std::string_view proj_name(Proj p);               // "q", "k", "v", "o", "gate", "up", "down"
+std::optional<Proj> parse_proj(std::string_view name);  // also accepts HF names (q_proj, gate_proj, ...)
+
+struct LoraFactors {
+  const float* A = nullptr;  // (r, in)
+  const float* B = nullptr;  // (out, r)
+  int64_t r = 0;
+  float scale = 0;
+};
+
+// Supplies adapters to a forward pass, possibly a different variant per sequence.
+class AdapterSet {
+ public:
+  virtual ~AdapterSet() = default;
+  virtual bool has(int layer, Proj p) const = 0;
+  // The factors variant `variant` uses at (layer, p). May build them in
+  // `scratch` (scratch_floats(layer, p) floats) and point into it.
+  virtual LoraFactors get(int layer, Proj p, int variant, float* scratch) const = 0;
+  virtual size_t scratch_floats(int layer, Proj p) const = 0;
+};
+
+struct LoraConfig {
+  int64_t rank = 8;
+  float alpha = 16;
+  std::vector<Proj> targets = {Proj::Q, Proj::V};
+  void validate() const;
+};
+
+// One plain set of adapters (all variants see the same factors).
+class LoraAdapters : public AdapterSet {
+ public:
+  // Shapes: in/out dims of each projection per layer come from `dims(p)` = {in, out}.
+  LoraAdapters(const LoraConfig& cfg, int n_layers, const std::array<std::array<int64_t, 2>, kProjCount>& dims);
+  bool has(int layer, Proj p) const override;
+  LoraFactors get(int layer, Proj p, int variant, float* scratch) const override;
+  size_t scratch_floats(int, Proj) const override { return 0; }
+
+  const LoraConfig& config() const { return cfg_; }
+  int n_layers() const { return n_layers_; }
+  int64_t in_dim(Proj p) const { return dims_[size_t(p)][0]; }
+  int64_t out_dim(Proj p) const { return dims_[size_t(p)][1]; }
+  std::vector<float>& A(int layer, Proj p) { return a_[index(layer, p)]; }
+  std::vector<float>& B(int layer, Proj p) { return b_[index(layer, p)]; }
+  const std::vector<float>& A(int layer, Proj p) const { return a_[index(layer, p)]; }
+  const std::vector<float>& B(int layer, Proj p) const { return b_[index(layer, p)]; }
+
+ private:
+  size_t index(int layer, Proj p) const { return size_t(layer) * kProjCount + size_t(p); }
+  LoraConfig cfg_;
+  int n_layers_;
+  std::array<std::array<int64_t, 2>, kProjCount> dims_;
+  std::vector<std::vector<float>> a_, b_;  // empty where not targeted
+};
+
+}  // namespace zeroth
