@@ -55,6 +55,10 @@ struct LlamaWeights {
   size_t weight_bytes() const;
 };
 
+// Random weights (U(±1/sqrt(fan_in)), norms near 1) in `weight_dtype` for the
+// projections and embeddings: for tests and speed figures at real shapes.
+LlamaWeights make_random_llama(const LlamaConfig& config, uint64_t seed, DType weight_dtype = DType::F32);
+
 // KV cache of one sequence for incremental decoding.
 struct KVCache {
   int64_t length = 0;                 // positions filled
