@@ -15,6 +15,7 @@
 #include <tuple>
 #include <vector>
 
+#include "core/cpu/qgemm_decode.h"
 #include "core/half.h"
 #include "core/matmul.h"
 #include "core/parallel.h"
@@ -117,12 +118,26 @@ void BM_eigen(benchmark::State& state, int64_t m, int64_t n, int64_t k) {
   state.counters["GFLOP/s"] = benchmark::Counter(flops * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
 }
 
+// Decoding alone: one 4096-element row into an L1-resident buffer, as matmul
+// does per slab (elements/s = decode throughput of one core).
+void BM_decode(benchmark::State& state, DType t) {
+  const Tensor& w = weight(t, 16, 4096);
+  std::vector<float> out(4096);
+  for (auto _ : state) {
+    for (int64_t r = 0; r < 16; ++r) decode_row_segment_fast(t, w.row(r), 4096, 0, 4096, out.data());
+    benchmark::DoNotOptimize(out.data());
+  }
+  state.counters["Gelem/s"] = benchmark::Counter(16 * 4096 * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
+}
+
 struct Shape3 { int64_t k, n; std::vector<int64_t> ms; };
 
 const bool kRegistered = [] {
   const std::vector<Shape3> shapes = {{576, 1536, {1, 16, 512}}, {1536, 576, {1, 16, 512}}, {4096, 4096, {1, 16}}};
   const DType types[] = {DType::F32, DType::F16, DType::BF16, DType::Q8_0, DType::Q4_0, DType::Q4_1,
                          DType::Q4_K, DType::Q6_K, DType::I8_B32, DType::I4_B32, DType::NF4};
+  for (DType t : types)
+    benchmark::RegisterBenchmark(("decode_" + std::string(dtype_name(t))).c_str(), BM_decode, t);
   for (const auto& s : shapes)
     for (int64_t m : s.ms) {
       const std::string shape = "/k" + std::to_string(s.k) + "_n" + std::to_string(s.n) + "/m" + std::to_string(m);

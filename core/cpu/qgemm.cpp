@@ -4,7 +4,8 @@
 // A task walks k in slabs of 256 (a multiple of every block size); per slab it
 // decodes its 12 W row segments into a 12 × 256 f32 panel on the stack (12 KiB,
 // L1-resident; f32 weights are read in place) and multiplies it against the x
-// rows with an AVX2 FMA dot-product tile of up to 4 x rows × 3 W rows. W is
+// rows with AVX2 FMA dot-product tiles of 12 accumulators (4 x rows × 3 W rows
+// down to 1 × 12 for a single x row). W is
 // decoded once per task, never as a whole.
 //
 // Determinism: every y[i][j] is the same sequence of operations (lane-wise FMA
@@ -13,6 +14,8 @@
 // depend on threads. They differ from matmul_reference (double accumulation)
 // by f32 rounding only.
 #include <algorithm>
+#include <array>
+#include <utility>
 #include <vector>
 
 #include "core/cpu/qgemm_decode.h"
@@ -32,7 +35,8 @@ namespace {
 constexpr int64_t kPanelRows = 12;  // W rows per task (y columns)
 constexpr int64_t kSlab = 256;      // k elements per slab: multiple of 1, 32, 64, 128, 256
 constexpr int64_t kMBlock = 128;    // x rows per task: 128 × 256 f32 = 128 KiB of x per slab (L2)
-constexpr int kMR = 4, kNJ = 3;     // tile: x rows × W rows
+constexpr int kMR = 4;              // most x rows per tile
+constexpr int kAcc = 12;            // accumulators per tile: x rows × W rows ≤ 12
 
 #if ZEROTH_QGEMM_FMA
 inline float hsum(__m256 v) {
@@ -70,12 +74,19 @@ void dot_tile(const float* x, int64_t ldx, const float* w, int64_t ldw, int64_t 
 }
 
 using TileFn = void (*)(const float*, int64_t, const float*, int64_t, int64_t, float*);
-constexpr TileFn kTiles[kMR][kNJ] = {
-    {dot_tile<1, 1>, dot_tile<1, 2>, dot_tile<1, 3>},
-    {dot_tile<2, 1>, dot_tile<2, 2>, dot_tile<2, 3>},
-    {dot_tile<3, 1>, dot_tile<3, 2>, dot_tile<3, 3>},
-    {dot_tile<4, 1>, dot_tile<4, 2>, dot_tile<4, 3>},
-};
+
+// Tiles keep 12 accumulators: 4×3, 3×4, 2×6 or 1×12 (x rows × W rows), so a
+// single x row (m = 1) still has 12 independent FMA chains. kTiles[mr-1][nj-1]
+// for nj ≤ 12 / mr.
+template <int MR, size_t... NJ>
+constexpr std::array<TileFn, kAcc> tiles_for(std::index_sequence<NJ...>) {
+  std::array<TileFn, kAcc> t{};
+  ((t[NJ] = &dot_tile<MR, int(NJ) + 1>), ...);
+  return t;
+}
+constexpr std::array<std::array<TileFn, kAcc>, kMR> kTiles = {
+    tiles_for<1>(std::make_index_sequence<kAcc / 1>()), tiles_for<2>(std::make_index_sequence<kAcc / 2>()),
+    tiles_for<3>(std::make_index_sequence<kAcc / 3>()), tiles_for<4>(std::make_index_sequence<kAcc / 4>())};
 
 struct Problem {
   const float* x; int64_t m, ldx;
@@ -102,9 +113,10 @@ void run_task(const Problem& P, int64_t n0, int64_t nr, int64_t i0, int64_t mb) 
     for (int64_t i = 0; i < mb; i += kMR) {
       const int mr = int(std::min<int64_t>(kMR, mb - i));
       const float* xi = P.x + (i0 + i) * P.ldx + k0;
-      for (int64_t j = 0; j < nr; j += kNJ) {
-        const int nj = int(std::min<int64_t>(kNJ, nr - j));
-        float acc[kMR * kNJ];
+      const int64_t nj_max = kAcc / mr;
+      for (int64_t j = 0; j < nr; j += nj_max) {
+        const int nj = int(std::min<int64_t>(nj_max, nr - j));
+        float acc[kAcc];
         kTiles[mr - 1][nj - 1](xi, P.ldx, w + j * ldw, ldw, kc, acc);
         for (int a = 0; a < mr; ++a) {
           float* yr = P.y + (i0 + i + a) * P.ldy + n0 + j;

@@ -31,6 +31,9 @@ inline void i8x16_to_ps(__m128i v, __m256& lo, __m256& hi) {
 }
 inline __m128i low_nibbles(__m128i v) { return _mm_and_si128(v, _mm_set1_epi8(0x0F)); }
 inline __m128i high_nibbles(__m128i v) { return _mm_and_si128(_mm_srli_epi16(v, 4), _mm_set1_epi8(0x0F)); }
+// f16 block constant via F16C: the same float as f16_to_f32 for every finite or
+// infinite value (NaN constants come out quieted; their outputs are NaN either way).
+inline float half_at(const uint8_t* p) { return _cvtsh_ss(load_u16(p)); }
 inline __m128i load16(const uint8_t* p) { return _mm_loadu_si128(reinterpret_cast<const __m128i*>(p)); }
 
 // out[0,16) = d * float(q) + m for 16 unsigned codes (m = nullptr: no offset).
@@ -69,19 +72,19 @@ inline void nibbles_offset(const uint8_t* qs, __m256 d, __m256 m, float* y) {
 
 void q8_0(const uint8_t* p, int64_t nb, float* y) {
   for (int64_t b = 0; b < nb; ++b, p += sizeof(BlockQ8_0), y += 32) {
-    const __m256 d = _mm256_set1_ps(f16_to_f32(load_u16(p)));
+    const __m256 d = _mm256_set1_ps(half_at(p));
     scale_i8(load16(p + 2), d, y);
     scale_i8(load16(p + 18), d, y + 16);
   }
 }
 void q4_0(const uint8_t* p, int64_t nb, float* y) {
   for (int64_t b = 0; b < nb; ++b, p += sizeof(BlockQ4_0), y += 32)
-    nibbles_centered(p + 2, _mm256_set1_ps(f16_to_f32(load_u16(p))), y);
+    nibbles_centered(p + 2, _mm256_set1_ps(half_at(p)), y);
 }
 void q4_1(const uint8_t* p, int64_t nb, float* y) {
   for (int64_t b = 0; b < nb; ++b, p += sizeof(BlockQ4_1), y += 32)
-    nibbles_offset(p + 4, _mm256_set1_ps(f16_to_f32(load_u16(p))),
-                   _mm256_set1_ps(f16_to_f32(load_u16(p + 2))), y);
+    nibbles_offset(p + 4, _mm256_set1_ps(half_at(p)),
+                   _mm256_set1_ps(half_at(p + 2)), y);
 }
 void i4(const uint8_t* p, int64_t nb, float* y) {
   for (int64_t b = 0; b < nb; ++b, p += sizeof(BlockI4), y += 32)
@@ -101,7 +104,7 @@ void i8(const uint8_t* p, int64_t nb, float* y) {
 
 void q4_k(const uint8_t* p, int64_t nb, float* y) {
   for (int64_t b = 0; b < nb; ++b, p += sizeof(BlockQ4K), y += 256) {
-    const float d = f16_to_f32(load_u16(p)), dmin = f16_to_f32(load_u16(p + 2));
+    const float d = half_at(p), dmin = half_at(p + 2);
     const uint8_t* scales = p + offsetof(BlockQ4K, scales);
     const uint8_t* qs = p + offsetof(BlockQ4K, qs);
     for (int c = 0; c < 4; ++c) {
@@ -122,7 +125,7 @@ void q4_k(const uint8_t* p, int64_t nb, float* y) {
 void q5_k(const uint8_t* p, int64_t nb, float* y) {
   const __m128i one = _mm_set1_epi8(1);
   for (int64_t b = 0; b < nb; ++b, p += sizeof(BlockQ5K), y += 256) {
-    const float d = f16_to_f32(load_u16(p)), dmin = f16_to_f32(load_u16(p + 2));
+    const float d = half_at(p), dmin = half_at(p + 2);
     const uint8_t* scales = p + offsetof(BlockQ5K, scales);
     const uint8_t* qh = p + offsetof(BlockQ5K, qh);
     const uint8_t* qs = p + offsetof(BlockQ5K, qs);
@@ -148,7 +151,7 @@ void q5_k(const uint8_t* p, int64_t nb, float* y) {
 void q6_k(const uint8_t* p, int64_t nb, float* y) {
   const __m128i three = _mm_set1_epi8(3), bias = _mm_set1_epi8(32);
   for (int64_t b = 0; b < nb; ++b, p += sizeof(BlockQ6K), y += 256) {
-    const float d = f16_to_f32(load_u16(p + offsetof(BlockQ6K, d)));
+    const float d = half_at(p + offsetof(BlockQ6K, d));
     const int8_t* scales = reinterpret_cast<const int8_t*>(p + offsetof(BlockQ6K, scales));
     for (int half = 0; half < 2; ++half) {
       const uint8_t* ql = p + 64 * half;
