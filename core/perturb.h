@@ -74,8 +74,8 @@ ZEROTH_HD float z_at(const PerturbationKey& key, Distribution d, int64_t i) {
   return z[i & 3];
 }
 
-// out[0, end-begin) = z[begin, end) of the key's stream. Uses AVX2 where the CPU
-// has it; bit-identical to generate_z_reference. Throws zeroth::Error when the
+// out[0, end-begin) = z[begin, end) of the key's stream, on the calling thread. AVX2 where the build
+// targets it; bit-identical to generate_z_reference. Throws zeroth::Error when the
 // range is reversed or leaves [0, max_stream_elements).
 void generate_z(const PerturbationKey& key, Distribution d, int64_t begin, int64_t end, float* out);
 // The scalar reference path (z_at per block): the oracle for every fast path.
