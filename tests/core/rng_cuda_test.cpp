@@ -1,0 +1,81 @@
+// CUDA perturbation streams and fused apply against the CPU, bit for bit. They
+// skip where no GPU is usable; in a build without CUDA the stub must say so.
+#include <gtest/gtest.h>
+
+#include <random>
+#include <vector>
+
+#include "core/apply.h"
+#include "core/backend.h"
+#include "core/error.h"
+#include "core/perturb.h"
+
+namespace zeroth {
+namespace {
+
+constexpr Distribution kBoth[] = {Distribution::Rademacher, Distribution::Gaussian};
+
+#define ZEROTH_REQUIRE_GPU() \
+  if (!cuda_available()) GTEST_SKIP() << "no usable CUDA device: " << cuda_describe()
+
+// Device buffer of n floats, freed on scope exit.
+struct DeviceFloats {
+  explicit DeviceFloats(size_t n) : n(n), p(static_cast<float*>(cuda_malloc(n * sizeof(float)))) {}
+  ~DeviceFloats() { cuda_free(p); }
+  std::vector<float> to_host() const {
+    std::vector<float> h(n);
+    cuda_copy_d2h(h.data(), p, n * sizeof(float));
+    return h;
+  }
+  size_t n;
+  float* p;
+};
+
+int64_t bit_mismatches(const std::vector<float>& a, const std::vector<float>& b) {
+  int64_t bad = 0;
+  for (size_t i = 0; i < a.size(); ++i) bad += exact::bits(a[i]) != exact::bits(b[i]);
+  return bad;
+}
+
+TEST(PerturbCuda, StreamsEqualCpuBitForBit) {
+  ZEROTH_REQUIRE_GPU();
+  const PerturbationKey key{0x0123456789abcdefull, 3, 1, 2};
+  for (Distribution d : kBoth)
+    for (auto [begin, end] : {std::pair<int64_t, int64_t>{0, 1 << 20}, {12345, 12345 + 1000003}, {7, 8}}) {
+      DeviceFloats out(static_cast<size_t>(end - begin));
+      generate_z_cuda(key, d, begin, end, out.p);
+      std::vector<float> cpu(static_cast<size_t>(end - begin));
+      generate_z_reference(key, d, begin, end, cpu.data());
+      EXPECT_EQ(bit_mismatches(out.to_host(), cpu), 0) << distribution_name(d) << " [" << begin << ", " << end << ")";
+    }
+}
+
+TEST(ApplyCuda, EqualsCpuReferenceBitForBit) {
+  ZEROTH_REQUIRE_GPU();
+  const int64_t offset = 1000003, n = 300001;
+  std::mt19937 rng(1);
+  std::normal_distribution<float> w(0.0f, 0.05f);
+  std::vector<float> theta0(static_cast<size_t>(n));
+  for (float& v : theta0) v = w(rng);
+  std::vector<ScaledPerturbation> terms;
+  for (uint32_t k = 0; k < 19; ++k) terms.push_back({{42, 7, k % 5, k}, w(rng) * 0.01f});
+  for (Distribution d : kBoth)
+    for (float decay : {1.0f, 0.9995f}) {
+      DeviceFloats theta(static_cast<size_t>(n));
+      cuda_copy_h2d(theta.p, theta0.data(), size_t(n) * sizeof(float));
+      apply_perturbations_cuda(terms, d, offset, n, theta.p, decay);
+      auto ref = theta0;
+      apply_perturbations_reference(terms, d, offset, n, ref.data(), decay);
+      EXPECT_EQ(bit_mismatches(theta.to_host(), ref), 0) << distribution_name(d) << " decay " << decay;
+    }
+}
+
+TEST(RngCuda, StubSaysBuiltWithoutCuda) {
+  if (cuda_built()) GTEST_SKIP() << "built with CUDA: the stub backend is not linked";
+  float x = 0;
+  EXPECT_THROW(generate_z_cuda({}, Distribution::Rademacher, 0, 1, &x), Error);
+  EXPECT_THROW(apply_perturbations_cuda({}, Distribution::Rademacher, 0, 1, &x), Error);
+}
+
+}  // namespace
+}  // namespace zeroth
