@@ -34,8 +34,9 @@ class Tokenizer {
   // Token ids for `text`. Special tokens written in the text are matched whole when the
   // tokenizer was built with parse_special.
   virtual std::vector<int32_t> encode(std::string_view text, bool add_bos, bool add_eos) const = 0;
-  // Text of a whole sequence; control tokens (BOS, EOS) give nothing. For SentencePiece the
-  // dummy-prefix space of the first piece is dropped, so decode(encode(s)) == s.
+  // Text of a whole sequence; control tokens (BOS, EOS) give nothing, user-defined ones their
+  // text, the unknown token its piece. For SentencePiece the dummy-prefix space of the first
+  // piece (or the piece after BOS) is dropped, so decode(encode(s)) == s.
   virtual std::string decode(const std::vector<int32_t>& ids) const = 0;
   // Streaming form: the text `id` adds after `prev` (prev < 0: start of text). Byte tokens
   // come back as raw bytes, so a multi-byte character may arrive split over several calls.

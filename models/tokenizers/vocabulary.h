@@ -2,6 +2,7 @@
 // the splitting of text around special tokens written literally in it.
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -38,7 +39,7 @@ class Vocabulary {
  public:
   // types may be empty: then every piece counts as normal, except that `bos`, `eos` become
   // control, `unk` unknown and <0xXX> pieces bytes (llama2.c stores no types).
-  Vocabulary(const TokenizerSpec& spec);
+  explicit Vocabulary(const TokenizerSpec& spec);
 
   int32_t size() const { return static_cast<int32_t>(pieces_.size()); }
   const std::string& piece(int32_t id) const;
