@@ -1,0 +1,65 @@
+// Helpers for the tokenizer tests: random UTF-8 text and file writing.
+#pragma once
+#include <cstdint>
+#include <fstream>
+#include <iterator>
+#include <random>
+#include <string>
+
+namespace zeroth::test {
+
+inline void append_codepoint(std::string& out, uint32_t cp) {
+  if (cp < 0x80) {
+    out += static_cast<char>(cp);
+  } else if (cp < 0x800) {
+    out += static_cast<char>(0xC0 | (cp >> 6));
+    out += static_cast<char>(0x80 | (cp & 0x3F));
+  } else if (cp < 0x10000) {
+    out += static_cast<char>(0xE0 | (cp >> 12));
+    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
+    out += static_cast<char>(0x80 | (cp & 0x3F));
+  } else {
+    out += static_cast<char>(0xF0 | (cp >> 18));
+    out += static_cast<char>(0x80 | ((cp >> 12) & 0x3F));
+    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
+    out += static_cast<char>(0x80 | (cp & 0x3F));
+  }
+}
+
+// Valid UTF-8 of up to `max_chars` codepoints mixing ASCII words and spaces, control
+// characters (NUL, tab, newline), Latin-1, Greek, CJK, emoji and astral codepoints.
+// U+2581 (the SentencePiece space marker) never appears: it stands for a space there.
+inline std::string random_utf8(std::mt19937& rng, int max_chars) {
+  std::uniform_int_distribution<int> len_dist(0, max_chars);
+  std::uniform_int_distribution<int> kind_dist(0, 9);
+  const int n = len_dist(rng);
+  std::string s;
+  auto pick = [&](uint32_t lo, uint32_t hi) {
+    return std::uniform_int_distribution<uint32_t>(lo, hi)(rng);
+  };
+  for (int i = 0; i < n; ++i) {
+    switch (kind_dist(rng)) {
+      case 0: case 1: case 2: append_codepoint(s, pick('a', 'z')); break;
+      case 3: s += ' '; break;
+      case 4: append_codepoint(s, pick(0x00, 0x1F)); break;
+      case 5: append_codepoint(s, pick(0x21, 0x7F)); break;
+      case 6: append_codepoint(s, pick(0x80, 0x7FF)); break;
+      case 7: append_codepoint(s, pick(0x4E00, 0x9FFF)); break;
+      case 8: append_codepoint(s, pick(0x1F300, 0x1F64F)); break;
+      default: append_codepoint(s, pick(0x10000, 0x10FFFF)); break;
+    }
+  }
+  return s;
+}
+
+inline void write_file(const std::string& path, const std::string& bytes) {
+  std::ofstream out(path, std::ios::binary);
+  out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+}
+
+inline std::string read_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+}  // namespace zeroth::test
