@@ -229,6 +229,8 @@ std::string render_report_text(const ModelFileReport& r, bool with_metadata) {
     out += fmt::format("metadata ({} entries):\n", r.metadata.size());
     for (const auto& [k, v] : r.metadata.items()) {
       std::string s = v.is_string() ? v.get<std::string>() : v.dump();
+      if (v.is_object() && v.contains("type") && v.contains("first"))  // an abbreviated array
+        s = fmt::format("{} {} ...", v["type"].get<std::string>(), v["first"].dump());
       if (s.size() > 200) s = fmt::format("{}...", s.substr(0, 197));
       out += fmt::format("  {:<40} {}\n", k, s);
     }
