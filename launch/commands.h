@@ -8,5 +8,6 @@ namespace zeroth::cli {
 // Adds the subcommand to `app`; returns the function that runs it once parsed.
 using Runner = std::function<int()>;
 Runner add_info(CLI::App& app);
+Runner add_inspect(CLI::App& app);
 
 }  // namespace zeroth::cli

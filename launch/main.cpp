@@ -16,6 +16,7 @@ int main(int argc, char** argv) {
     runners[app.get_subcommands({})[before]] = std::move(run);
   };
   add(zeroth::cli::add_info);
+  add(zeroth::cli::add_inspect);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
