@@ -21,7 +21,7 @@ LlamaConfig tiny_config() {
 
 std::vector<int32_t> random_tokens(std::mt19937& rng, int n, int vocab) {
   std::uniform_int_distribution<int> d(0, vocab - 1);
-  std::vector<int32_t> t(size_t(n));
+  std::vector<int32_t> t(static_cast<size_t>(n));
   for (auto& x : t) x = d(rng);
   return t;
 }
