@@ -9,5 +9,7 @@ namespace zeroth::cli {
 using Runner = std::function<int()>;
 Runner add_info(CLI::App& app);
 Runner add_inspect(CLI::App& app);
+Runner add_generate(CLI::App& app);
+Runner add_eval(CLI::App& app);
 
 }  // namespace zeroth::cli

@@ -17,6 +17,8 @@ int main(int argc, char** argv) {
   };
   add(zeroth::cli::add_info);
   add(zeroth::cli::add_inspect);
+  add(zeroth::cli::add_generate);
+  add(zeroth::cli::add_eval);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

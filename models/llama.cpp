@@ -232,10 +232,11 @@ std::vector<float> LlamaModel::column_logprobs(const std::vector<float>& hidden,
   return out;
 }
 
-KVCache LlamaModel::new_cache() const {
+KVCache LlamaModel::new_cache(int64_t capacity) const {
   const auto& c = w_.config;
   KVCache cache;
-  cache.k.assign(size_t(c.n_layers), std::vector<float>(size_t(c.max_seq_len * c.kv_dim())));
+  cache.capacity = capacity > 0 ? std::min(capacity, c.max_seq_len) : c.max_seq_len;
+  cache.k.assign(size_t(c.n_layers), std::vector<float>(size_t(cache.capacity * c.kv_dim())));
   cache.v = cache.k;
   return cache;
 }
@@ -245,7 +246,8 @@ std::vector<float> LlamaModel::decode(KVCache& cache, const std::vector<int32_t>
   const auto& c = w_.config;
   const int64_t n = int64_t(tokens.size()), p0 = cache.length;
   ZEROTH_CHECK(n > 0, "decode: no tokens");
-  ZEROTH_CHECK(p0 + n <= c.max_seq_len, "decode: position {} exceeds the context length {}", p0 + n, c.max_seq_len);
+  ZEROTH_CHECK(p0 + n <= cache.capacity, "decode: position {} exceeds the cache capacity {} (context length {})",
+               p0 + n, cache.capacity, c.max_seq_len);
   std::vector<int32_t> pos(static_cast<size_t>(n));
   for (int64_t i = 0; i < n; ++i) pos[size_t(i)] = int32_t(p0 + i);
   std::vector<float> x(size_t(n * c.dim)), xn(x.size()), q(size_t(n * c.q_dim())), att(q.size()), o(x.size());

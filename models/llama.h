@@ -62,6 +62,7 @@ LlamaWeights make_random_llama(const LlamaConfig& config, uint64_t seed, DType w
 // KV cache of one sequence for incremental decoding.
 struct KVCache {
   int64_t length = 0;                 // positions filled
+  int64_t capacity = 0;               // positions it can hold
   std::vector<std::vector<float>> k, v;  // per layer: (max_seq_len, kv_dim)
 };
 
@@ -87,7 +88,8 @@ class LlamaModel {
 
   // Incremental decoding: feeds `tokens` at positions cache.length.. and returns
   // the logits (vocab) of the last one.
-  KVCache new_cache() const;
+  // A cache for up to `capacity` positions (0 = the model's context length).
+  KVCache new_cache(int64_t capacity = 0) const;
   std::vector<float> decode(KVCache& cache, const std::vector<int32_t>& tokens,
                             const AdapterSet* adapters = nullptr) const;
 
