@@ -40,6 +40,7 @@ LoadedModel load_model(const ModelOptions& opt, bool need_tokenizer) {
   fmt::print(stderr, "model: {} ({:.1f}M parameters, {:.1f} MiB of weights, loaded in {:.2f} s)\n",
              w.config.describe(), double(w.parameter_count()) / 1e6, double(w.weight_bytes()) / (1 << 20),
              out.load_seconds);
+  for (const auto& note : w.notes) fmt::print(stderr, "note: {}\n", note);
   if (out.tokenizer) fmt::print(stderr, "tokenizer: {}\n", out.tokenizer->describe());
   return out;
 }

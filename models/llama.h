@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "core/ops.h"
@@ -41,6 +42,7 @@ struct LlamaLayer {
   Tensor ffn_norm;             // (dim) f32
   Tensor w_gate, w_up, w_down; // (hidden, dim), (hidden, dim), (dim, hidden)
   const Tensor& proj(Proj p) const;
+  Tensor& proj(Proj p) { return const_cast<Tensor&>(std::as_const(*this).proj(p)); }
 };
 
 struct LlamaWeights {
@@ -49,6 +51,7 @@ struct LlamaWeights {
   std::vector<LlamaLayer> layers;
   Tensor final_norm;           // (dim) f32
   Tensor output;               // (vocab, dim); the embedding itself when tied
+  std::vector<std::string> notes;  // what loading changed or could not do (e.g. tensors left unquantized)
   // Checks every tensor's shape and dtype; errors name the tensor and `source`.
   void validate(const std::string& source) const;
   int64_t parameter_count() const;

@@ -49,22 +49,33 @@ void finish_loaded_weights(LlamaWeights& w, const LoadOptions& opt) {
   auto to_f32 = [](Tensor& t) {
     if (t.dtype() != DType::F32 || !t.is_contiguous()) t = Tensor::from_vector(t.to_float_vector(), t.shape());
   };
-  auto quantize_weight = [&](Tensor& t) {
-    if (opt.quantize && is_float(t.dtype()) && t.dtype() != *opt.quantize) t = quantize(t, *opt.quantize, opt.threads);
+  // A tensor whose rows do not split into whole blocks stays as it is (as
+  // llama.cpp does): e.g. stories260K's hidden size 172 fits no block format.
+  auto quantize_weight = [&](Tensor& t, const std::string& name) {
+    if (!opt.quantize || !is_float(t.dtype()) || t.dtype() == *opt.quantize) return;
+    const int64_t block = dtype_info(*opt.quantize).block_elems;
+    if (t.cols() % block != 0) {
+      w.notes.push_back(fmt::format("{} kept in {}: rows of {} are not a multiple of {}'s block of {}", name,
+                                    dtype_name(t.dtype()), t.cols(), dtype_name(*opt.quantize), block));
+      return;
+    }
+    t = quantize(t, *opt.quantize, opt.threads);
   };
-  for (auto& L : w.layers) {
+  for (size_t l = 0; l < w.layers.size(); ++l) {
+    auto& L = w.layers[l];
     to_f32(L.attn_norm);
     to_f32(L.ffn_norm);
-    for (Tensor* t : {&L.wq, &L.wk, &L.wv, &L.wo, &L.w_gate, &L.w_up, &L.w_down}) quantize_weight(*t);
+    for (int p = 0; p < kProjCount; ++p)
+      quantize_weight(L.proj(Proj(p)), fmt::format("layer {} {}", l, proj_name(Proj(p))));
   }
   to_f32(w.final_norm);
   const bool tied = w.output.storage() == w.tok_embeddings.storage() &&
                     w.output.byte_offset() == w.tok_embeddings.byte_offset();
   if (opt.quantize_embeddings) {
-    quantize_weight(w.tok_embeddings);
+    quantize_weight(w.tok_embeddings, "token embeddings");
     if (tied) w.output = w.tok_embeddings;
+    else quantize_weight(w.output, "output");
   }
-  if (!tied && opt.quantize_embeddings) quantize_weight(w.output);
 }
 
 LlamaWeights llama_from_llama2c(const Llama2cCheckpoint& f, const LoadOptions& opt) {
