@@ -102,7 +102,7 @@ size_t LlamaWeights::weight_bytes() const {
   return n;
 }
 
-LlamaModel::LlamaModel(LlamaWeights weights, int threads) : w_(std::move(weights)), threads_(threads) {
+LlamaModel::LlamaModel(LlamaWeights weights, int threads) : CausalLM(threads), w_(std::move(weights)) {
   w_.validate("model");
   const auto& c = w_.config;
   rope_ = make_rope_table(c.hd(), c.max_seq_len, c.rope_theta, c.rope_scaling);
@@ -120,7 +120,7 @@ void LlamaModel::embed(const std::vector<int32_t>& tokens, float* x) const {
 // y (n, out) = x (n, in) · Wᵀ, plus each variant's adapter on its own rows.
 void LlamaModel::project(const float* x, int64_t n, int layer, Proj p, float* y, const TokenBatch* batch,
                          const AdapterSet* adapters, int64_t in, int64_t out) const {
-  matmul(x, n, in, w_.layers[size_t(layer)].proj(p), y, out, threads_);
+  matmul(x, n, in, w_.layers[size_t(layer)].proj(p), y, out, threads());
   if (!adapters || !adapters->has(layer, p)) return;
   std::vector<float> scratch(adapters->scratch_floats(layer, p));
   auto apply = [&](int variant, int64_t r0, int64_t r1) {
@@ -138,13 +138,13 @@ void LlamaModel::mlp(float* x, int64_t n, int layer, const TokenBatch* batch, co
                      std::vector<float>& xn) const {
   const auto& c = w_.config;
   const auto& L = w_.layers[size_t(layer)];
-  rmsnorm(x, L.ffn_norm.data<float>(), xn.data(), n, c.dim, c.norm_eps, threads_);
+  rmsnorm(x, L.ffn_norm.data<float>(), xn.data(), n, c.dim, c.norm_eps, threads());
   std::vector<float> g(size_t(n * c.hidden_dim)), u(size_t(n * c.hidden_dim)), d(size_t(n * c.dim));
   project(xn.data(), n, layer, Proj::Gate, g.data(), batch, adapters, c.dim, c.hidden_dim);
   project(xn.data(), n, layer, Proj::Up, u.data(), batch, adapters, c.dim, c.hidden_dim);
-  silu_mul(g.data(), u.data(), n * c.hidden_dim, threads_);
+  silu_mul(g.data(), u.data(), n * c.hidden_dim, threads());
   project(g.data(), n, layer, Proj::Down, d.data(), batch, adapters, c.hidden_dim, c.dim);
-  add_inplace(x, d.data(), n * c.dim, threads_);
+  add_inplace(x, d.data(), n * c.dim, threads());
 }
 
 std::vector<float> LlamaModel::forward_hidden(const TokenBatch& batch, const AdapterSet* adapters) const {
@@ -160,76 +160,26 @@ std::vector<float> LlamaModel::forward_hidden(const TokenBatch& batch, const Ada
   embed(batch.tokens, x.data());
   for (int l = 0; l < int(c.n_layers); ++l) {
     const auto& L = w_.layers[size_t(l)];
-    rmsnorm(x.data(), L.attn_norm.data<float>(), xn.data(), n, c.dim, c.norm_eps, threads_);
+    rmsnorm(x.data(), L.attn_norm.data<float>(), xn.data(), n, c.dim, c.norm_eps, threads());
     project(xn.data(), n, l, Proj::Q, q.data(), &batch, adapters, c.dim, c.q_dim());
     project(xn.data(), n, l, Proj::K, k.data(), &batch, adapters, c.dim, c.kv_dim());
     project(xn.data(), n, l, Proj::V, v.data(), &batch, adapters, c.dim, c.kv_dim());
-    rope(q.data(), batch.positions.data(), n, c.n_heads, rope_, c.rope_interleaved, threads_);
-    rope(k.data(), batch.positions.data(), n, c.n_kv_heads, rope_, c.rope_interleaved, threads_);
+    rope(q.data(), batch.positions.data(), n, c.n_heads, rope_, c.rope_interleaved, threads());
+    rope(k.data(), batch.positions.data(), n, c.n_kv_heads, rope_, c.rope_interleaved, threads());
     causal_attention(q.data(), k.data(), v.data(), att.data(), batch.seqs, c.n_heads, c.n_kv_heads, c.hd(),
-                     threads_);
+                     threads());
     project(att.data(), n, l, Proj::O, o.data(), &batch, adapters, c.q_dim(), c.dim);
-    add_inplace(x.data(), o.data(), n * c.dim, threads_);
+    add_inplace(x.data(), o.data(), n * c.dim, threads());
     mlp(x.data(), n, l, &batch, adapters, xn);
   }
-  rmsnorm(x.data(), w_.final_norm.data<float>(), xn.data(), n, c.dim, c.norm_eps, threads_);
+  rmsnorm(x.data(), w_.final_norm.data<float>(), xn.data(), n, c.dim, c.norm_eps, threads());
   return xn;
 }
 
-namespace {
-// Rows of logits computed at once: bounds the (chunk, vocab) buffer to a few MiB.
-int64_t logit_chunk(int64_t vocab) { return std::max<int64_t>(1, (int64_t(4) << 20) / (4 * vocab)); }
-}  // namespace
-
-std::vector<float> LlamaModel::logits(const std::vector<float>& hidden, const std::vector<int64_t>& rows) const {
+CausalLM::ProjectionDims LlamaModel::projection_dims() const {
   const auto& c = w_.config;
-  const int64_t m = int64_t(rows.size());
-  std::vector<float> sel(size_t(m * c.dim)), out(size_t(m * c.vocab_size));
-  for (int64_t i = 0; i < m; ++i)
-    std::copy_n(hidden.data() + rows[size_t(i)] * c.dim, c.dim, sel.data() + i * c.dim);
-  matmul(sel.data(), m, c.dim, w_.output, out.data(), c.vocab_size, threads_);
-  return out;
-}
-
-std::vector<float> LlamaModel::token_logprobs(const std::vector<float>& hidden, const std::vector<int64_t>& rows,
-                                              const std::vector<int32_t>& targets) const {
-  ZEROTH_CHECK(rows.size() == targets.size(), "token_logprobs: {} rows but {} targets", rows.size(), targets.size());
-  const auto& c = w_.config;
-  std::vector<float> out(rows.size());
-  const int64_t chunk = logit_chunk(c.vocab_size);
-  for (size_t r0 = 0; r0 < rows.size(); r0 += size_t(chunk)) {
-    const size_t r1 = std::min(rows.size(), r0 + size_t(chunk));
-    std::vector<int64_t> part(rows.begin() + int64_t(r0), rows.begin() + int64_t(r1));
-    const std::vector<float> lg = logits(hidden, part);
-    std::vector<float> lse(part.size());
-    logsumexp_rows(lg.data(), int64_t(part.size()), c.vocab_size, lse.data(), threads_);
-    for (size_t i = 0; i < part.size(); ++i) {
-      const int32_t t = targets[r0 + i];
-      ZEROTH_CHECK(t >= 0 && t < c.vocab_size, "target token {} outside the vocabulary", t);
-      out[r0 + i] = lg[i * size_t(c.vocab_size) + size_t(t)] - lse[i];
-    }
-  }
-  return out;
-}
-
-std::vector<float> LlamaModel::column_logprobs(const std::vector<float>& hidden, const std::vector<int64_t>& rows,
-                                               const std::vector<int32_t>& columns) const {
-  const auto& c = w_.config;
-  std::vector<float> out(rows.size() * columns.size());
-  const int64_t chunk = logit_chunk(c.vocab_size);
-  for (size_t r0 = 0; r0 < rows.size(); r0 += size_t(chunk)) {
-    const size_t r1 = std::min(rows.size(), r0 + size_t(chunk));
-    std::vector<int64_t> part(rows.begin() + int64_t(r0), rows.begin() + int64_t(r1));
-    const std::vector<float> lg = logits(hidden, part);
-    std::vector<float> lse(part.size());
-    logsumexp_rows(lg.data(), int64_t(part.size()), c.vocab_size, lse.data(), threads_);
-    for (size_t i = 0; i < part.size(); ++i)
-      for (size_t j = 0; j < columns.size(); ++j) {
-        ZEROTH_CHECK(columns[j] >= 0 && columns[j] < c.vocab_size, "column {} outside the vocabulary", columns[j]);
-        out[(r0 + i) * columns.size() + j] = lg[i * size_t(c.vocab_size) + size_t(columns[j])] - lse[i];
-      }
-  }
-  return out;
+  return {{{c.dim, c.q_dim()}, {c.dim, c.kv_dim()}, {c.dim, c.kv_dim()}, {c.q_dim(), c.dim},
+           {c.dim, c.hidden_dim}, {c.dim, c.hidden_dim}, {c.hidden_dim, c.dim}}};
 }
 
 KVCache LlamaModel::new_cache(int64_t capacity) const {
@@ -256,20 +206,21 @@ std::vector<float> LlamaModel::decode(KVCache& cache, const std::vector<int32_t>
     const auto& L = w_.layers[size_t(l)];
     float* kc = cache.k[size_t(l)].data();
     float* vc = cache.v[size_t(l)].data();
-    rmsnorm(x.data(), L.attn_norm.data<float>(), xn.data(), n, c.dim, c.norm_eps, threads_);
+    rmsnorm(x.data(), L.attn_norm.data<float>(), xn.data(), n, c.dim, c.norm_eps, threads());
     project(xn.data(), n, l, Proj::Q, q.data(), nullptr, adapters, c.dim, c.q_dim());
     project(xn.data(), n, l, Proj::K, kc + p0 * c.kv_dim(), nullptr, adapters, c.dim, c.kv_dim());
     project(xn.data(), n, l, Proj::V, vc + p0 * c.kv_dim(), nullptr, adapters, c.dim, c.kv_dim());
-    rope(q.data(), pos.data(), n, c.n_heads, rope_, c.rope_interleaved, threads_);
-    rope(kc + p0 * c.kv_dim(), pos.data(), n, c.n_kv_heads, rope_, c.rope_interleaved, threads_);
-    causal_attention_cached(q.data(), kc, vc, att.data(), p0, n, c.n_heads, c.n_kv_heads, c.hd(), threads_);
+    rope(q.data(), pos.data(), n, c.n_heads, rope_, c.rope_interleaved, threads());
+    rope(kc + p0 * c.kv_dim(), pos.data(), n, c.n_kv_heads, rope_, c.rope_interleaved, threads());
+    causal_attention_cached(q.data(), kc, vc, att.data(), p0, n, c.n_heads, c.n_kv_heads, c.hd(), threads());
     project(att.data(), n, l, Proj::O, o.data(), nullptr, adapters, c.q_dim(), c.dim);
-    add_inplace(x.data(), o.data(), n * c.dim, threads_);
+    add_inplace(x.data(), o.data(), n * c.dim, threads());
     mlp(x.data(), n, l, nullptr, adapters, xn);
   }
   cache.length = p0 + n;
-  rmsnorm(x.data() + (n - 1) * c.dim, w_.final_norm.data<float>(), xn.data(), 1, c.dim, c.norm_eps, threads_);
+  rmsnorm(x.data() + (n - 1) * c.dim, w_.final_norm.data<float>(), xn.data(), 1, c.dim, c.norm_eps, threads());
   return logits(xn, {0});
 }
+
 
 }  // namespace zeroth

@@ -15,6 +15,7 @@
 #include "core/ops.h"
 #include "core/tensor.h"
 #include "models/batch.h"
+#include "models/causal_lm.h"
 #include "models/lora.h"
 
 namespace zeroth {
@@ -62,39 +63,26 @@ struct LlamaWeights {
 // projections and embeddings: for tests and speed figures at real shapes.
 LlamaWeights make_random_llama(const LlamaConfig& config, uint64_t seed, DType weight_dtype = DType::F32);
 
-// KV cache of one sequence for incremental decoding.
-struct KVCache {
-  int64_t length = 0;                 // positions filled
-  int64_t capacity = 0;               // positions it can hold
-  std::vector<std::vector<float>> k, v;  // per layer: (max_seq_len, kv_dim)
-};
-
-class LlamaModel {
+class LlamaModel : public CausalLM {
  public:
   explicit LlamaModel(LlamaWeights weights, int threads = 0);
 
   const LlamaConfig& config() const { return w_.config; }
   const LlamaWeights& weights() const { return w_; }
-  int threads() const { return threads_; }
 
-  // Final-normed hidden states (batch.rows(), dim) for every token row. A row
-  // of sequence s uses adapter variant batch.variant[s] when adapters are given.
-  std::vector<float> forward_hidden(const TokenBatch& batch, const AdapterSet* adapters = nullptr) const;
-  // Logits (rows.size(), vocab) for chosen rows of hidden states.
-  std::vector<float> logits(const std::vector<float>& hidden, const std::vector<int64_t>& rows) const;
-  // log p(target[i] | row rows[i]) without materializing more than a chunk of logits.
-  std::vector<float> token_logprobs(const std::vector<float>& hidden, const std::vector<int64_t>& rows,
-                                    const std::vector<int32_t>& targets) const;
-  // Full log-softmax rows (rows.size(), vocab) restricted to `columns` (e.g. label words).
-  std::vector<float> column_logprobs(const std::vector<float>& hidden, const std::vector<int64_t>& rows,
-                                     const std::vector<int32_t>& columns) const;
-
-  // Incremental decoding: feeds `tokens` at positions cache.length.. and returns
-  // the logits (vocab) of the last one.
-  // A cache for up to `capacity` positions (0 = the model's context length).
-  KVCache new_cache(int64_t capacity = 0) const;
+  std::string_view family() const override { return "llama"; }
+  int64_t hidden_size() const override { return w_.config.dim; }
+  int64_t vocab_size() const override { return w_.config.vocab_size; }
+  int64_t max_seq_len() const override { return w_.config.max_seq_len; }
+  int n_layers() const override { return int(w_.config.n_layers); }
+  ProjectionDims projection_dims() const override;
+  std::vector<float> forward_hidden(const TokenBatch& batch, const AdapterSet* adapters = nullptr) const override;
+  KVCache new_cache(int64_t capacity = 0) const override;
   std::vector<float> decode(KVCache& cache, const std::vector<int32_t>& tokens,
-                            const AdapterSet* adapters = nullptr) const;
+                            const AdapterSet* adapters = nullptr) const override;
+
+ protected:
+  const Tensor& output_matrix() const override { return w_.output; }
 
  private:
   void embed(const std::vector<int32_t>& tokens, float* x) const;
@@ -104,7 +92,6 @@ class LlamaModel {
            std::vector<float>& xn) const;
 
   LlamaWeights w_;
-  int threads_;
   RopeTable rope_;
 };
 

@@ -33,7 +33,7 @@ float max_abs_diff(const std::vector<float>& a, const std::vector<float>& b) {
   return m;
 }
 
-std::array<std::array<int64_t, 2>, kProjCount> proj_dims(const LlamaConfig& c) {
+CausalLM::ProjectionDims proj_dims(const LlamaConfig& c) {
   return {{{c.dim, c.q_dim()}, {c.dim, c.kv_dim()}, {c.dim, c.kv_dim()}, {c.q_dim(), c.dim},
            {c.dim, c.hidden_dim}, {c.dim, c.hidden_dim}, {c.hidden_dim, c.dim}}};
 }
