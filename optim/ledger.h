@@ -23,6 +23,8 @@ struct Record {
   uint32_t slot = 0;
   uint8_t code = 0;  // the one-byte codec's code (optim/codec.h)
   RecordKind kind = RecordKind::ZerothOrder;
+  float value = 0;     // exact runs only (StepEntry::exact): the fp32 projected gradient
+  bool exact = false;
   bool operator==(const Record&) const = default;
 };
 
@@ -34,6 +36,7 @@ struct StepEntry {
   uint32_t epoch = 0;    // membership epoch the step ran under
   float scale = 0;       // codec scale s_t
   float lr = 0;          // learning rate of this step (after the schedule)
+  bool exact = false;    // records carry fp32 values instead of codes (comparison runs)
   std::vector<Record> records;
   bool operator==(const StepEntry&) const = default;
 

@@ -1,0 +1,89 @@
+// The wire form of a member's records (see transport.h).
+#include <cmath>
+#include <cstring>
+
+#include "comm/transport.h"
+#include "core/error.h"
+
+namespace zeroth {
+namespace {
+
+constexpr uint32_t kMagic = 0x3143525a;  // "ZRC1"
+constexpr uint8_t kDroppedCode = 0x80;
+constexpr uint8_t kFlagExact = 1;
+
+template <typename T>
+void put(std::vector<uint8_t>& out, T v) {
+  for (size_t i = 0; i < sizeof(T); ++i) out.push_back(uint8_t(uint64_t(v) >> (8 * i)));
+}
+template <typename T>
+T get(const uint8_t* p) {
+  uint64_t v = 0;
+  for (size_t i = 0; i < sizeof(T); ++i) v |= uint64_t(p[i]) << (8 * i);
+  return T(v);
+}
+
+}  // namespace
+
+std::vector<uint8_t> encode_member_records(uint64_t step, uint32_t epoch, uint32_t member, uint32_t slots, bool exact,
+                                           const std::vector<Record>& records) {
+  std::vector<uint8_t> out;
+  out.reserve(kMemberRecordsHeader + slots * (exact ? 4 : 1));
+  put(out, kMagic);
+  put(out, step);
+  put(out, epoch);
+  put(out, member);
+  put(out, slots);
+  put(out, uint8_t(exact ? kFlagExact : 0));
+  put(out, uint8_t(0));
+  put(out, uint16_t(0));
+  const size_t body = out.size();
+  out.resize(body + slots * (exact ? 4 : 1), kDroppedCode);
+  if (exact) {
+    const float nan = std::nanf("");
+    for (uint32_t s = 0; s < slots; ++s) std::memcpy(&out[body + 4 * s], &nan, 4);
+  }
+  for (const Record& r : records) {
+    ZEROTH_CHECK(r.member == member && r.slot < slots, "record (member {}, slot {}) does not belong in member {}'s "
+                 "{} slots", r.member, r.slot, member, slots);
+    if (exact) std::memcpy(&out[body + 4 * r.slot], &r.value, 4);
+    else out[body + r.slot] = r.code;
+  }
+  return out;
+}
+
+std::vector<Record> decode_member_records(const uint8_t* data, size_t n, uint64_t expect_step, uint32_t expect_member) {
+  ZEROTH_CHECK(n >= kMemberRecordsHeader, "records message of {} bytes is shorter than its {}-byte header", n,
+               kMemberRecordsHeader);
+  ZEROTH_CHECK(get<uint32_t>(data) == kMagic, "records message has a bad magic number");
+  const auto step = get<uint64_t>(data + 4);
+  const auto member = get<uint32_t>(data + 16);
+  const auto slots = get<uint32_t>(data + 20);
+  const uint8_t flags = data[24];
+  ZEROTH_CHECK(step == expect_step, "records message is for step {}, expected step {}", step, expect_step);
+  ZEROTH_CHECK(member == expect_member, "records message claims member {}, expected member {}", member, expect_member);
+  ZEROTH_CHECK((flags & ~kFlagExact) == 0, "records message has unknown flags {:#x}", flags);
+  const bool exact = flags & kFlagExact;
+  const size_t per = exact ? 4 : 1;
+  ZEROTH_CHECK(n - kMemberRecordsHeader == size_t(slots) * per,
+               "records message of {} bytes does not hold its {} slots", n, slots);
+  std::vector<Record> out;
+  for (uint32_t s = 0; s < slots; ++s) {
+    const uint8_t* p = data + kMemberRecordsHeader + s * per;
+    Record r;
+    r.member = member;
+    r.slot = s;
+    if (exact) {
+      std::memcpy(&r.value, p, 4);
+      if (!std::isfinite(r.value)) continue;
+      r.exact = true;
+    } else {
+      if (*p == kDroppedCode) continue;
+      r.code = *p;
+    }
+    out.push_back(r);
+  }
+  return out;
+}
+
+}  // namespace zeroth

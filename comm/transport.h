@@ -1,0 +1,58 @@
+// The step protocol every transport implements (local threads, MPI, TCP, NCCL):
+//   1. step t starts with its membership and codec scale known to everyone;
+//   2. each member computes its records at θ_t;
+//   3. gather: every member's records reach the committer;
+//   4. commit: one StepEntry, records sorted by (member, slot), identical on
+//      every member;
+//   5. apply → θ_{t+1}; hashes compared every K steps.
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "optim/ledger.h"
+
+namespace zeroth {
+
+struct Commit {
+  StepEntry entry;
+  bool stop = false;  // some member asked to stop: everyone stops after applying this entry
+};
+
+class Transport {
+ public:
+  virtual ~Transport() = default;
+  virtual uint32_t member() const = 0;
+  virtual uint32_t members() const = 0;
+  bool is_leader() const { return member() == 0; }
+  virtual std::string describe() const = 0;
+
+  // Steps 3–4: contributes this member's records for `header.step` (header
+  // carries step, epoch, scale, lr) and returns the committed entry.
+  virtual Commit exchange(const StepEntry& header, const std::vector<Record>& mine, bool stop_requested) = 0;
+  // Every member's value, indexed by member (hash checks, loss statistics).
+  virtual std::vector<std::string> allgather(const std::string& value) = 0;
+  virtual void barrier() = 0;
+  // This member failed: release everyone waiting on it, so the group ends with
+  // an error instead of a hang.
+  virtual void abort(const std::string& why) = 0;
+
+  // Payload bytes this member has put on the wire so far (records and headers).
+  uint64_t bytes_sent() const { return bytes_sent_; }
+
+ protected:
+  uint64_t bytes_sent_ = 0;
+};
+
+// The wire form of one member's contribution to a step: a 28-byte header
+// (magic "ZRC1", step, epoch, member, slot count, flags) then ONE BYTE PER SLOT:
+// the codec code, or 0x80 (the code the codec never emits) for a slot whose
+// gradient was dropped as non-finite. Exact (fp32 comparison) runs send 4 bytes
+// per slot instead. Slots are implied by position: 0 .. count-1.
+constexpr size_t kMemberRecordsHeader = 28;
+std::vector<uint8_t> encode_member_records(uint64_t step, uint32_t epoch, uint32_t member, uint32_t slots,
+                                           bool exact, const std::vector<Record>& records);
+// Throws zeroth::Error naming what is malformed (never trusts counts).
+std::vector<Record> decode_member_records(const uint8_t* data, size_t n, uint64_t expect_step, uint32_t expect_member);
+
+}  // namespace zeroth

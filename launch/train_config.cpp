@@ -1,0 +1,235 @@
+#include "launch/train_config.h"
+
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
+
+#include "core/dtype.h"
+#include "launch/yaml_reader.h"
+
+namespace zeroth::cli {
+namespace {
+
+Distribution parse_distribution(const std::string& s, const std::string& key) {
+  if (s == "rademacher") return Distribution::Rademacher;
+  if (s == "gaussian") return Distribution::Gaussian;
+  fail("{}: \"{}\" is not a distribution (rademacher or gaussian)", key, s);
+}
+
+UpdateRule parse_rule(const std::string& s) {
+  if (s == "sgd") return UpdateRule::Sgd;
+  if (s == "momentum") return UpdateRule::Momentum;
+  if (s == "sign") return UpdateRule::Sign;
+  fail("optimizer.rule: \"{}\" is not an update rule (sgd, momentum or sign)", s);
+}
+
+LrSchedule parse_schedule(const std::string& s) {
+  if (s == "constant") return LrSchedule::Constant;
+  if (s == "linear") return LrSchedule::Linear;
+  if (s == "cosine") return LrSchedule::Cosine;
+  fail("optimizer.schedule: \"{}\" is not a schedule (constant, linear or cosine)", s);
+}
+
+const char* schedule_name(LrSchedule s) {
+  return s == LrSchedule::Linear ? "linear" : s == LrSchedule::Cosine ? "cosine" : "constant";
+}
+
+}  // namespace
+
+std::string expand_path(const std::string& path) {
+  auto env_or = [](const char* var, std::string fallback) {
+    const char* v = std::getenv(var);
+    return v && *v ? std::string(v) : fallback;
+  };
+  std::string out = path;
+  auto replace = [&](const std::string& token, const std::string& value) {
+    for (size_t p; (p = out.find(token)) != std::string::npos;) out.replace(p, token.size(), value);
+  };
+  if (out.find("${shared}") != std::string::npos) replace("${shared}", env_or("ZEROTH_SHARED", ZEROTH_SHARED_DIR));
+  if (out.find("${cache}") != std::string::npos)
+    replace("${cache}", env_or("ZEROTH_CACHE", env_or("HOME", "/tmp") + "/.cache/zeroth"));
+  return out;
+}
+
+TrainConfig parse_train_config(const std::string& yaml_text, const std::string& source,
+                               const std::vector<std::string>& overrides) {
+  YAML::Node root;
+  try {
+    root = YAML::Load(yaml_text);
+  } catch (const YAML::Exception& e) {
+    fail("{}: invalid YAML: {}", source, e.what());
+  }
+  if (!root || root.IsNull()) root = YAML::Node(YAML::NodeType::Map);
+  for (const auto& o : overrides) apply_override(root, o);
+
+  TrainConfig c;
+  c.source = source;
+  YamlReader top(root, "", source);
+  {
+    auto r = top.child("run");
+    r.get("dir", c.run.dir); r.get("seed", c.run.seed); r.get("steps", c.run.steps); r.get("members", c.run.members);
+    r.get("threads", c.run.threads); r.get("log_every", c.run.log_every); r.get("eval_every", c.run.eval_every);
+    r.get("snapshot_every", c.run.snapshot_every); r.get("hash_every", c.run.hash_every);
+    r.get("durable", c.run.durable); r.get("resume", c.run.resume);
+    r.finish();
+  }
+  {
+    auto r = top.child("model");
+    r.get("path", c.model.path); r.get("tokenizer", c.model.tokenizer); r.get("quantize", c.model.quantize);
+    r.get("quantize_embeddings", c.model.quantize_embeddings);
+    r.finish();
+  }
+  {
+    auto r = top.child("lora");
+    std::vector<std::string> targets;
+    r.get("rank", c.lora.rank); r.get("alpha", c.lora.alpha); r.get("targets", targets);
+    if (!targets.empty()) {
+      c.lora.targets.clear();
+      for (const auto& t : targets) {
+        const auto p = parse_proj(t);
+        ZEROTH_CHECK(p.has_value(), "{}: lora.targets: \"{}\" is not a projection (q, k, v, o, gate, up, down)",
+                     source, t);
+        c.lora.targets.push_back(*p);
+      }
+    }
+    r.finish();
+  }
+  {
+    auto r = top.child("zo");
+    std::string dist = "rademacher";
+    r.get("q", c.zo.q); r.get("eps", c.zo.eps); r.get("central", c.zo.central); r.get("samples", c.zo.samples);
+    r.get("share_samples", c.zo.share_samples); r.get("distribution", dist);
+    r.get("exact_gradients", c.zo.exact_gradients);
+    c.zo.distribution = parse_distribution(dist, "zo.distribution");
+    r.finish();
+  }
+  {
+    auto r = top.child("optimizer");
+    std::string rule = "sgd", schedule = "constant";
+    r.get("rule", rule); r.get("lr", c.optimizer.lr); r.get("weight_decay", c.optimizer.weight_decay);
+    r.get("momentum", c.optimizer.momentum); r.get("schedule", schedule);
+    r.get("warmup_steps", c.optimizer.warmup_steps);
+    c.optimizer.rule = parse_rule(rule);
+    c.optimizer.schedule = parse_schedule(schedule);
+    r.finish();
+  }
+  {
+    auto r = top.child("codec");
+    r.get("init_scale", c.codec.init_scale); r.get("range_rms", c.codec.range_rms); r.get("ema", c.codec.ema);
+    r.get("min_scale", c.codec.min_scale);
+    r.finish();
+  }
+  {
+    auto r = top.child("task");
+    auto& t = c.task;
+    r.get("type", t.type); r.get("train", t.train_path); r.get("dev", t.dev_path); r.get("test", t.test_path);
+    r.get("separator", t.separator); r.get("text_field", t.text_field); r.get("prompt_field", t.prompt_field);
+    r.get("completion_field", t.completion_field); r.get("template", t.template_text);
+    r.get("label_field", t.label_field); r.get("label_words", t.label_words); r.get("k_shot", t.k_shot);
+    r.get("train_size", t.train_size); r.get("dev_size", t.dev_size); r.get("test_size", t.test_size);
+    r.get("data_seed", t.data_seed); r.get("max_length", t.max_length); r.get("skip_bad_rows", t.skip_bad_rows);
+    r.finish();
+  }
+  {
+    auto r = top.child("eval");
+    r.get("batch_tokens", c.eval.batch_tokens);
+    r.finish();
+  }
+  top.finish();
+
+  c.model.path = expand_path(c.model.path);
+  c.model.tokenizer = expand_path(c.model.tokenizer);
+  for (auto* p : {&c.task.train_path, &c.task.dev_path, &c.task.test_path}) *p = expand_path(*p);
+  c.run.dir = expand_path(c.run.dir);
+  c.optimizer.total_steps = c.run.steps;
+  c.optimizer.run_seed = c.run.seed;
+  c.optimizer.distribution = c.zo.distribution;
+  c.validate();
+  return c;
+}
+
+TrainConfig load_train_config(const std::string& path, const std::vector<std::string>& overrides) {
+  std::ifstream in(path);
+  ZEROTH_CHECK(bool(in), "{}: cannot open the config file", path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return parse_train_config(ss.str(), path, overrides);
+}
+
+void TrainConfig::validate() const {
+  auto where = [&](const char* key) { return source + ": " + key; };
+  ZEROTH_CHECK(run.steps >= 0, "{} must be >= 0", where("run.steps"));
+  ZEROTH_CHECK(run.members >= 1 && run.members <= 256, "{} must be in 1..256", where("run.members"));
+  ZEROTH_CHECK(run.threads >= 0, "{} must be >= 0", where("run.threads"));
+  ZEROTH_CHECK(run.log_every >= 1 && run.hash_every >= 1 && run.snapshot_every >= 0 && run.eval_every >= 0,
+               "{}: log_every and hash_every must be >= 1; snapshot_every and eval_every >= 0", source);
+  ZEROTH_CHECK(!run.dir.empty(), "{} is empty", where("run.dir"));
+  ZEROTH_CHECK(!model.path.empty(), "{} is not set (a GGUF file, HF directory or llama2.c .bin)", where("model.path"));
+  ZEROTH_CHECK(model.quantize.empty() || parse_dtype(model.quantize).has_value(),
+               "{}: unknown dtype \"{}\" (try nf4, i8_b64, i4_b32, q8_0)", where("model.quantize"), model.quantize);
+  ZEROTH_CHECK(eval.batch_tokens >= 1, "{} must be >= 1", where("eval.batch_tokens"));
+  try {
+    lora.validate();
+    zo.validate();
+    optimizer.validate();
+    codec.validate();
+    task.validate();
+  } catch (const Error& e) {
+    fail("{}: {}", source, e.what());
+  }
+}
+
+std::string TrainConfig::to_yaml() const {
+  YAML::Emitter y;
+  y.SetFloatPrecision(9);
+  y.SetDoublePrecision(17);
+  y << YAML::BeginMap;
+  y << YAML::Key << "run" << YAML::Value << YAML::BeginMap << YAML::Key << "dir" << YAML::Value << run.dir
+    << YAML::Key << "seed" << YAML::Value << run.seed << YAML::Key << "steps" << YAML::Value << run.steps
+    << YAML::Key << "members" << YAML::Value << run.members << YAML::Key << "threads" << YAML::Value << run.threads
+    << YAML::Key << "log_every" << YAML::Value << run.log_every << YAML::Key << "eval_every" << YAML::Value
+    << run.eval_every << YAML::Key << "snapshot_every" << YAML::Value << run.snapshot_every << YAML::Key
+    << "hash_every" << YAML::Value << run.hash_every << YAML::Key << "durable" << YAML::Value << run.durable
+    << YAML::EndMap;
+  y << YAML::Key << "model" << YAML::Value << YAML::BeginMap << YAML::Key << "path" << YAML::Value << model.path
+    << YAML::Key << "tokenizer" << YAML::Value << model.tokenizer << YAML::Key << "quantize" << YAML::Value
+    << model.quantize << YAML::Key << "quantize_embeddings" << YAML::Value << model.quantize_embeddings
+    << YAML::EndMap;
+  y << YAML::Key << "lora" << YAML::Value << YAML::BeginMap << YAML::Key << "rank" << YAML::Value << lora.rank
+    << YAML::Key << "alpha" << YAML::Value << lora.alpha << YAML::Key << "targets" << YAML::Value << YAML::Flow
+    << YAML::BeginSeq;
+  for (Proj p : lora.targets) y << std::string(proj_name(p));
+  y << YAML::EndSeq << YAML::EndMap;
+  y << YAML::Key << "zo" << YAML::Value << YAML::BeginMap << YAML::Key << "q" << YAML::Value << zo.q << YAML::Key
+    << "eps" << YAML::Value << zo.eps << YAML::Key << "central" << YAML::Value << zo.central << YAML::Key
+    << "samples" << YAML::Value << zo.samples << YAML::Key << "share_samples" << YAML::Value << zo.share_samples
+    << YAML::Key << "distribution" << YAML::Value << distribution_name(zo.distribution) << YAML::Key
+    << "exact_gradients" << YAML::Value << zo.exact_gradients << YAML::EndMap;
+  y << YAML::Key << "optimizer" << YAML::Value << YAML::BeginMap << YAML::Key << "rule" << YAML::Value
+    << update_rule_name(optimizer.rule) << YAML::Key << "lr" << YAML::Value << optimizer.lr << YAML::Key
+    << "weight_decay" << YAML::Value << optimizer.weight_decay << YAML::Key << "momentum" << YAML::Value
+    << optimizer.momentum << YAML::Key << "schedule" << YAML::Value << schedule_name(optimizer.schedule)
+    << YAML::Key << "warmup_steps" << YAML::Value << optimizer.warmup_steps << YAML::EndMap;
+  y << YAML::Key << "codec" << YAML::Value << YAML::BeginMap << YAML::Key << "init_scale" << YAML::Value
+    << codec.init_scale << YAML::Key << "range_rms" << YAML::Value << codec.range_rms << YAML::Key << "ema"
+    << YAML::Value << codec.ema << YAML::Key << "min_scale" << YAML::Value << codec.min_scale << YAML::EndMap;
+  y << YAML::Key << "task" << YAML::Value << YAML::BeginMap << YAML::Key << "type" << YAML::Value << task.type
+    << YAML::Key << "train" << YAML::Value << task.train_path << YAML::Key << "dev" << YAML::Value << task.dev_path
+    << YAML::Key << "test" << YAML::Value << task.test_path << YAML::Key << "separator" << YAML::Value
+    << task.separator << YAML::Key << "text_field" << YAML::Value << task.text_field << YAML::Key << "prompt_field"
+    << YAML::Value << task.prompt_field << YAML::Key << "completion_field" << YAML::Value << task.completion_field
+    << YAML::Key << "template" << YAML::Value << task.template_text << YAML::Key << "label_field" << YAML::Value
+    << task.label_field << YAML::Key << "label_words" << YAML::Value << YAML::BeginMap;
+  for (const auto& [k, v] : task.label_words) y << YAML::Key << k << YAML::Value << YAML::DoubleQuoted << v;
+  y << YAML::EndMap << YAML::Key << "k_shot" << YAML::Value << task.k_shot << YAML::Key << "train_size"
+    << YAML::Value << task.train_size << YAML::Key << "dev_size" << YAML::Value << task.dev_size << YAML::Key
+    << "test_size" << YAML::Value << task.test_size << YAML::Key << "data_seed" << YAML::Value << task.data_seed
+    << YAML::Key << "max_length" << YAML::Value << task.max_length << YAML::Key << "skip_bad_rows" << YAML::Value
+    << task.skip_bad_rows << YAML::EndMap;
+  y << YAML::Key << "eval" << YAML::Value << YAML::BeginMap << YAML::Key << "batch_tokens" << YAML::Value
+    << eval.batch_tokens << YAML::EndMap;
+  y << YAML::EndMap;
+  return std::string(y.c_str()) + "\n";
+}
+
+}  // namespace zeroth::cli

@@ -1,0 +1,64 @@
+// A training run's configuration: plain structs with defaults, read from a
+// YAML recipe (configs/*.yaml) plus --set overrides, and validated as a whole.
+#pragma once
+#include <string>
+#include <vector>
+
+#include "models/lora.h"
+#include "models/tasks/task.h"
+#include "optim/codec.h"
+#include "optim/update.h"
+#include "optim/zo_step.h"
+
+namespace zeroth::cli {
+
+struct RunConfig {
+  std::string dir = "runs/default";  // run directory: config, ledger, snapshots, metrics, export
+  uint64_t seed = 1234;             // run seed: LoRA init and every perturbation key
+  int64_t steps = 200;
+  int members = 2;                  // local transport: members in this process (threads)
+  int threads = 0;                  // total compute threads (0 = all cores), split among members
+  int64_t log_every = 10;
+  int64_t eval_every = 0;           // dev eval every N steps (0 = only before and after)
+  int64_t snapshot_every = 100;
+  int64_t hash_every = 10;          // compare replica hashes every K steps
+  bool durable = false;             // fsync the ledger after every entry
+  bool resume = false;              // continue the run in `dir` (also --resume)
+};
+
+struct ModelSection {
+  std::string path;
+  std::string tokenizer;
+  std::string quantize;             // quantize full-precision projections on load ("" = keep)
+  bool quantize_embeddings = false;
+};
+
+struct EvalSection {
+  int64_t batch_tokens = 4096;      // rows per evaluation forward
+};
+
+struct TrainConfig {
+  std::string source = "<defaults>";  // where it was read from
+  RunConfig run;
+  ModelSection model;
+  LoraConfig lora;
+  ZoConfig zo;
+  OptimizerConfig optimizer;
+  CodecConfig codec;
+  TaskConfig task;
+  EvalSection eval;
+
+  void validate() const;  // errors name the key
+  std::string to_yaml() const;  // resolved config, as stored in the run directory and ledger
+};
+
+// Reads `yaml_text` (from `source`), applies overrides, validates. In path
+// values ${shared} expands to $ZEROTH_SHARED (default: ../shared beside the
+// source tree) and ${cache} to $ZEROTH_CACHE (default: ~/.cache/zeroth);
+// relative paths are relative to the working directory.
+TrainConfig parse_train_config(const std::string& yaml_text, const std::string& source,
+                               const std::vector<std::string>& overrides);
+std::string expand_path(const std::string& path);
+TrainConfig load_train_config(const std::string& path, const std::vector<std::string>& overrides);
+
+}  // namespace zeroth::cli

@@ -1,0 +1,219 @@
+#include "launch/trainer.h"
+
+#include <unistd.h>
+
+#include <chrono>
+#include <cmath>
+#include <filesystem>
+#include <fmt/format.h>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "core/error.h"
+#include "models/loaders/llama_loader.h"
+#include "models/loaders/tokenizer_loader.h"
+#include "optim/lora_trainable.h"
+#include "optim/update.h"
+
+namespace zeroth::cli {
+
+using json = nlohmann::json;
+using Clock = std::chrono::steady_clock;
+
+TrainContext make_train_context(const TrainConfig& c) {
+  TrainContext ctx;
+  ctx.config = c;
+  ctx.dir.root = c.run.dir;
+  const int total = c.run.threads > 0 ? c.run.threads : int(std::max(1u, std::thread::hardware_concurrency()));
+  ctx.member_threads = std::max(1, total / c.run.members);
+  LoadOptions lo;
+  lo.threads = total;
+  lo.quantize_embeddings = c.model.quantize_embeddings;
+  if (!c.model.quantize.empty()) lo.quantize = parse_dtype(c.model.quantize);
+  auto weights = load_llama_weights(c.model.path, lo);
+  for (const auto& n : weights.notes) fmt::print(stderr, "note: {}\n", n);
+  ctx.model = std::make_unique<LlamaModel>(std::move(weights), ctx.member_threads);
+  ctx.tokenizer = load_tokenizer(c.model.path, c.model.tokenizer, ctx.model->vocab_size());
+  ctx.task = make_task(c.task, *ctx.tokenizer);
+  ctx.base_hash = base_model_hash(c.model.path);
+  return ctx;
+}
+
+namespace {
+
+std::string fmt_duration(double s) {
+  if (!std::isfinite(s) || s < 0) return "?";
+  const int64_t t = int64_t(s + 0.5);
+  return t >= 3600 ? fmt::format("{}:{:02d}:{:02d}", t / 3600, t / 60 % 60, t % 60)
+                   : fmt::format("{}:{:02d}", t / 60, t % 60);
+}
+
+json eval_json(const char* split, uint64_t step, const EvalResult& r) {
+  json j = {{"event", "eval"}, {"split", split}, {"step", step}, {"loss", r.loss}, {"examples", r.examples}};
+  if (r.accuracy >= 0) j["accuracy"] = r.accuracy;
+  return j;
+}
+
+std::string eval_line(const char* what, const EvalResult& r) {
+  return r.accuracy >= 0 ? fmt::format("{}: loss {:.4f}, accuracy {:.2f}% ({} examples)", what, r.loss,
+                                       100.0 * r.accuracy, r.examples)
+                         : fmt::format("{}: loss {:.4f} ({} examples)", what, r.loss, r.examples);
+}
+
+// Codes of an entry, for the codec scale (exact entries carry none).
+std::vector<uint8_t> codes_of(const StepEntry& e) {
+  std::vector<uint8_t> c;
+  if (!e.exact)
+    for (const auto& r : e.records) c.push_back(r.code);
+  return c;
+}
+
+}  // namespace
+
+MemberOutcome run_member(const TrainContext& ctx, Transport& tr) {
+  const TrainConfig& c = ctx.config;
+  const bool leader = tr.is_leader();
+  const uint32_t me = tr.member(), members = tr.members();
+  LoraTrainable lora(c.lora, *ctx.model);
+  lora.initialize(c.run.seed);
+  ZerothOrderOptimizer opt(c.optimizer, lora.set(), ctx.member_threads);
+  CodecScale codec(c.codec);
+
+  // Catch up: the newest usable snapshot (plain SGD: θ alone is the state),
+  // then the ledger suffix, fused.
+  uint64_t start = 0;
+  if (!ctx.history.empty()) {
+    size_t from = 0;
+    if (c.optimizer.rule == UpdateRule::Sgd)
+      if (auto snap = latest_snapshot(ctx.dir, ctx.history.size())) {
+        lora.set().restore(snap->tensors, ctx.dir.snapshot(snap->step));
+        ZEROTH_CHECK(lora.set().hash().hex() == snap->hash, "{}: the snapshot's tensors do not match its hash",
+                     ctx.dir.snapshot(snap->step));
+        from = size_t(snap->step);
+      }
+    opt.replay(std::span<const StepEntry>(ctx.history).subspan(from));
+    for (const auto& e : ctx.history) {
+      const auto codes = codes_of(e);
+      codec.update(e.scale, codes.data(), codes.size());
+    }
+    start = ctx.history.size();
+  }
+
+  std::ofstream metrics;
+  if (leader) metrics.open(ctx.dir.metrics(), std::ios::app);
+  auto log_json = [&](const json& j) {
+    if (leader) metrics << j.dump() << "\n" << std::flush;
+  };
+  const bool tty = leader && ::isatty(2);
+  auto evaluate_dev = [&](uint64_t step, const char* label) {
+    EvalResult r;
+    if (leader && !ctx.task->examples(Split::Dev).empty()) {
+      r = evaluate(*ctx.model, *ctx.task, Split::Dev, c.eval.batch_tokens, &lora.adapters());
+      log_json(eval_json("dev", step, r));
+      fmt::print(stderr, "{}{}\n", tty ? "\r\033[K" : "", eval_line(label, r));
+    }
+    tr.barrier();  // the others wait: every member leaves evaluation at the same step
+    return r;
+  };
+
+  MemberOutcome out;
+  EvalResult before;
+  if (start == 0) before = evaluate_dev(0, "dev before training");
+  const auto t_run = Clock::now();
+  uint64_t bytes_at_start = tr.bytes_sent();
+  double loss_ema = NAN;
+  for (uint64_t t = start; t < uint64_t(c.run.steps); ++t) {
+    const auto t0 = Clock::now();
+    const float scale = codec.scale();
+    const float lr = c.optimizer.lr_at(t);
+    const MemberStepResult res = zo_member_step(*ctx.model, *ctx.task, lora, c.zo, c.run.seed, c.task.data_seed, t,
+                                                me, members, scale);
+    StepEntry header;
+    header.step = t;
+    header.scale = scale;
+    header.lr = lr;
+    const Commit commit = tr.exchange(header, res.records, ctx.stop && ctx.stop->load());
+    opt.apply(commit.entry);
+    const auto codes = codes_of(commit.entry);
+    codec.update(commit.entry.scale, codes.data(), codes.size());
+    if (leader && ctx.ledger) ctx.ledger->append(commit.entry, c.run.durable);
+    ++out.steps_run;
+
+    // Every member's loss, for the metrics (and a check that all are alive).
+    const auto losses = tr.allgather(fmt::format("{:.17g}", res.loss));
+    double mean_loss = 0;
+    for (const auto& l : losses) mean_loss += std::stod(l) / double(losses.size());
+    loss_ema = std::isnan(loss_ema) ? mean_loss : 0.9 * loss_ema + 0.1 * mean_loss;
+
+    if ((t + 1) % uint64_t(c.run.hash_every) == 0 || t + 1 == uint64_t(c.run.steps) || commit.stop) {
+      const auto hashes = tr.allgather(lora.set().hash().hex());
+      for (uint32_t m = 1; m < hashes.size(); ++m)
+        ZEROTH_CHECK(hashes[m] == hashes[0], "replicas diverged after step {}: member 0 has hash {}, member {} has {}",
+                     t, hashes[0], m, hashes[m]);
+    }
+    const double step_s = std::chrono::duration<double>(Clock::now() - t0).count();
+    if (leader) {
+      double g2 = 0, gabs = 0;
+      int ng = 0;
+      for (const auto& r : commit.entry.records) {
+        const float g = commit.entry.exact ? r.value : decode_gradient(r.code, commit.entry.scale);
+        g2 += double(g) * g;
+        gabs += std::abs(double(g));
+        ++ng;
+      }
+      const uint64_t bytes = tr.bytes_sent() - bytes_at_start;
+      log_json({{"event", "step"}, {"step", t}, {"loss", mean_loss}, {"lr", lr}, {"scale", scale},
+                {"records", commit.entry.records.size()}, {"g_rms", ng ? std::sqrt(g2 / ng) : 0.0},
+                {"g_mean_abs", ng ? gabs / ng : 0.0}, {"clipped", res.clipped}, {"dropped", res.dropped},
+                {"bytes_per_member", double(bytes) / double(out.steps_run)}, {"step_seconds", step_s},
+                {"tokens_per_second", double(res.tokens) * members / step_s}});
+      const double elapsed = std::chrono::duration<double>(Clock::now() - t_run).count();
+      const double eta = elapsed / double(out.steps_run) * double(uint64_t(c.run.steps) - t - 1);
+      if (tty) {
+        const int width = 30, done = int(double(t + 1) / double(c.run.steps) * width);
+        fmt::print(stderr, "\r\033[K[{}{}] {}/{} loss {:.4f} {:.2f} s/step eta {}", std::string(size_t(done), '#'),
+                   std::string(size_t(width - done), '.'), t + 1, c.run.steps, loss_ema, step_s, fmt_duration(eta));
+      } else if ((t + 1) % uint64_t(c.run.log_every) == 0 || t == start) {
+        fmt::print(stderr, "step {}/{} loss {:.4f} (avg {:.4f}) lr {:.3g} scale {:.3g} {:.2f} s/step eta {}\n", t + 1,
+                   c.run.steps, mean_loss, loss_ema, lr, scale, step_s, fmt_duration(eta));
+      }
+    }
+    if (leader && c.run.snapshot_every > 0 && (t + 1) % uint64_t(c.run.snapshot_every) == 0)
+      write_snapshot(ctx.dir, t + 1, lora.set().hash().hex(), lora.set().snapshot());
+    if (c.run.eval_every > 0 && (t + 1) % uint64_t(c.run.eval_every) == 0 && t + 1 < uint64_t(c.run.steps))
+      evaluate_dev(t + 1, fmt::format("dev at step {}", t + 1).c_str());
+    if (commit.stop) {
+      if (leader) fmt::print(stderr, "{}stopping after step {} as asked; the ledger is intact\n", tty ? "\n" : "", t + 1);
+      break;
+    }
+  }
+  if (tty) fmt::print(stderr, "\n");
+  out.steps_done = start + out.steps_run;
+  out.final_hash = lora.set().hash().hex();
+  out.bytes_sent = tr.bytes_sent() - bytes_at_start;
+
+  // Final evaluation and summary (leader).
+  const EvalResult after = evaluate_dev(out.steps_done, "dev after training");
+  if (leader) {
+    EvalResult test;
+    if (!ctx.task->examples(Split::Test).empty()) {
+      test = evaluate(*ctx.model, *ctx.task, Split::Test, c.eval.batch_tokens, &lora.adapters());
+      log_json(eval_json("test", out.steps_done, test));
+      fmt::print(stderr, "{}\n", eval_line("test after training", test));
+    }
+    if (out.steps_run > 0 && c.run.snapshot_every > 0)
+      write_snapshot(ctx.dir, out.steps_done, out.final_hash, lora.set().snapshot());
+    json s = {{"steps", out.steps_done}, {"members", members}, {"final_hash", out.final_hash},
+              {"bytes_per_member_per_step", out.steps_run ? double(out.bytes_sent) / double(out.steps_run) : 0.0},
+              {"trainable_parameters", lora.set().size()},
+              {"seconds", std::chrono::duration<double>(Clock::now() - t_run).count()}};
+    if (start == 0) s["dev_before"] = eval_json("dev", 0, before);
+    s["dev_after"] = eval_json("dev", out.steps_done, after);
+    if (test.examples > 0) s["test_after"] = eval_json("test", out.steps_done, test);
+    std::ofstream(ctx.dir.summary()) << s.dump(2) << "\n";
+  }
+  tr.barrier();
+  return out;
+}
+
+}  // namespace zeroth::cli

@@ -1,0 +1,80 @@
+#include "launch/yaml_reader.h"
+
+namespace zeroth::cli {
+
+YamlReader::YamlReader(YAML::Node node, std::string path, std::string file)
+    : node_(std::move(node)), path_(std::move(path)), file_(std::move(file)) {
+  ZEROTH_CHECK(!node_ || node_.IsNull() || node_.IsMap(), "{}: {} must be a mapping of keys to values", file_,
+               path_.empty() ? "the config" : path_);
+}
+
+YAML::Node YamlReader::take(const std::string& key) {
+  used_.insert(key);
+  if (!node_ || !node_.IsMap()) return YAML::Node();
+  const YAML::Node v = node_[key];
+  if (!v || v.IsNull()) return YAML::Node();
+  return v;
+}
+
+bool YamlReader::has(const std::string& key) const { return node_ && node_.IsMap() && node_[key]; }
+
+void YamlReader::get(const std::string& key, std::vector<std::string>& out) {
+  const YAML::Node v = take(key);
+  if (!v) return;
+  ZEROTH_CHECK(v.IsSequence(), "{}: {} must be a list", file_, full(key));
+  out.clear();
+  for (const auto& e : v) {
+    ZEROTH_CHECK(e.IsScalar(), "{}: {} must be a list of strings", file_, full(key));
+    out.push_back(e.as<std::string>());
+  }
+}
+
+void YamlReader::get(const std::string& key, std::map<std::string, std::string>& out) {
+  const YAML::Node v = take(key);
+  if (!v) return;
+  ZEROTH_CHECK(v.IsMap(), "{}: {} must be a mapping", file_, full(key));
+  out.clear();
+  for (const auto& kv : v) {
+    ZEROTH_CHECK(kv.second.IsScalar(), "{}: {}.{} must be a string", file_, full(key), kv.first.as<std::string>());
+    out[kv.first.as<std::string>()] = kv.second.as<std::string>();
+  }
+}
+
+YamlReader YamlReader::child(const std::string& key) { return YamlReader(take(key), full(key), file_); }
+
+void YamlReader::finish() const {
+  if (!node_ || !node_.IsMap()) return;
+  for (const auto& kv : node_) {
+    const std::string k = kv.first.as<std::string>();
+    if (!used_.count(k)) fail("{}: unknown key {}", file_, full(k));
+  }
+}
+
+void apply_override(YAML::Node& root, const std::string& assignment) {
+  const size_t eq = assignment.find('=');
+  ZEROTH_CHECK(eq != std::string::npos && eq > 0, "--set {}: expected KEY=VALUE (e.g. optimizer.lr=1e-4)", assignment);
+  const std::string path = assignment.substr(0, eq), value = assignment.substr(eq + 1);
+  std::vector<std::string> keys;
+  for (size_t b = 0;;) {
+    const size_t e = path.find('.', b);
+    keys.push_back(path.substr(b, e == std::string::npos ? std::string::npos : e - b));
+    if (e == std::string::npos) break;
+    b = e + 1;
+  }
+  YAML::Node parsed;
+  try {
+    parsed = YAML::Load(value);
+  } catch (const YAML::Exception& e) {
+    fail("--set {}: the value is not valid YAML: {}", assignment, e.what());
+  }
+  // Walk (creating maps) down to the parent, then assign.
+  std::vector<YAML::Node> chain{root};
+  for (size_t i = 0; i + 1 < keys.size(); ++i) {
+    YAML::Node next = chain.back()[keys[i]];
+    ZEROTH_CHECK(!next || next.IsMap() || next.IsNull(), "--set {}: {} is not a mapping", assignment, keys[i]);
+    chain.push_back(next);
+  }
+  chain.back()[keys.back()] = parsed;
+}
+
+}  // namespace zeroth::cli

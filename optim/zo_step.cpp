@@ -1,0 +1,110 @@
+#include "optim/zo_step.h"
+
+#include <cmath>
+
+#include "core/error.h"
+#include "core/philox.h"
+
+namespace zeroth {
+
+void ZoConfig::validate() const {
+  ZEROTH_CHECK(q >= 1 && q <= 4096, "zo.q must be in 1..4096, got {}", q);
+  ZEROTH_CHECK(eps > 0 && std::isfinite(eps), "zo.eps must be positive, got {}", eps);
+  ZEROTH_CHECK(samples >= 1, "zo.samples must be >= 1, got {}", samples);
+}
+
+std::vector<int64_t> sample_indices(int64_t n_train, int64_t count, uint64_t data_seed, uint64_t draw) {
+  ZEROTH_CHECK(n_train > 0, "the train split is empty");
+  // Position in an endless stream of examples: draw d owns positions
+  // [d·count, (d+1)·count). Each pass over the data (n_train positions) is a
+  // fresh permutation keyed by (data_seed, pass).
+  std::vector<int64_t> out(static_cast<size_t>(count));
+  const uint64_t first = draw * uint64_t(count);
+  uint64_t cached_pass = ~0ull;
+  std::vector<int64_t> perm;
+  for (int64_t i = 0; i < count; ++i) {
+    const uint64_t pos = first + uint64_t(i);
+    const uint64_t pass = pos / uint64_t(n_train);
+    if (pass != cached_pass) {
+      perm.resize(size_t(n_train));
+      for (int64_t j = 0; j < n_train; ++j) perm[size_t(j)] = j;
+      // Fisher–Yates with Philox draws: the same on every platform.
+      const PhiloxKey key = philox_key(data_seed ^ 0x5a3e0f1d2c4b6a79ull);
+      for (int64_t j = n_train - 1; j > 0; --j) {
+        const PhiloxBlock b = philox4x32_10({{uint32_t(j), uint32_t(pass), uint32_t(pass >> 32), 0x0da7au}}, key);
+        const uint64_t r = (uint64_t(b.w[0]) << 32) | b.w[1];
+        std::swap(perm[size_t(j)], perm[size_t(r % uint64_t(j + 1))]);
+      }
+      cached_pass = pass;
+    }
+    out[size_t(i)] = perm[size_t(pos % uint64_t(n_train))];
+  }
+  return out;
+}
+
+MemberStepResult zo_member_step(const CausalLM& model, const Task& task, const LoraTrainable& lora,
+                                const ZoConfig& cfg, uint64_t run_seed, uint64_t data_seed, uint64_t step,
+                                uint32_t member, uint32_t members, float codec_scale) {
+  const auto& train = task.examples(Split::Train);
+  const int q = cfg.q;
+  // Variants: central: (+ε, −ε) per slot; forward: +ε per slot, then θ itself
+  // (one shared base variant when samples are shared, else one per slot).
+  std::vector<Variant> variants;
+  auto key = [&](int slot) { return PerturbationKey{run_seed, uint32_t(step), member, uint32_t(slot)}; };
+  for (int k = 0; k < q; ++k) {
+    variants.push_back({key(k), cfg.eps});
+    if (cfg.central) variants.push_back({key(k), -cfg.eps});
+    else if (!cfg.share_samples) variants.push_back({key(k), 0.0f});
+  }
+  if (!cfg.central && cfg.share_samples) variants.push_back({key(0), 0.0f});
+  PerturbedLora adapters(lora, cfg.distribution, variants);
+
+  BatchScorer scorer(task);
+  const uint64_t groups = cfg.share_samples ? 1 : uint64_t(q);
+  const uint64_t first_draw = (step * members + member) * groups;
+  std::vector<int64_t> shared;
+  if (cfg.share_samples) shared = sample_indices(int64_t(train.size()), cfg.samples, data_seed, first_draw);
+  int32_t v = 0;
+  for (int k = 0; k < q; ++k) {
+    const auto idx = cfg.share_samples
+                         ? shared
+                         : sample_indices(int64_t(train.size()), cfg.samples, data_seed, first_draw + uint64_t(k));
+    const int per_slot = (cfg.central || !cfg.share_samples) ? 2 : 1;
+    for (int j = 0; j < per_slot; ++j, ++v)
+      for (int64_t i : idx) scorer.add(train[size_t(i)], v);
+  }
+  if (!cfg.central && cfg.share_samples)
+    for (int64_t i : shared) scorer.add(train[size_t(i)], v);
+  const BatchScorer::Result r = scorer.run(model, &adapters);
+
+  MemberStepResult out;
+  out.tokens = r.tokens;
+  double sum = 0;
+  for (double l : r.loss) sum += l;
+  out.loss = sum / double(r.loss.size());
+  for (int k = 0; k < q; ++k) {
+    double g;
+    if (cfg.central) g = (r.loss[size_t(2 * k)] - r.loss[size_t(2 * k + 1)]) / (2.0 * double(cfg.eps));
+    else if (!cfg.share_samples) g = (r.loss[size_t(2 * k)] - r.loss[size_t(2 * k + 1)]) / double(cfg.eps);
+    else g = (r.loss[size_t(k)] - r.loss[size_t(q)]) / double(cfg.eps);
+    const float gf = float(g);
+    out.gradients.push_back(gf);
+    Record rec;
+    rec.member = member;
+    rec.slot = uint32_t(k);
+    if (cfg.exact_gradients) {
+      if (!std::isfinite(gf)) { ++out.dropped; continue; }
+      rec.value = gf;
+      rec.exact = true;
+    } else {
+      const Encoded e = encode_gradient(gf, codec_scale, key(k));
+      if (e.status == EncodeStatus::NonFinite) { ++out.dropped; continue; }
+      if (e.status == EncodeStatus::Clipped) ++out.clipped;
+      rec.code = e.code;
+    }
+    out.records.push_back(rec);
+  }
+  return out;
+}
+
+}  // namespace zeroth

@@ -1,0 +1,46 @@
+// One member's work in a zeroth-order step (SPSA / MeZO):
+//   for each of its q slots k: z_k from (run, step, member, slot),
+//   L±_k = loss at θ ± ε·z_k on the slot's samples (all 2q variants in ONE
+//   batched forward through the frozen base), g_k = (L+_k − L−_k) / 2ε
+//   (central) or (L+_k − L_k) / ε (forward differences), encoded as one byte.
+#pragma once
+#include <cstdint>
+#include <vector>
+
+#include "models/tasks/task.h"
+#include "optim/codec.h"
+#include "optim/ledger.h"
+#include "optim/lora_trainable.h"
+
+namespace zeroth {
+
+struct ZoConfig {
+  int q = 1;                  // perturbations (slots) per member per step
+  float eps = 1e-3f;          // ε
+  bool central = true;        // central (2 evaluations per slot) or forward differences
+  int samples = 16;           // examples per perturbation: 1 = "one seed per sample"
+  bool share_samples = true;  // all slots of a member score the same examples (MeZO's minibatch)
+  Distribution distribution = Distribution::Rademacher;
+  bool exact_gradients = false;  // send fp32 projected gradients instead of one byte (for comparison runs)
+  void validate() const;
+};
+
+// Example indices (into the train split) of the draw-th group of `count`
+// examples: a deterministic function of the data seed, so any replica or
+// auditor can recompute them. Draws walk one permutation of the data per pass
+// (epoch), in order; draw = (step · members + member) · groups + group.
+std::vector<int64_t> sample_indices(int64_t n_train, int64_t count, uint64_t data_seed, uint64_t draw);
+
+struct MemberStepResult {
+  std::vector<Record> records;   // one per slot whose gradient was finite
+  std::vector<float> gradients;  // raw projected gradients per slot (NaN if dropped)
+  double loss = 0;               // mean over variants: an estimate of L(θ) on these samples
+  int64_t tokens = 0;            // rows run through the model
+  int64_t clipped = 0, dropped = 0;
+};
+
+MemberStepResult zo_member_step(const CausalLM& model, const Task& task, const LoraTrainable& lora,
+                                const ZoConfig& cfg, uint64_t run_seed, uint64_t data_seed, uint64_t step,
+                                uint32_t member, uint32_t members, float codec_scale);
+
+}  // namespace zeroth
