@@ -67,19 +67,23 @@ void micro(int64_t kc, const float* x, int64_t ldx, const float* w, int64_t wps,
 #pragma GCC unroll 16
       for (int v = 0; v < NV; ++v) acc[i][v] = _mm256_loadu_ps(c + i * ldc + 8 * v);
   }
-#pragma GCC unroll 4
   for (int64_t kk = 0; kk < kc; ++kk) {
-    __m256 wv[NV];
+    if constexpr (NP == 1) {  // 2 weight vectors reused by every row
+      const __m256 w0 = _mm256_load_ps(w + kk * kNR), w1 = _mm256_load_ps(w + kk * kNR + 8);
 #pragma GCC unroll 16
-    for (int p = 0; p < NP; ++p) {
-      wv[2 * p] = _mm256_load_ps(w + p * wps + kk * kNR);
-      wv[2 * p + 1] = _mm256_load_ps(w + p * wps + kk * kNR + 8);
-    }
+      for (int i = 0; i < MR; ++i) {
+        const __m256 xb = _mm256_broadcast_ss(x + i * ldx + kk);
+        acc[i][0] = _mm256_fmadd_ps(xb, w0, acc[i][0]);
+        acc[i][1] = _mm256_fmadd_ps(xb, w1, acc[i][1]);
+      }
+    } else {  // weights as FMA memory operands (L1): holding 2·NP of them would spill
 #pragma GCC unroll 16
-    for (int i = 0; i < MR; ++i) {
-      const __m256 xb = _mm256_broadcast_ss(x + i * ldx + kk);
+      for (int i = 0; i < MR; ++i) {
+        const __m256 xb = _mm256_broadcast_ss(x + i * ldx + kk);
 #pragma GCC unroll 16
-      for (int v = 0; v < NV; ++v) acc[i][v] = _mm256_fmadd_ps(xb, wv[v], acc[i][v]);
+        for (int v = 0; v < NV; ++v)
+          acc[i][v] = _mm256_fmadd_ps(xb, _mm256_load_ps(w + (v / 2) * wps + kk * kNR + 8 * (v % 2)), acc[i][v]);
+      }
     }
   }
 #pragma GCC unroll 16
