@@ -1,23 +1,33 @@
 // y (m, n) = x (m, k) · Wᵀ for W (n, k) in any float or block dtype.
 //
-// Fast path, BLIS-style. The columns of y are cut into panels of 16 (16 W
-// rows); a task owns a group of up to kGroup panels and a block of up to
-// kMBlock x rows. It walks k in slabs of kSlab (a multiple of every block
-// size); per slab it decodes each panel's 16 W row segments with the AVX2
-// decoders and packs them transposed, [kc][16] f32, into a buffer on the stack
-// (kGroup × 16 KiB, L2-resident; one panel at a time is L1-resident while it is
-// used). A register microkernel then walks the slab once per tile: per k it
-// loads 16·NP packed weights, broadcasts one x value per row and issues
-// MR × 2·NP FMAs into 12 (or 8) ymm accumulators: 6 rows × 1 panel for large m,
-// 1 row × 6 panels for a single row. W is decoded once per task (kMBlock rows
-// share it), never as a whole: no full f32 copy of W exists.
+// Fast path, BLIS-style, in two variants that differ in which operand is
+// transposed. Work is cut into tasks of (a group of up to 96 y columns = 96 W
+// rows) × (a block of up to kMBlock x rows), walked in k slabs of kSlab (a
+// multiple of every block size); scratch is per thread, never a full f32 W.
+//
+// Panel path (m < 16 or m >= 96): per slab the task decodes its W rows with
+// the AVX2 decoders and packs them transposed into panels of 16 columns,
+// [kc][16] f32 (16 KiB each, L1-resident while used). A register microkernel
+// walks a panel per tile: per k it loads 16·NP weights, broadcasts one x value
+// per row and issues MR × 2·NP FMAs into 12 (or 8) ymm accumulators: 6 rows ×
+// 1 panel for large m down to 1 row × 6 panels for a single row. The W decode
+// and transpose are shared by the task's (up to 384) x rows.
+//
+// x-packed path (16 <= m < 96, see run_task_xpack): x rows are transposed
+// instead, and W rows are only decoded, which is cheaper when there are fewer
+// x rows than W rows per task.
 //
 // Determinism: every y[i][j] is the same plain chain c = fma(x[i][kk], w[j][kk], c)
-// over kk = 0, 1, …, k-1 from c = 0, whatever the tile shape, group, slab, task
-// or thread it falls in (between slabs the chain's value is parked in y, exactly).
-// So results do not depend on the thread count, nor on the other rows of the
+// over kk = 0, 1, …, k-1 from c = 0, whatever the path, tile shape, group, slab,
+// task or thread it falls in (between slabs the chain's value is parked in y or
+// in scratch, exactly; fma's product commutes exactly, so the paths agree). So
+// results do not depend on the thread count, nor on the other rows of the
 // batch: a row alone gives the same bits as that row inside any batch. They
 // differ from matmul_reference (double accumulation) by f32 rounding only.
+//
+// Cost of that rule: a single row needs W transposed (lanes must be columns),
+// so m = 1 pays decode + transpose per weight. Generation with integer weight
+// formats can use matmul_int8 (core/cpu/qgemm.h) instead.
 #include <algorithm>
 #include <array>
 #include <cstdint>

@@ -16,8 +16,9 @@
 // thread count or on the other rows of the batch. Non-finite activations in a
 // block give NaN outputs.
 //
-// Integer path for Q8_0, Q4_0, Q4_1, I8_B32/B64/B128, I4_B32, I4M_B32; other
-// dtypes (plain floats, K-quants, NF4) run matmul itself.
+// Integer path for Q8_0, Q4_0, Q4_1, Q4_K, Q5_K, Q6_K, I8_B32/B64/B128, I4_B32,
+// I4M_B32; other dtypes (plain floats, NF4) run matmul itself. (NF4's levels
+// are not integers: an int8 codebook would add ~1 % weight error on top.)
 #pragma once
 #include <cstdint>
 

@@ -30,8 +30,9 @@ namespace zeroth {
 bool matmul_int8_supported(DType t) {
 #if ZEROTH_QGEMM_INT8
   switch (t) {
-    case DType::Q8_0: case DType::Q4_0: case DType::Q4_1: case DType::I8_B32: case DType::I8_B64:
-    case DType::I8_B128: case DType::I4_B32: case DType::I4M_B32: return true;
+    case DType::Q8_0: case DType::Q4_0: case DType::Q4_1: case DType::Q4_K: case DType::Q5_K:
+    case DType::Q6_K: case DType::I8_B32: case DType::I8_B64: case DType::I8_B128: case DType::I4_B32:
+    case DType::I4M_B32: return true;
     default: return false;
   }
 #else
@@ -110,35 +111,67 @@ inline float hsum(__m256 v) {
   return _mm_cvtss_f32(s);
 }
 
-// One decoded weight block of 32: signed codes (or unsigned with an offset).
-struct WBlock { __m256i q; float d; float m; };
+// One weight block of 32 as integer codes: w = d · q (+ m), d per int32 lane
+// of the block dot (lanes 0-3 are elements 0-15, lanes 4-7 elements 16-31;
+// only Q6_K has two scales per 32). q is signed, or unsigned for kOffset types.
+struct WBlock { __m256i q; __m256 d; float m; };
 
 // Block b (of 32 elements) of a W row in format T.
 template <DType T>
 inline WBlock wblock(const uint8_t* row, int64_t b) {
   if constexpr (T == DType::Q8_0) {
     const uint8_t* p = row + b * int64_t(sizeof(BlockQ8_0));
-    return {load32(p + 2), _cvtsh_ss(load_u16(p)), 0.0f};
+    return {load32(p + 2), _mm256_set1_ps(_cvtsh_ss(load_u16(p))), 0.0f};
   } else if constexpr (T == DType::Q4_0) {
     const uint8_t* p = row + b * int64_t(sizeof(BlockQ4_0));
-    return {_mm256_sub_epi8(nibbles32(p + 2), _mm256_set1_epi8(8)), _cvtsh_ss(load_u16(p)), 0.0f};
+    return {_mm256_sub_epi8(nibbles32(p + 2), _mm256_set1_epi8(8)), _mm256_set1_ps(_cvtsh_ss(load_u16(p))), 0.0f};
   } else if constexpr (T == DType::Q4_1) {
     const uint8_t* p = row + b * int64_t(sizeof(BlockQ4_1));
-    return {nibbles32(p + 4), _cvtsh_ss(load_u16(p)), _cvtsh_ss(load_u16(p + 2))};
+    return {nibbles32(p + 4), _mm256_set1_ps(_cvtsh_ss(load_u16(p))), _cvtsh_ss(load_u16(p + 2))};
+  } else if constexpr (T == DType::Q4_K || T == DType::Q5_K) {
+    // sub-block j of super-block: chunk j/2's 32 bytes, low nibbles for even j,
+    // high for odd; Q5_K's fifth bit is bit j of qh[l]. w = (d·sc)·q − dmin·mn.
+    constexpr int64_t SB = T == DType::Q4_K ? int64_t(sizeof(BlockQ4K)) : int64_t(sizeof(BlockQ5K));
+    const uint8_t* p = row + (b / 8) * SB;
+    const int j = int(b % 8);
+    const uint8_t* qs = p + (T == DType::Q4_K ? offsetof(BlockQ4K, qs) : offsetof(BlockQ5K, qs)) + 32 * (j / 2);
+    const __m256i v = load32(qs);
+    __m256i q = _mm256_and_si256(j % 2 ? _mm256_srli_epi16(v, 4) : v, _mm256_set1_epi8(0x0F));
+    if constexpr (T == DType::Q5_K) {
+      // epi16 shift: bits from the neighbouring byte land above bit 0, which the mask drops
+      const __m256i hb = _mm256_srl_epi16(load32(p + offsetof(BlockQ5K, qh)), _mm_cvtsi32_si128(j));
+      q = _mm256_or_si256(q, _mm256_slli_epi16(_mm256_and_si256(hb, _mm256_set1_epi8(1)), 4));
+    }
+    uint8_t sc, mn;
+    k_scale_min(j, p + 4, sc, mn);  // scales follow d and dmin in both layouts
+    return {q, _mm256_set1_ps(_cvtsh_ss(load_u16(p)) * float(sc)), -(_cvtsh_ss(load_u16(p + 2)) * float(mn))};
+  } else if constexpr (T == DType::Q6_K) {
+    // 32-chunk i of half h: x[l+32i] from ql[64h + l + 32(i&1)] (nibble i>>1) and
+    // qh[32h + l] >> 2i; scales sc[8h + 2i] (l < 16) and sc[8h + 2i + 1] (l >= 16).
+    const uint8_t* p = row + (b / 8) * int64_t(sizeof(BlockQ6K));
+    const int h = int(b % 8) / 4, i = int(b % 8) % 4;
+    const __m256i lo = load32(p + 64 * h + 32 * (i & 1));
+    const __m256i q4 = _mm256_and_si256(i >> 1 ? _mm256_srli_epi16(lo, 4) : lo, _mm256_set1_epi8(0x0F));
+    const __m256i hb = _mm256_srl_epi16(load32(p + offsetof(BlockQ6K, qh) + 32 * h), _mm_cvtsi32_si128(2 * i));
+    const __m256i q6 = _mm256_or_si256(q4, _mm256_slli_epi16(_mm256_and_si256(hb, _mm256_set1_epi8(3)), 4));
+    const auto* sc = reinterpret_cast<const int8_t*>(p + offsetof(BlockQ6K, scales)) + 8 * h + 2 * i;
+    const float d = _cvtsh_ss(load_u16(p + offsetof(BlockQ6K, d)));
+    const __m128 d0 = _mm_set1_ps(d * float(sc[0])), d1 = _mm_set1_ps(d * float(sc[1]));
+    return {_mm256_sub_epi8(q6, _mm256_set1_epi8(32)), _mm256_set_m128(d1, d0), 0.0f};
   } else if constexpr (T == DType::I4_B32) {
     const uint8_t* p = row + b * int64_t(sizeof(BlockI4));
-    return {_mm256_sub_epi8(nibbles32(p + 4), _mm256_set1_epi8(8)), load_f32(p), 0.0f};
+    return {_mm256_sub_epi8(nibbles32(p + 4), _mm256_set1_epi8(8)), _mm256_set1_ps(load_f32(p)), 0.0f};
   } else if constexpr (T == DType::I4M_B32) {
     const uint8_t* p = row + b * int64_t(sizeof(BlockI4M));
-    return {nibbles32(p + 8), load_f32(p), load_f32(p + 4)};
+    return {nibbles32(p + 8), _mm256_set1_ps(load_f32(p)), load_f32(p + 4)};
   } else {  // I8_B32/64/128: 32-element slice b of a block of B
     constexpr int64_t B = T == DType::I8_B32 ? 32 : (T == DType::I8_B64 ? 64 : 128);
     const uint8_t* p = row + (b * 32 / B) * int64_t(sizeof(BlockI8<B>));
-    return {load32(p + 4 + (b * 32) % B), load_f32(p), 0.0f};
+    return {load32(p + 4 + (b * 32) % B), _mm256_set1_ps(load_f32(p)), 0.0f};
   }
 }
 template <DType T>
-constexpr bool kOffset = T == DType::Q4_1 || T == DType::I4M_B32;
+constexpr bool kOffset = T == DType::Q4_1 || T == DType::I4M_B32 || T == DType::Q4_K || T == DType::Q5_K;
 
 // y[r][c] for MR rows × NC W rows.
 template <DType T, int MR, int NC>
@@ -157,7 +190,7 @@ void tile(const QRow* xr, const uint8_t* const* wr, int64_t nb, float* y, int64_
         __m256 a = acc[i][c];
         if constexpr (kOffset<T>)  // + mw·dx·Σqx, spread as one eighth per lane (×0.125 is exact)
           a = _mm256_add_ps(a, _mm256_set1_ps(wb[c].m * dx * xr[i].s[b] * 0.125f));
-        acc[i][c] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), _mm256_set1_ps(wb[c].d * dx), a);
+        acc[i][c] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), _mm256_mul_ps(wb[c].d, _mm256_set1_ps(dx)), a);
       }
     }
   }
@@ -204,7 +237,7 @@ void matmul_int8(const float* x, int64_t m, int64_t ldx, const Tensor& w, float*
   const int64_t n = w.dim(0), k = w.dim(1);
   ZEROTH_CHECK(ldx >= k && ldy >= n && x && y,
                "matmul_int8: bad arguments: ldx = {} (needs >= k = {}), ldy = {} (needs >= n = {})", ldx, k, ldy, n);
-  // k is a multiple of 32 for every supported dtype (their blocks are 32, 64 or 128).
+  // k is a multiple of 32 for every supported dtype (their blocks are 32 … 256).
   std::vector<int8_t> qs(size_t(m * k) + 32);
   std::vector<float> ds(size_t(m * (k / kB))), ss(size_t(m * (k / kB)));
   std::vector<QRow> rows(static_cast<size_t>(m));
@@ -221,6 +254,9 @@ void matmul_int8(const float* x, int64_t m, int64_t ldx, const Tensor& w, float*
     case DType::Q8_0: run<DType::Q8_0>(rows, wp, rb, n, k, y, ldy, threads); break;
     case DType::Q4_0: run<DType::Q4_0>(rows, wp, rb, n, k, y, ldy, threads); break;
     case DType::Q4_1: run<DType::Q4_1>(rows, wp, rb, n, k, y, ldy, threads); break;
+    case DType::Q4_K: run<DType::Q4_K>(rows, wp, rb, n, k, y, ldy, threads); break;
+    case DType::Q5_K: run<DType::Q5_K>(rows, wp, rb, n, k, y, ldy, threads); break;
+    case DType::Q6_K: run<DType::Q6_K>(rows, wp, rb, n, k, y, ldy, threads); break;
     case DType::I8_B32: run<DType::I8_B32>(rows, wp, rb, n, k, y, ldy, threads); break;
     case DType::I8_B64: run<DType::I8_B64>(rows, wp, rb, n, k, y, ldy, threads); break;
     case DType::I8_B128: run<DType::I8_B128>(rows, wp, rb, n, k, y, ldy, threads); break;
