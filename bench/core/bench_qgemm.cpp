@@ -148,7 +148,7 @@ void BM_decode(benchmark::State& state, DType t) {
 struct Shape3 { int64_t k, n; std::vector<int64_t> ms; };
 
 const bool kRegistered = [] {
-  const std::vector<Shape3> shapes = {{576, 1536, {1, 16, 512}}, {1536, 576, {1, 16, 512}}, {4096, 4096, {1, 16}}};
+  const std::vector<Shape3> shapes = {{576, 1536, {1, 4, 16, 512}}, {1536, 576, {1, 4, 16, 512}}, {4096, 4096, {1, 16}}};
   const DType types[] = {DType::F32, DType::F16, DType::BF16, DType::Q8_0, DType::Q4_0, DType::Q4_1,
                          DType::Q4_K, DType::Q6_K, DType::I8_B32, DType::I4_B32, DType::NF4};
   for (DType t : types)
