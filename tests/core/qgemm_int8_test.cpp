@@ -5,8 +5,6 @@
 
 #include <algorithm>
 #include <cmath>
-#include <cstdio>
-#include <cstdlib>
 #include <cstring>
 
 #include "core/cpu/qgemm.h"
@@ -68,7 +66,6 @@ TEST(QgemmInt8, CloseToReferenceAndExactOnRoundedActivations) {
         const auto xq = int8_rounded(x, m, k, ldx);
         matmul_reference(xq.data(), m, ldx, w, ref_q.data(), ldy);
         const double err = normalized_error(y, ref, m, n, ldy);
-        if (std::getenv("ZEROTH_PRINT_ERR")) printf("%s m=%ld n=%ld err=%.3g\n", dtype_name(t).data(), long(m), long(n), err);
         // activation rounding: a few 1e-3 of max |y| (observed 3.5e-3 .. 9.7e-3 here), and
         // not zero (the integer path really ran). With only a few outputs max |y| can be a
         // near-cancelled dot product, so the relative bound is checked where there are >= 13.
