@@ -4,6 +4,7 @@
 //
 // Counters: GFLOP/s = 2·m·n·k / time; vs_eigen = that over Eigen's GFLOP/s for
 // the same (m, n, k), measured once per shape in this process (see eigen_gflops).
+// qgemm_int8_* rows: the opt-in int8-activation path (m ≤ 16 only).
 // Run e.g.: zeroth_bench_core --benchmark_filter=qgemm --benchmark_min_time=0.05s
 #include <benchmark/benchmark.h>
 
@@ -15,6 +16,7 @@
 #include <tuple>
 #include <vector>
 
+#include "core/cpu/qgemm.h"
 #include "core/cpu/qgemm_decode.h"
 #include "core/half.h"
 #include "core/matmul.h"
@@ -107,6 +109,19 @@ void BM_qgemm(benchmark::State& state, DType t, int64_t m, int64_t n, int64_t k)
   set_counters(state, m, n, k, eigen);
 }
 
+// The opt-in int8-activation path (core/cpu/qgemm.h), for generation-sized m.
+void BM_qgemm_int8(benchmark::State& state, DType t, int64_t m, int64_t n, int64_t k) {
+  const Tensor& w = weight(t, n, k);
+  const auto x = normal(size_t(m * k), 3, 1.0f);
+  std::vector<float> y(size_t(m * n));
+  const double eigen = eigen_gflops(m, n, k);
+  for (auto _ : state) {
+    matmul_int8(x.data(), m, k, w, y.data(), n);
+    benchmark::DoNotOptimize(y.data());
+  }
+  set_counters(state, m, n, k, eigen);
+}
+
 void BM_eigen(benchmark::State& state, int64_t m, int64_t n, int64_t k) {
   Eigen::setNbThreads(default_threads());
   RowMajor x = RowMajor::Random(m, k), w = RowMajor::Random(n, k), y(m, n);
@@ -133,7 +148,7 @@ void BM_decode(benchmark::State& state, DType t) {
 struct Shape3 { int64_t k, n; std::vector<int64_t> ms; };
 
 const bool kRegistered = [] {
-  const std::vector<Shape3> shapes = {{576, 1536, {1, 16, 512}}, {1536, 576, {1, 16, 512}}, {4096, 4096, {1, 16}}};
+  const std::vector<Shape3> shapes = {{576, 1536, {1, 4, 16, 512}}, {1536, 576, {1, 4, 16, 512}}, {4096, 4096, {1, 16}}};
   const DType types[] = {DType::F32, DType::F16, DType::BF16, DType::Q8_0, DType::Q4_0, DType::Q4_1,
                          DType::Q4_K, DType::Q6_K, DType::I8_B32, DType::I4_B32, DType::NF4};
   for (DType t : types)
@@ -147,6 +162,11 @@ const bool kRegistered = [] {
         benchmark::RegisterBenchmark(("qgemm_" + std::string(dtype_name(t)) + shape).c_str(), BM_qgemm, t, m, s.n, s.k)
             ->Unit(benchmark::kMicrosecond)
             ->UseRealTime();
+        if (m <= 16 && matmul_int8_supported(t))
+          benchmark::RegisterBenchmark(("qgemm_int8_" + std::string(dtype_name(t)) + shape).c_str(), BM_qgemm_int8, t,
+                                       m, s.n, s.k)
+              ->Unit(benchmark::kMicrosecond)
+              ->UseRealTime();
       }
     }
   return true;

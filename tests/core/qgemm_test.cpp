@@ -140,3 +140,24 @@ TEST(QuantTensor, ErrorsNameTheRow) {
   }
   EXPECT_THROW(quantize(Tensor::empty(DType::Q8_0, {1, 32}), DType::Q4_0), Error);
 }
+
+TEST(Matmul, EveryTileShapeAndGroupMatchesAndRowsStandAlone) {
+  // m = 1..13 covers every microkernel (6×1 panels down to 1×6) and their
+  // mixes; n = 200 spans two 96-column groups and a partial 16-column panel;
+  // m = 400 spans three x-row blocks.
+  for (DType t : {DType::F32, DType::Q4_0}) {
+    const int64_t n = 200, k = t == DType::F32 ? 579 : 576;
+    const Tensor w = test::make_weight(t, n, k, 71);
+    const auto x = test::normal_values(size_t(400 * k), 72);
+    std::vector<float> all(size_t(400 * n)), ref(size_t(400 * n));
+    matmul(x.data(), 400, k, w, all.data(), n, 2);
+    matmul_reference(x.data(), 400, k, w, ref.data(), n);
+    EXPECT_LT(normalized_error(all, ref, 400, n, n), 1e-5) << dtype_name(t);
+    for (int64_t m = 1; m <= 13; ++m) {
+      std::vector<float> y(size_t(m * n));
+      const int64_t i0 = 3 * m;  // a batch starting at an arbitrary row
+      matmul(x.data() + i0 * k, m, k, w, y.data(), n, 2);
+      EXPECT_EQ(std::memcmp(y.data(), all.data() + i0 * n, y.size() * 4), 0) << dtype_name(t) << " m=" << m;
+    }
+  }
+}
