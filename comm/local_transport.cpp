@@ -21,6 +21,7 @@ Commit LocalTransport::exchange(const StepEntry& header, const std::vector<Recor
   // Gather: each member posts its wire message.
   std::vector<uint8_t> msg = encode_member_records(header.step, header.epoch, member_, slots_, exact_, mine);
   bytes_sent_ += msg.size();
+  record_bytes_ += msg.size();
   {
     std::lock_guard lock(g.mu_);
     g.inbox_[member_] = std::move(msg);

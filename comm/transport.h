@@ -37,11 +37,14 @@ class Transport {
   // an error instead of a hang.
   virtual void abort(const std::string& why) = 0;
 
-  // Payload bytes this member has put on the wire so far (records and headers).
+  // Payload bytes this member has put on the wire so far: all of it, and the
+  // records messages of the step protocol alone (the one-byte-per-sample part).
   uint64_t bytes_sent() const { return bytes_sent_; }
+  uint64_t record_bytes_sent() const { return record_bytes_; }
 
  protected:
   uint64_t bytes_sent_ = 0;
+  uint64_t record_bytes_ = 0;
 };
 
 // The wire form of one member's contribution to a step: a 28-byte header

@@ -11,5 +11,8 @@ Runner add_info(CLI::App& app);
 Runner add_inspect(CLI::App& app);
 Runner add_generate(CLI::App& app);
 Runner add_eval(CLI::App& app);
+Runner add_train(CLI::App& app);
+Runner add_replay(CLI::App& app);
+Runner add_export(CLI::App& app);
 
 }  // namespace zeroth::cli

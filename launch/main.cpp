@@ -19,6 +19,9 @@ int main(int argc, char** argv) {
   add(zeroth::cli::add_inspect);
   add(zeroth::cli::add_generate);
   add(zeroth::cli::add_eval);
+  add(zeroth::cli::add_train);
+  add(zeroth::cli::add_replay);
+  add(zeroth::cli::add_export);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

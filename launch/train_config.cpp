@@ -46,6 +46,7 @@ std::string expand_path(const std::string& path) {
     for (size_t p; (p = out.find(token)) != std::string::npos;) out.replace(p, token.size(), value);
   };
   if (out.find("${shared}") != std::string::npos) replace("${shared}", env_or("ZEROTH_SHARED", ZEROTH_SHARED_DIR));
+  if (out.find("${repo}") != std::string::npos) replace("${repo}", ZEROTH_SOURCE_DIR);
   if (out.find("${cache}") != std::string::npos)
     replace("${cache}", env_or("ZEROTH_CACHE", env_or("HOME", "/tmp") + "/.cache/zeroth"));
   return out;

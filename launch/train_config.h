@@ -54,7 +54,8 @@ struct TrainConfig {
 
 // Reads `yaml_text` (from `source`), applies overrides, validates. In path
 // values ${shared} expands to $ZEROTH_SHARED (default: ../shared beside the
-// source tree) and ${cache} to $ZEROTH_CACHE (default: ~/.cache/zeroth);
+// source tree), ${repo} to the source tree and ${cache} to $ZEROTH_CACHE
+// (default: ~/.cache/zeroth);
 // relative paths are relative to the working directory.
 TrainConfig parse_train_config(const std::string& yaml_text, const std::string& source,
                                const std::vector<std::string>& overrides);

@@ -70,6 +70,26 @@ std::vector<uint8_t> codes_of(const StepEntry& e) {
 
 }  // namespace
 
+uint64_t catch_up(LoraTrainable& lora, ZerothOrderOptimizer& opt, CodecScale& codec,
+                  const std::vector<StepEntry>& history, const RunDir* dir, UpdateRule rule) {
+  if (history.empty()) return 0;
+  size_t from = 0;
+  // Plain SGD keeps no state beside θ, so a snapshot can stand in for a prefix.
+  if (dir && rule == UpdateRule::Sgd)
+    if (auto snap = latest_snapshot(*dir, history.size())) {
+      lora.set().restore(snap->tensors, dir->snapshot(snap->step));
+      ZEROTH_CHECK(lora.set().hash().hex() == snap->hash, "{}: the snapshot's tensors do not match its hash",
+                   dir->snapshot(snap->step));
+      from = size_t(snap->step);
+    }
+  opt.replay(std::span<const StepEntry>(history).subspan(from));
+  for (const auto& e : history) {
+    const auto codes = codes_of(e);
+    codec.update(e.scale, codes.data(), codes.size());
+  }
+  return history.size();
+}
+
 MemberOutcome run_member(const TrainContext& ctx, Transport& tr) {
   const TrainConfig& c = ctx.config;
   const bool leader = tr.is_leader();
@@ -79,26 +99,7 @@ MemberOutcome run_member(const TrainContext& ctx, Transport& tr) {
   ZerothOrderOptimizer opt(c.optimizer, lora.set(), ctx.member_threads);
   CodecScale codec(c.codec);
 
-  // Catch up: the newest usable snapshot (plain SGD: θ alone is the state),
-  // then the ledger suffix, fused.
-  uint64_t start = 0;
-  if (!ctx.history.empty()) {
-    size_t from = 0;
-    if (c.optimizer.rule == UpdateRule::Sgd)
-      if (auto snap = latest_snapshot(ctx.dir, ctx.history.size())) {
-        lora.set().restore(snap->tensors, ctx.dir.snapshot(snap->step));
-        ZEROTH_CHECK(lora.set().hash().hex() == snap->hash, "{}: the snapshot's tensors do not match its hash",
-                     ctx.dir.snapshot(snap->step));
-        from = size_t(snap->step);
-      }
-    opt.replay(std::span<const StepEntry>(ctx.history).subspan(from));
-    for (const auto& e : ctx.history) {
-      const auto codes = codes_of(e);
-      codec.update(e.scale, codes.data(), codes.size());
-    }
-    start = ctx.history.size();
-  }
-
+  const uint64_t start = catch_up(lora, opt, codec, ctx.history, &ctx.dir, c.optimizer.rule);
   std::ofstream metrics;
   if (leader) metrics.open(ctx.dir.metrics(), std::ios::app);
   auto log_json = [&](const json& j) {
@@ -120,7 +121,7 @@ MemberOutcome run_member(const TrainContext& ctx, Transport& tr) {
   EvalResult before;
   if (start == 0) before = evaluate_dev(0, "dev before training");
   const auto t_run = Clock::now();
-  uint64_t bytes_at_start = tr.bytes_sent();
+  const uint64_t bytes_at_start = tr.bytes_sent(), records_at_start = tr.record_bytes_sent();
   double loss_ema = NAN;
   for (uint64_t t = start; t < uint64_t(c.run.steps); ++t) {
     const auto t0 = Clock::now();
@@ -161,11 +162,11 @@ MemberOutcome run_member(const TrainContext& ctx, Transport& tr) {
         gabs += std::abs(double(g));
         ++ng;
       }
-      const uint64_t bytes = tr.bytes_sent() - bytes_at_start;
+      const uint64_t bytes = tr.record_bytes_sent() - records_at_start;
       log_json({{"event", "step"}, {"step", t}, {"loss", mean_loss}, {"lr", lr}, {"scale", scale},
                 {"records", commit.entry.records.size()}, {"g_rms", ng ? std::sqrt(g2 / ng) : 0.0},
                 {"g_mean_abs", ng ? gabs / ng : 0.0}, {"clipped", res.clipped}, {"dropped", res.dropped},
-                {"bytes_per_member", double(bytes) / double(out.steps_run)}, {"step_seconds", step_s},
+                {"record_bytes_per_member", double(bytes) / double(out.steps_run)}, {"step_seconds", step_s},
                 {"tokens_per_second", double(res.tokens) * members / step_s}});
       const double elapsed = std::chrono::duration<double>(Clock::now() - t_run).count();
       const double eta = elapsed / double(out.steps_run) * double(uint64_t(c.run.steps) - t - 1);
@@ -191,6 +192,7 @@ MemberOutcome run_member(const TrainContext& ctx, Transport& tr) {
   out.steps_done = start + out.steps_run;
   out.final_hash = lora.set().hash().hex();
   out.bytes_sent = tr.bytes_sent() - bytes_at_start;
+  out.record_bytes_sent = tr.record_bytes_sent() - records_at_start;
 
   // Final evaluation and summary (leader).
   const EvalResult after = evaluate_dev(out.steps_done, "dev after training");
@@ -204,7 +206,9 @@ MemberOutcome run_member(const TrainContext& ctx, Transport& tr) {
     if (out.steps_run > 0 && c.run.snapshot_every > 0)
       write_snapshot(ctx.dir, out.steps_done, out.final_hash, lora.set().snapshot());
     json s = {{"steps", out.steps_done}, {"members", members}, {"final_hash", out.final_hash},
-              {"bytes_per_member_per_step", out.steps_run ? double(out.bytes_sent) / double(out.steps_run) : 0.0},
+              {"record_bytes_per_member_per_step",
+               out.steps_run ? double(out.record_bytes_sent) / double(out.steps_run) : 0.0},
+              {"all_bytes_per_member_per_step", out.steps_run ? double(out.bytes_sent) / double(out.steps_run) : 0.0},
               {"trainable_parameters", lora.set().size()},
               {"seconds", std::chrono::duration<double>(Clock::now() - t_run).count()}};
     if (start == 0) s["dev_before"] = eval_json("dev", 0, before);

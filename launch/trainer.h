@@ -9,6 +9,8 @@
 
 #include "comm/transport.h"
 #include "optim/ledger.h"
+#include "optim/lora_trainable.h"
+#include "optim/update.h"
 #include "launch/run_dir.h"
 #include "launch/train_config.h"
 #include "models/causal_lm.h"
@@ -39,9 +41,16 @@ TrainContext make_train_context(const TrainConfig& config);
 struct MemberOutcome {
   uint64_t steps_done = 0;        // entries in the ledger at the end
   std::string final_hash;
-  uint64_t bytes_sent = 0;        // by this member, at its transport
+  uint64_t bytes_sent = 0;        // by this member, at its transport (records, hashes, statistics)
+  uint64_t record_bytes_sent = 0; // of which records messages (the one-byte-per-sample protocol)
   uint64_t steps_run = 0;         // steps this process ran (excludes replayed ones)
 };
+
+// Brings a freshly initialized θ (and the codec scale) to the end of
+// `history`: the newest usable snapshot in `dir` (SGD only), then a fused replay
+// of the rest. Returns the step reached.
+uint64_t catch_up(LoraTrainable& lora, ZerothOrderOptimizer& opt, CodecScale& codec,
+                  const std::vector<StepEntry>& history, const RunDir* dir, UpdateRule rule);
 
 // Runs member `transport.member()` to the end of the run (or a stop request).
 MemberOutcome run_member(const TrainContext& ctx, Transport& transport);

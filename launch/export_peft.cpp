@@ -1,0 +1,111 @@
+#include "launch/export_peft.h"
+
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "core/error.h"
+#include "core/formats/safetensors.h"
+#include "core/quant/quant.h"
+
+namespace zeroth::cli {
+
+using json = nlohmann::json;
+
+namespace {
+
+std::string hf_module(Proj p) {
+  switch (p) {
+    case Proj::Q: case Proj::K: case Proj::V: case Proj::O: return "self_attn." + std::string(proj_name(p)) + "_proj";
+    default: return "mlp." + std::string(proj_name(p)) + "_proj";
+  }
+}
+
+Tensor f32_tensor(const std::vector<float>& v, const Shape& s) { return Tensor::from_vector(v, s); }
+
+}  // namespace
+
+std::vector<float> interleaved_to_rotate_half_rows(const float* w, int64_t rows, int64_t cols, int64_t heads) {
+  const int64_t hd = rows / heads;
+  std::vector<float> out(size_t(rows * cols));
+  for (int64_t h = 0; h < heads; ++h)
+    for (int64_t j = 0; j < hd / 2; ++j)
+      for (int64_t c = 0; c < 2; ++c)
+        std::copy_n(w + (h * hd + 2 * j + c) * cols, cols, out.data() + (h * hd + c * hd / 2 + j) * cols);
+  return out;
+}
+
+void export_peft(const std::string& dir, const LoraAdapters& lora, const std::string& base_path,
+                 bool base_interleaved, int64_t n_heads, int64_t n_kv_heads) {
+  std::filesystem::create_directories(dir);
+  const auto& cfg = lora.config();
+  TensorList tensors;
+  json targets = json::array();
+  for (Proj p : cfg.targets) targets.push_back(std::string(proj_name(p)) + "_proj");
+  for (int l = 0; l < lora.n_layers(); ++l)
+    for (Proj p : cfg.targets) {
+      const std::string base = "base_model.model.model.layers." + std::to_string(l) + "." + hf_module(p);
+      std::vector<float> B = lora.B(l, p);
+      if (base_interleaved && (p == Proj::Q || p == Proj::K))
+        B = interleaved_to_rotate_half_rows(B.data(), lora.out_dim(p), cfg.rank, p == Proj::Q ? n_heads : n_kv_heads);
+      tensors.push_back({base + ".lora_A.weight", f32_tensor(lora.A(l, p), {cfg.rank, lora.in_dim(p)})});
+      tensors.push_back({base + ".lora_B.weight", f32_tensor(B, {lora.out_dim(p), cfg.rank})});
+    }
+  write_safetensors(dir + "/adapter_model.safetensors", tensors, {{"format", "pt"}});
+  const json c = {{"peft_type", "LORA"}, {"task_type", "CAUSAL_LM"}, {"r", cfg.rank}, {"lora_alpha", cfg.alpha},
+                  {"lora_dropout", 0.0}, {"target_modules", targets}, {"bias", "none"}, {"fan_in_fan_out", false},
+                  {"inference_mode", true}, {"base_model_name_or_path", base_path}};
+  std::ofstream(dir + "/adapter_config.json") << c.dump(2) << "\n";
+}
+
+void export_merged(const std::string& dir, const LlamaModel& model, const LoraAdapters& lora) {
+  std::filesystem::create_directories(dir);
+  const auto& w = model.weights();
+  const auto& c = w.config;
+  TensorList tensors;
+  auto full = [](const Tensor& t) { return dequantize(t); };  // an export may hold one f32 matrix at a time
+  tensors.push_back({"model.embed_tokens.weight", full(w.tok_embeddings)});
+  for (int l = 0; l < int(c.n_layers); ++l) {
+    const auto& L = w.layers[size_t(l)];
+    const std::string pre = "model.layers." + std::to_string(l) + ".";
+    tensors.push_back({pre + "input_layernorm.weight", L.attn_norm});
+    tensors.push_back({pre + "post_attention_layernorm.weight", L.ffn_norm});
+    for (int pi = 0; pi < kProjCount; ++pi) {
+      const Proj p = Proj(pi);
+      Tensor W = full(L.proj(p));
+      if (lora.has(l, p)) {  // W += scale · B · A, in double per element
+        const auto f = lora.get(l, p, 0, nullptr);
+        const int64_t out = W.dim(0), in = W.dim(1);
+        float* wp = W.data<float>();
+        for (int64_t i = 0; i < out; ++i)
+          for (int64_t j = 0; j < in; ++j) {
+            double s = 0;
+            for (int64_t k = 0; k < f.r; ++k) s += double(f.B[i * f.r + k]) * double(f.A[k * in + j]);
+            wp[i * in + j] = float(double(wp[i * in + j]) + double(f.scale) * s);
+          }
+      }
+      if (c.rope_interleaved && (p == Proj::Q || p == Proj::K))
+        W = Tensor::from_vector(interleaved_to_rotate_half_rows(W.data<float>(), W.dim(0), W.dim(1),
+                                                                p == Proj::Q ? c.n_heads : c.n_kv_heads),
+                                W.shape());
+      tensors.push_back({pre + hf_module(p) + ".weight", W});
+    }
+  }
+  tensors.push_back({"model.norm.weight", w.final_norm});
+  if (!c.tie_embeddings) tensors.push_back({"lm_head.weight", full(w.output)});
+  write_safetensors(dir + "/model.safetensors", tensors, {{"format", "pt"}});
+  json cfg = {{"architectures", {"LlamaForCausalLM"}}, {"model_type", "llama"}, {"hidden_size", c.dim},
+              {"intermediate_size", c.hidden_dim}, {"num_hidden_layers", c.n_layers},
+              {"num_attention_heads", c.n_heads}, {"num_key_value_heads", c.n_kv_heads},
+              {"vocab_size", c.vocab_size}, {"max_position_embeddings", c.max_seq_len}, {"rms_norm_eps", c.norm_eps},
+              {"rope_theta", c.rope_theta}, {"tie_word_embeddings", c.tie_embeddings}, {"torch_dtype", "float32"},
+              {"head_dim", c.hd()}};
+  if (c.rope_scaling.factor > 0)
+    cfg["rope_scaling"] = {{"rope_type", "llama3"}, {"factor", c.rope_scaling.factor},
+                           {"low_freq_factor", c.rope_scaling.low_freq_factor},
+                           {"high_freq_factor", c.rope_scaling.high_freq_factor},
+                           {"original_max_position_embeddings", c.rope_scaling.original_max_position}};
+  std::ofstream(dir + "/config.json") << cfg.dump(2) << "\n";
+}
+
+}  // namespace zeroth::cli

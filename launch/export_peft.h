@@ -1,0 +1,23 @@
+// Exports of a finetuned run in Hugging Face layouts.
+#pragma once
+#include <string>
+
+#include "models/llama.h"
+#include "models/lora.h"
+
+namespace zeroth::cli {
+
+// adapter_model.safetensors (PEFT tensor names) + adapter_config.json. When the
+// base uses Meta's interleaved q/k layout (GGUF, llama2.c), the rows of the q/k
+// B factors are permuted to HF's rotate-half order, so the adapter applies to
+// the HF checkpoint of the same model.
+void export_peft(const std::string& dir, const LoraAdapters& lora, const std::string& base_path,
+                 bool base_interleaved, int64_t n_heads, int64_t n_kv_heads);
+// The base with W + (alpha/r)·B·A merged into every adapted projection, as an
+// HF directory: model.safetensors (f32) + config.json.
+void export_merged(const std::string& dir, const LlamaModel& model, const LoraAdapters& lora);
+
+// Meta (pairs interleaved) → HF (rotate-half) row order of a (heads·hd, cols) f32 matrix.
+std::vector<float> interleaved_to_rotate_half_rows(const float* w, int64_t rows, int64_t cols, int64_t heads);
+
+}  // namespace zeroth::cli
