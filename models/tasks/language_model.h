@@ -1,9 +1,10 @@
 // Language-modelling loss: mean negative log-likelihood of each next token.
+// A thin wrapper over evaluate() (task.h) for callers holding token documents.
 #pragma once
 #include <cstdint>
 #include <vector>
 
-#include "models/llama.h"
+#include "models/causal_lm.h"
 
 namespace zeroth {
 
@@ -15,7 +16,7 @@ struct NllResult {
 
 // Runs the documents (token ids, BOS included) through the model in batches of
 // about `batch_tokens` rows. Documents longer than the context are cut.
-NllResult evaluate_nll(const LlamaModel& model, const std::vector<std::vector<int32_t>>& docs,
+NllResult evaluate_nll(const CausalLM& model, const std::vector<std::vector<int32_t>>& docs,
                        int64_t batch_tokens = 4096, const AdapterSet* adapters = nullptr);
 
 }  // namespace zeroth

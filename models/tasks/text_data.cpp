@@ -1,10 +1,11 @@
 #include "models/tasks/text_data.h"
 
+#include <algorithm>
 #include <fstream>
-#include <nlohmann/json.hpp>
 #include <sstream>
 
 #include "core/error.h"
+#include "models/tasks/records.h"
 
 namespace zeroth {
 namespace {
@@ -27,29 +28,23 @@ TextData read_text_documents(const std::string& path, const TextDataOptions& opt
   if (!in) fail("{}: cannot open the data file", path);
   TextData out;
   if (is_jsonl(path)) {
-    std::string line;
-    for (int64_t lineno = 1; std::getline(in, line); ++lineno) {
-      if (trim(line).empty()) continue;
-      std::string why;
-      try {
-        const auto j = nlohmann::json::parse(line);
-        if (!j.is_object() || !j.contains(opt.text_field) || !j[opt.text_field].is_string())
-          why = fmt::format("no string field \"{}\"", opt.text_field);
-        else if (auto t = trim(j[opt.text_field].get<std::string>()); !t.empty())
-          out.documents.push_back(std::move(t));
-      } catch (const nlohmann::json::exception& e) {
-        why = std::string("invalid JSON: ") + e.what();
-      }
-      if (!why.empty()) {
-        if (!opt.skip_bad_rows) fail("{}:{}: {}", path, lineno, why);
-        ++out.skipped_rows;
-      }
-    }
+    // JSONL goes through the record reader, so its errors (file:line, invalid
+    // JSON or UTF-8, missing field) match the other tasks'.
+    RecordOptions ro;
+    ro.required = {opt.text_field};
+    ro.skip_bad_rows = opt.skip_bad_rows;
+    RecordFile f = read_records(path, ro);
+    out.skipped_rows = f.skipped_rows;
+    for (const Record& r : f.rows)
+      if (auto t = trim(*r.find(opt.text_field)); !t.empty()) out.documents.push_back(std::move(t));
     return out;
   }
   std::stringstream ss;
   ss << in.rdbuf();
   const std::string text = ss.str();
+  // Tokenizers take text, not bytes: name where the file stops being UTF-8.
+  if (const size_t bad = find_invalid_utf8(text); bad != std::string::npos)
+    fail("{}:{}: invalid UTF-8", path, 1 + std::count(text.begin(), text.begin() + int64_t(bad), '\n'));
   if (opt.separator.empty()) {
     if (auto t = trim(text); !t.empty()) out.documents.push_back(std::move(t));
     return out;
