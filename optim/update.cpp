@@ -81,17 +81,11 @@ ZerothOrderOptimizer::Prepared ZerothOrderOptimizer::prepare(const StepEntry& e)
   return p;
 }
 
-namespace {
-
-struct Item {
-  float* theta;
-  int64_t global, len;  // θ[0, len) holds global indices [global, global + len)
-};
-
-}  // namespace
-
-// Every item is independent and each element's result depends only on its global
-// index and the entry order, so the item split and the thread do not matter.
+// θ is cut into windows of global indices [w·kReplayChunk, (w+1)·kReplayChunk);
+// a window holds the pieces of every tensor inside it, so small tensors (LoRA
+// matrices of a few thousand elements) share one apply call per entry. Each
+// element's result depends only on its global index and the entry order, so the
+// window split and the thread that runs a window do not matter.
 void ZerothOrderOptimizer::run_fused(std::span<const Prepared> entries) {
   ZEROTH_CHECK(theta_.size() <= max_stream_elements(cfg_.distribution),
                "trainable set of {} elements exceeds the {} stream's index space", theta_.size(),
@@ -99,44 +93,51 @@ void ZerothOrderOptimizer::run_fused(std::span<const Prepared> entries) {
   ZEROTH_CHECK(cfg_.rule != UpdateRule::Momentum || int64_t(m_.size()) == theta_.size(),
                "momentum buffer holds {} values but θ has {} (tensors added after the optimizer was made?)",
                m_.size(), theta_.size());
-  std::vector<Item> items;
+  std::vector<std::vector<TrainableSpan>> windows(size_t((theta_.size() + kReplayChunk - 1) / kReplayChunk));
   for (const TrainableTensor& t : theta_.tensors())
     for (int64_t i = t.offset; i < t.offset + t.n;) {
       const int64_t stop = std::min(t.offset + t.n, (i / kReplayChunk + 1) * kReplayChunk);
-      items.push_back({t.data + (i - t.offset), i, stop - i});
+      windows[size_t(i / kReplayChunk)].push_back({t.data + (i - t.offset), stop - i, i});
       i = stop;
     }
   const Distribution d = cfg_.distribution;
   const UpdateRule rule = cfg_.rule;
   const float beta = cfg_.momentum;
   float* m = m_.data();
-  parallel_for(int64_t(items.size()), 1, threads_, [&](int64_t b, int64_t e) {
+  parallel_for(int64_t(windows.size()), 1, threads_, [&](int64_t b, int64_t e) {
     std::vector<float> a(rule == UpdateRule::Sign ? size_t(kReplayChunk) : 0);
-    for (int64_t it = b; it < e; ++it) {
-      float* th = items[it].theta;
-      const int64_t g = items[it].global, len = items[it].len;
+    std::vector<TrainableSpan> aux;  // the window's spans over m or a
+    for (int64_t w = b; w < e; ++w) {
+      const std::vector<TrainableSpan>& spans = windows[size_t(w)];
+      const int64_t base = w * kReplayChunk;  // a[] is indexed from the window start
+      aux.clear();
+      for (const TrainableSpan& s : spans)
+        aux.push_back({rule == UpdateRule::Sign ? a.data() + (s.offset - base) : m + s.offset, s.n, s.offset});
       for (const Prepared& p : entries) {
         if (p.terms.empty()) {
           if (p.decay != 1.0f)
-            for (int64_t i = 0; i < len; ++i) th[i] = th[i] * p.decay;
+            for (const TrainableSpan& s : spans)
+              for (int64_t i = 0; i < s.n; ++i) s.data[i] = s.data[i] * p.decay;
           continue;
         }
-        switch (rule) {
-          case UpdateRule::Sgd:
-            apply_perturbations(p.terms, d, g, len, th, p.decay, 1);
-            break;
-          case UpdateRule::Momentum:
-            apply_perturbations(p.terms, d, g, len, m + g, beta, 1);
-            for (int64_t i = 0; i < len; ++i) th[i] = th[i] * p.decay - p.lr * m[g + i];
-            break;
-          case UpdateRule::Sign:
-            std::fill_n(a.data(), len, 0.0f);
-            apply_perturbations(p.terms, d, g, len, a.data(), 1.0f, 1);
-            for (int64_t i = 0; i < len; ++i) {
-              const float sg = a[i] > 0.0f ? 1.0f : (a[i] < 0.0f ? -1.0f : 0.0f);
+        if (rule == UpdateRule::Sgd) {
+          apply_perturbations(p.terms, d, spans, p.decay, 1);
+          continue;
+        }
+        if (rule == UpdateRule::Sign) std::fill(a.begin(), a.end(), 0.0f);
+        // momentum: m = m·β − acc;  sign: a = 0·1 − acc
+        apply_perturbations(p.terms, d, aux, rule == UpdateRule::Momentum ? beta : 1.0f, 1);
+        for (size_t t = 0; t < spans.size(); ++t) {
+          float* th = spans[t].data;
+          const float* v = aux[t].data;
+          if (rule == UpdateRule::Momentum) {
+            for (int64_t i = 0; i < spans[t].n; ++i) th[i] = th[i] * p.decay - p.lr * v[i];
+          } else {
+            for (int64_t i = 0; i < spans[t].n; ++i) {
+              const float sg = v[i] > 0.0f ? 1.0f : (v[i] < 0.0f ? -1.0f : 0.0f);
               th[i] = th[i] * p.decay - p.lr * sg;
             }
-            break;
+          }
         }
       }
     }
