@@ -41,8 +41,14 @@ struct StepEntry {
   bool operator==(const StepEntry&) const = default;
 
   void sort_records();                 // into (member, slot) order
-  std::vector<uint8_t> serialize() const;  // body bytes (little-endian), without framing
-  // Throws zeroth::Error describing what is malformed.
+  // Body bytes (little-endian, versioned), without framing:
+  //   u32 version=1 | u64 step | u32 epoch | f32 scale | f32 lr | u32 count |
+  //   count × (u32 member | u32 slot | u8 code | u8 kind)
+  // Throws zeroth::Error when records are unsorted or duplicated, a code is the
+  // unused −128, or scale/lr are not finite (such an entry must never be written).
+  std::vector<uint8_t> serialize() const;
+  // Throws zeroth::Error describing what is malformed (the same checks, plus
+  // version, lengths and record kinds).
   static StepEntry deserialize(const uint8_t* data, size_t n);
 };
 
@@ -55,25 +61,40 @@ struct LedgerHeader {
   bool operator==(const LedgerHeader&) const = default;
 };
 
+// ReadWrite holds an exclusive flock (one writer per ledger) and cuts a torn
+// tail; ReadOnly (an auditor, a replayer beside a live run) changes nothing and
+// cannot append.
+enum class LedgerAccess : uint8_t { ReadWrite, ReadOnly };
+
 // The append-only file: a header frame, then one frame per entry:
-//   u32 magic "ZLE1" | u32 body length | body | u32 CRC-32C of (length, body)
+//   u32 magic | u32 body length | body | u32 CRC-32C of (length, body)
+// magic is "ZLH1" for the header frame and "ZLE1" for entries (bytes in file
+// order); integers are little-endian. Entry steps are 0, 1, 2, ... in order.
+//
 // A crash mid-append leaves a torn last frame; open() stops at the last whole
 // frame, reports what it dropped, and truncates the file there before appending.
+// A damaged frame (bad magic, length past the end, CRC mismatch) counts as torn
+// only when no whole frame follows it: a bit flip in the final entry therefore
+// drops that entry (reported in dropped_bytes(); the replica re-fetches it),
+// while a damaged frame with whole frames after it is an error, never skipped.
 class LedgerFile {
  public:
-  // Creates a new ledger (fails if the file exists).
+  // Creates a new ledger and fsyncs it and its directory (fails if the file
+  // exists: nothing is overwritten).
   static LedgerFile create(const std::string& path, const LedgerHeader& header);
   // Opens an existing ledger, reading every whole entry. Torn tail bytes are cut
-  // off (count in dropped_bytes()); a corrupt frame before the tail is an error
-  // naming the file and the entry index.
-  static LedgerFile open(const std::string& path);
+  // off (count in dropped_bytes(); ReadOnly only counts them); a corrupt frame
+  // before the tail is an error naming the file and the entry index.
+  static LedgerFile open(const std::string& path, LedgerAccess access = LedgerAccess::ReadWrite);
 
   const std::string& path() const { return path_; }
   const LedgerHeader& header() const { return header_; }
   const std::vector<StepEntry>& entries() const { return entries_; }
   uint64_t dropped_bytes() const { return dropped_bytes_; }
-  // Appends and flushes (fsync when durable). Entry steps must be consecutive.
+  // Appends the frame with one write (to the OS; fsync when durable). Entry steps
+  // must be consecutive and records sorted and unique.
   void append(const StepEntry& e, bool durable = false);
+  uint64_t next_step() const { return entries_.empty() ? 0 : entries_.back().step + 1; }
 
   LedgerFile(LedgerFile&&) noexcept;
   LedgerFile& operator=(LedgerFile&&) noexcept;
@@ -83,11 +104,15 @@ class LedgerFile {
   LedgerFile() = default;
   std::string path_;
   int fd_ = -1;
+  bool writable_ = false;
+  uint64_t end_ = 0;  // file offset after the last whole frame
   LedgerHeader header_;
   std::vector<StepEntry> entries_;
   uint64_t dropped_bytes_ = 0;
 };
 
+// CRC-32C (Castagnoli, reflected 0x82F63B78). Chains: crc32c(b, m, crc32c(a, n))
+// is the CRC of a then b. crc32c("123456789") = 0xE3069283.
 uint32_t crc32c(const uint8_t* data, size_t n, uint32_t crc = 0);
 
 }  // namespace zeroth

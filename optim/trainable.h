@@ -24,19 +24,26 @@ struct TrainableTensor {
 class TrainableSet {
  public:
   // Appends a tensor at the next global offset. Order defines the index space.
+  // The set does not own `data` (shape_numel(shape) floats); names are unique.
   void add(std::string name, const Shape& shape, float* data);
   const std::vector<TrainableTensor>& tensors() const { return tensors_; }
   int64_t size() const { return size_; }  // total elements
   std::vector<TrainableSpan> spans() const;
-  // The tensor holding global index i, or nullptr.
+  // The tensor named `name`, or nullptr.
   const TrainableTensor* find(const std::string& name) const;
+  // The tensor holding global index i in [0, size()), or nullptr.
+  const TrainableTensor* at_index(int64_t i) const;
 
-  ParamHash hash() const;                 // over names, shapes and bytes, in order
-  TensorList snapshot() const;            // copies, for safetensors
-  // Overwrites the values from a snapshot; names and shapes must match exactly
-  // (errors name the tensor and `source`).
+  // Over names, shapes and bytes, in order: equals hash_tensors() of snapshot()
+  // (TensorHasher's layout, fed from θ in place without copies).
+  ParamHash hash() const;
+  TensorList snapshot() const;            // f32 copies in set order, for safetensors
+  // Overwrites the values from a snapshot, matched by name (any order): every
+  // tensor of the set must be present as f32 with the same shape and no extra
+  // tensors may be there. Everything is checked before anything is written, so a
+  // failed restore leaves θ untouched. Errors name the tensor and `source`.
   void restore(const TensorList& saved, const std::string& source);
-  void copy_from(const TrainableSet& other);  // same layout required
+  void copy_from(const TrainableSet& other);  // same names and shapes in order required
 
  private:
   std::vector<TrainableTensor> tensors_;

@@ -7,6 +7,21 @@
 //   sign:     θ ← θ·(1 − lr·wd) − lr · sign(Σ_k g_k z_k / N)
 // All state (θ, m) is a deterministic function of the ledger: the same entries
 // give the same bits on every replica, thread count and backend.
+//
+// Float operations, each rounded separately (no FMA), with lr = entry.lr (the
+// ledger's, never recomputed from the schedule) and z_k = z(run_seed, step,
+// member_k, slot_k):
+//   g_k   = float(int8(code_k)) · entry.scale           (decode_gradient)
+//   q_k   = g_k / float(N)
+//   decay = 1.0f − (lr · weight_decay)
+//   sgd:      c_k = lr · q_k;  θ = θ·decay − acc,  acc = Σ_k c_k·z_k in record order
+//             (core apply_perturbations, exactly)
+//   momentum: c_k = −q_k;  m = m·β − acc (apply_perturbations on m, decay β);
+//             then θ = θ·decay − lr·m
+//   sign:     c_k = −q_k;  a = 0·1 − acc (apply_perturbations on zeros);
+//             θ = θ·decay − lr·sign(a), sign(±0) = 0, so lr·sign is exact
+// An entry with no records (nobody answered) only decays θ: θ = θ·decay; the
+// momentum buffer is left as it is.
 #pragma once
 #include <cstdint>
 #include <span>
@@ -36,7 +51,12 @@ struct OptimizerConfig {
   Distribution distribution = Distribution::Rademacher;
   uint64_t run_seed = 0;
   void validate() const;
-  float lr_at(uint64_t step) const;  // the schedule, in float, deterministic
+  // The schedule, computed in double and rounded to float once. Warmup: steps
+  // 0 .. warmup−1 get lr·(step+1)/warmup (the first step is not wasted at lr 0).
+  // Then with p = (step − warmup)/(total − warmup) clamped to [0, 1]:
+  // linear lr·(1 − p), cosine lr·(1 + cos πp)/2 (std::cos: the committing node
+  // evaluates it once and the ledger stores the result, so replicas never do).
+  float lr_at(uint64_t step) const;
 };
 
 // Holds the optimizer state beside θ and applies entries to it.
@@ -45,17 +65,26 @@ class ZerothOrderOptimizer {
   ZerothOrderOptimizer(const OptimizerConfig& cfg, TrainableSet& theta, int threads = 0);
 
   // θ_t → θ_{t+1} for one committed entry (its records decoded at entry.scale).
+  // Throws zeroth::Error (naming the step) for a step past 2^32 − 1, a malformed
+  // code or a θ that grew since construction; θ is untouched then.
   void apply(const StepEntry& entry);
-  // Replays many entries, fused into as few passes over θ as the rule allows
-  // (SGD: one pass for all entries, chunk by chunk); bit-identical to applying
-  // them one by one.
+  // Replays many entries in one pass over θ for every rule: θ (and m) is cut
+  // into chunks of kReplayChunk elements that stay in cache while every entry is
+  // applied to them in order. Bit-identical to applying them one by one.
   void replay(std::span<const StepEntry> entries);
 
   const OptimizerConfig& config() const { return cfg_; }
   const std::vector<float>& momentum_buffer() const { return m_; }
+  // Restores m (e.g. saved beside a snapshot); size must be θ's.
+  void load_momentum(std::span<const float> m);
+
+  // Elements of θ per replay work item: θ and m chunks (64 KiB each) stay in L2.
+  static constexpr int64_t kReplayChunk = 8 * kApplyChunk;
 
  private:
-  std::vector<ScaledPerturbation> terms(const StepEntry& e, float sign) const;
+  struct Prepared;  // one entry's terms, decay and lr
+  Prepared prepare(const StepEntry& e) const;
+  void run_fused(std::span<const Prepared> entries);
   OptimizerConfig cfg_;
   TrainableSet& theta_;
   int threads_;
