@@ -1,5 +1,7 @@
 #include "launch/run_dir.h"
 
+#include <algorithm>
+#include <cstdio>
 #include <filesystem>
 #include <fmt/format.h>
 

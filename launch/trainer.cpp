@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <fmt/format.h>
 #include <fstream>
+#include <thread>
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"

@@ -1,5 +1,7 @@
 #include "launch/yaml_reader.h"
 
+#include <utility>
+
 namespace zeroth::cli {
 
 YamlReader::YamlReader(YAML::Node node, std::string path, std::string file)
@@ -8,39 +10,42 @@ YamlReader::YamlReader(YAML::Node node, std::string path, std::string file)
                path_.empty() ? "the config" : path_);
 }
 
-YAML::Node YamlReader::take(const std::string& key) {
+std::optional<YAML::Node> YamlReader::take(const std::string& key) {
   used_.insert(key);
-  if (!node_ || !node_.IsMap()) return YAML::Node();
-  const YAML::Node v = node_[key];
-  if (!v || v.IsNull()) return YAML::Node();
+  if (!node_ || !node_.IsMap()) return std::nullopt;
+  const YAML::Node v = std::as_const(node_)[key];
+  if (!v.IsDefined() || v.IsNull()) return std::nullopt;
   return v;
 }
 
 bool YamlReader::has(const std::string& key) const { return node_ && node_.IsMap() && node_[key]; }
 
 void YamlReader::get(const std::string& key, std::vector<std::string>& out) {
-  const YAML::Node v = take(key);
+  const auto v = take(key);
   if (!v) return;
-  ZEROTH_CHECK(v.IsSequence(), "{}: {} must be a list", file_, full(key));
+  ZEROTH_CHECK(v->IsSequence(), "{}: {} must be a list", file_, full(key));
   out.clear();
-  for (const auto& e : v) {
+  for (const auto& e : *v) {
     ZEROTH_CHECK(e.IsScalar(), "{}: {} must be a list of strings", file_, full(key));
     out.push_back(e.as<std::string>());
   }
 }
 
 void YamlReader::get(const std::string& key, std::map<std::string, std::string>& out) {
-  const YAML::Node v = take(key);
+  const auto v = take(key);
   if (!v) return;
-  ZEROTH_CHECK(v.IsMap(), "{}: {} must be a mapping", file_, full(key));
+  ZEROTH_CHECK(v->IsMap(), "{}: {} must be a mapping", file_, full(key));
   out.clear();
-  for (const auto& kv : v) {
+  for (const auto& kv : *v) {
     ZEROTH_CHECK(kv.second.IsScalar(), "{}: {}.{} must be a string", file_, full(key), kv.first.as<std::string>());
     out[kv.first.as<std::string>()] = kv.second.as<std::string>();
   }
 }
 
-YamlReader YamlReader::child(const std::string& key) { return YamlReader(take(key), full(key), file_); }
+YamlReader YamlReader::child(const std::string& key) {
+  const auto v = take(key);
+  return YamlReader(v ? *v : YAML::Node(), full(key), file_);
+}
 
 void YamlReader::finish() const {
   if (!node_ || !node_.IsMap()) return;

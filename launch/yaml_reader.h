@@ -5,6 +5,7 @@
 #include <yaml-cpp/yaml.h>
 
 #include <map>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
@@ -19,12 +20,12 @@ class YamlReader {
 
   template <typename T>
   void get(const std::string& key, T& out) {
-    const YAML::Node v = take(key);
+    const std::optional<YAML::Node> v = take(key);
     if (!v) return;
     try {
-      out = v.as<T>();
+      out = v->as<T>();
     } catch (const YAML::Exception&) {
-      fail("{}: {}: cannot read {} as {}", file_, full(key), YAML::Dump(v), type_name<T>());
+      fail("{}: {}: cannot read {} as {}", file_, full(key), YAML::Dump(*v), type_name<T>());
     }
   }
   void get(const std::string& key, std::vector<std::string>& out);
@@ -43,7 +44,7 @@ class YamlReader {
     else if constexpr (std::is_floating_point_v<T>) return "a number";
     else return "a string";
   }
-  YAML::Node take(const std::string& key);
+  std::optional<YAML::Node> take(const std::string& key);  // nullopt: absent or null
   YAML::Node node_;
   std::string path_, file_;
   std::set<std::string> used_;

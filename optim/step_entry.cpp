@@ -10,9 +10,11 @@
 namespace zeroth {
 namespace {
 
-constexpr uint32_t kEntryVersion = 1;
+constexpr uint32_t kEntryVersion = 1;       // records carry one-byte codes
+constexpr uint32_t kExactEntryVersion = 2;  // records carry fp32 values (StepEntry::exact comparison runs)
 constexpr size_t kEntryFixedBytes = 28;  // version, step, epoch, scale, lr, count
 constexpr size_t kRecordBytes = 10;      // member, slot, code, kind
+constexpr size_t kExactRecordBytes = 13; // member, slot, kind, value
 constexpr uint8_t kUnusedCode = 0x80;    // int8 −128: the codec never emits it
 
 void put_u32(std::vector<uint8_t>& out, uint32_t v) {
@@ -48,8 +50,12 @@ void check_entry(const StepEntry& e, const char* who) {
                e.step, e.lr);
   for (size_t i = 0; i < e.records.size(); ++i) {
     const Record& r = e.records[i];
-    ZEROTH_CHECK(r.code != kUnusedCode, "{} step {}: record {} (member {}, slot {}) has the unused code -128", who,
-                 e.step, i, r.member, r.slot);
+    if (e.exact)
+      ZEROTH_CHECK(std::isfinite(r.value), "{} step {}: record {} (member {}, slot {}) has a non-finite value", who,
+                   e.step, i, r.member, r.slot);
+    else
+      ZEROTH_CHECK(r.code != kUnusedCode, "{} step {}: record {} (member {}, slot {}) has the unused code -128", who,
+                   e.step, i, r.member, r.slot);
     ZEROTH_CHECK(r.kind == RecordKind::ZerothOrder || r.kind == RecordKind::Gradient,
                  "{} step {}: record {} (member {}, slot {}) has unknown kind {}", who, e.step, i, r.member, r.slot,
                  int(r.kind));
@@ -65,11 +71,12 @@ void StepEntry::sort_records() { std::sort(records.begin(), records.end(), recor
 
 std::vector<uint8_t> StepEntry::serialize() const {
   check_entry(*this, "StepEntry::serialize");
-  ZEROTH_CHECK(records.size() <= (UINT32_MAX - kEntryFixedBytes) / kRecordBytes,
+  const size_t per = exact ? kExactRecordBytes : kRecordBytes;
+  ZEROTH_CHECK(records.size() <= (UINT32_MAX - kEntryFixedBytes) / per,
                "StepEntry::serialize step {}: {} records do not fit one frame", step, records.size());
   std::vector<uint8_t> out;
-  out.reserve(kEntryFixedBytes + kRecordBytes * records.size());
-  put_u32(out, kEntryVersion);
+  out.reserve(kEntryFixedBytes + per * records.size());
+  put_u32(out, exact ? kExactEntryVersion : kEntryVersion);
   put_u64(out, step);
   put_u32(out, epoch);
   put_u32(out, float_bits(scale));
@@ -78,8 +85,13 @@ std::vector<uint8_t> StepEntry::serialize() const {
   for (const Record& r : records) {
     put_u32(out, r.member);
     put_u32(out, r.slot);
-    out.push_back(r.code);
-    out.push_back(uint8_t(r.kind));
+    if (exact) {
+      out.push_back(uint8_t(r.kind));
+      put_u32(out, float_bits(r.value));
+    } else {
+      out.push_back(r.code);
+      out.push_back(uint8_t(r.kind));
+    }
   }
   return out;
 }
@@ -88,26 +100,35 @@ StepEntry StepEntry::deserialize(const uint8_t* data, size_t n) {
   ZEROTH_CHECK(n >= kEntryFixedBytes, "StepEntry: body of {} bytes is shorter than the {}-byte fixed part", n,
                kEntryFixedBytes);
   const uint32_t version = get_u32(data);
-  ZEROTH_CHECK(version == kEntryVersion, "StepEntry: unknown version {} (this build reads version {})", version,
-               kEntryVersion);
+  ZEROTH_CHECK(version == kEntryVersion || version == kExactEntryVersion,
+               "StepEntry: unknown version {} (this build reads versions {} and {})", version, kEntryVersion,
+               kExactEntryVersion);
   StepEntry e;
+  e.exact = version == kExactEntryVersion;
+  const size_t per = e.exact ? kExactRecordBytes : kRecordBytes;
   e.step = get_u64(data + 4);
   e.epoch = get_u32(data + 12);
   e.scale = bits_float(get_u32(data + 16));
   e.lr = bits_float(get_u32(data + 20));
   const uint64_t count = get_u32(data + 24);
   // The count is checked against the body length before anything is allocated.
-  ZEROTH_CHECK(count * kRecordBytes == n - kEntryFixedBytes,
+  ZEROTH_CHECK(count * per == n - kEntryFixedBytes,
                "StepEntry step {}: record count {} needs {} body bytes but the body has {}", e.step, count,
-               kEntryFixedBytes + count * kRecordBytes, n);
+               kEntryFixedBytes + count * per, n);
   e.records.resize(size_t(count));
   const uint8_t* p = data + kEntryFixedBytes;
   for (Record& r : e.records) {
     r.member = get_u32(p);
     r.slot = get_u32(p + 4);
-    r.code = p[8];
-    r.kind = RecordKind(p[9]);
-    p += kRecordBytes;
+    if (e.exact) {
+      r.exact = true;
+      r.kind = RecordKind(p[8]);
+      r.value = bits_float(get_u32(p + 9));
+    } else {
+      r.code = p[8];
+      r.kind = RecordKind(p[9]);
+    }
+    p += per;
   }
   check_entry(e, "StepEntry");
   return e;

@@ -74,7 +74,7 @@ ZerothOrderOptimizer::Prepared ZerothOrderOptimizer::prepare(const StepEntry& e)
   const float n = float(e.records.size());
   p.terms.reserve(e.records.size());
   for (const Record& r : e.records) {
-    const float q = decode_gradient(r.code, e.scale) / n;
+    const float q = (e.exact ? r.value : decode_gradient(r.code, e.scale)) / n;
     const float c = cfg_.rule == UpdateRule::Sgd ? e.lr * q : -q;
     p.terms.push_back({PerturbationKey{cfg_.run_seed, uint32_t(e.step), r.member, r.slot}, c});
   }
