@@ -49,8 +49,14 @@ void finish_loaded_weights(LlamaWeights& w, const LoadOptions& opt) {
   auto to_f32 = [](Tensor& t) {
     if (t.dtype() != DType::F32 || !t.is_contiguous()) t = Tensor::from_vector(t.to_float_vector(), t.shape());
   };
+  // A row length that is no multiple of the format's block (stories260K's hidden
+  // size 172 against blocks of 32) cannot be stored in it at all: that weight
+  // keeps its full-precision dtype rather than failing the whole load (llama.cpp
+  // falls back to another type in the same case).
   auto quantize_weight = [&](Tensor& t) {
-    if (opt.quantize && is_float(t.dtype()) && t.dtype() != *opt.quantize) t = quantize(t, *opt.quantize, opt.threads);
+    if (!opt.quantize || !is_float(t.dtype()) || t.dtype() == *opt.quantize) return;
+    if (t.cols() % dtype_info(*opt.quantize).block_elems != 0) return;
+    t = quantize(t, *opt.quantize, opt.threads);
   };
   for (auto& L : w.layers) {
     to_f32(L.attn_norm);
