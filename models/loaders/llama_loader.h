@@ -15,6 +15,8 @@ struct LoadOptions {
   // Quantize f32/f16/bf16 projection weights to this dtype on load (int8, int4,
   // NF4, q8_0, ...). Embeddings and norms stay in full precision unless
   // quantize_embeddings is set; weights already quantized in the file are kept.
+  // A weight whose row length is no multiple of the format's block size keeps
+  // its file dtype (check Tensor::dtype() to see what was quantized).
   std::optional<DType> quantize;
   bool quantize_embeddings = false;
   int threads = 0;
