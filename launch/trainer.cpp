@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
+#include "core/parallel.h"
 #include "models/loaders/llama_loader.h"
 #include "models/loaders/tokenizer_loader.h"
 #include "optim/lora_trainable.h"
@@ -110,6 +111,7 @@ MemberOutcome run_member(const TrainContext& ctx, Transport& tr) {
   auto evaluate_dev = [&](uint64_t step, const char* label) {
     EvalResult r;
     if (leader && !ctx.task->examples(Split::Dev).empty()) {
+      const ThreadsOverride all_cores(ctx.member_threads * int(members));  // the others wait meanwhile
       r = evaluate(*ctx.model, *ctx.task, Split::Dev, c.eval.batch_tokens, &lora.adapters());
       log_json(eval_json("dev", step, r));
       fmt::print(stderr, "{}{}\n", tty ? "\r\033[K" : "", eval_line(label, r));
@@ -200,6 +202,7 @@ MemberOutcome run_member(const TrainContext& ctx, Transport& tr) {
   if (leader) {
     EvalResult test;
     if (!ctx.task->examples(Split::Test).empty()) {
+      const ThreadsOverride all_cores(ctx.member_threads * int(members));
       test = evaluate(*ctx.model, *ctx.task, Split::Test, c.eval.batch_tokens, &lora.adapters());
       log_json(eval_json("test", out.steps_done, test));
       fmt::print(stderr, "{}\n", eval_line("test after training", test));
