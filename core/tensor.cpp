@@ -40,6 +40,14 @@ std::shared_ptr<Storage> Storage::allocate(size_t bytes, Device device) {
   return s;
 }
 
+std::shared_ptr<Storage> Storage::borrow(void* data, size_t bytes, Device device) {
+  auto s = std::make_shared<Storage>();
+  s->data_ = static_cast<uint8_t*>(data);
+  s->size_ = bytes;
+  s->device_ = device;
+  return s;
+}
+
 std::shared_ptr<Storage> Storage::mapped(std::shared_ptr<MappedFile> file, size_t offset, size_t bytes) {
   ZEROTH_CHECK(offset <= file->size() && bytes <= file->size() - offset,
                "{}: bytes [{}, {}) lie outside the file of {} bytes", file->path(), offset,

@@ -26,6 +26,8 @@ class Storage {
  public:
   // Zero-filled, kTensorAlign-aligned memory on the device.
   static std::shared_ptr<Storage> allocate(size_t bytes, Device device = Device::CPU);
+  // Memory owned elsewhere that outlives every tensor over it (no copy, no free).
+  static std::shared_ptr<Storage> borrow(void* data, size_t bytes, Device device = Device::CPU);
   // Bytes [offset, offset+bytes) of a mapped file, kept alive by the storage.
   static std::shared_ptr<Storage> mapped(std::shared_ptr<MappedFile> file, size_t offset, size_t bytes);
 

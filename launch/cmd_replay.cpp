@@ -43,7 +43,7 @@ Rebuilt rebuild(const std::string& ledger_path, const std::string& base_path, co
   lo.quantize_embeddings = r.config.model.quantize_embeddings;
   if (!r.config.model.quantize.empty()) lo.quantize = parse_dtype(r.config.model.quantize);
   r.model = std::make_unique<LlamaModel>(load_llama_weights(r.config.model.path, lo));
-  r.lora = std::make_unique<LoraTrainable>(r.config.lora, *r.model);
+  r.lora = std::make_unique<LoraTrainable>(r.config.lora, *r.model, r.config.trainable);
   r.lora->initialize(r.config.run.seed);
   ZEROTH_CHECK(r.lora->set().hash().hex() == h.trainable_hash,
                "{}: θ_0 rebuilt from the config has hash {}, the ledger says {}", ledger_path,
@@ -99,12 +99,16 @@ Runner add_export(CLI::App& app) {
     Rebuilt r = rebuild(dir.ledger(), opt->base, &dir, true);
     fmt::print(stderr, "rebuilt step {} (hash {})\n", r.steps, r.lora->set().hash().hex());
     if (!opt->peft.empty()) {
+      ZEROTH_CHECK(!r.config.trainable.full && !r.config.trainable.norms,
+                   "export --peft: this run trained {}, which a PEFT LoRA adapter cannot hold; use --merged",
+                   r.config.trainable.full ? "every weight" : "the norms");
       const auto& mc = r.model->config();
       export_peft(opt->peft, r.lora->adapters(), r.config.model.path, mc.rope_interleaved, mc.n_heads, mc.n_kv_heads);
       fmt::print("wrote the PEFT adapter to {}\n", opt->peft);
     }
     if (!opt->merged.empty()) {
-      export_merged(opt->merged, *r.model, r.lora->adapters());
+      const PerturbedLora theta(*r.lora, r.config.zo.distribution, {Variant{}});
+      export_merged(opt->merged, *r.model, theta);
       fmt::print("wrote the merged model to {}\n", opt->merged);
     }
     return 0;

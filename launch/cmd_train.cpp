@@ -82,11 +82,14 @@ Runner add_train(CLI::App& app) {
     // θ_0's hash, as every member will compute it.
     std::string theta0;
     {
-      LoraTrainable probe(c.lora, *ctx.model);
+      LoraTrainable probe(c.lora, *ctx.model, c.trainable);
       probe.initialize(c.run.seed);
       theta0 = probe.set().hash().hex();
-      fmt::print(stderr, "trainable: LoRA r {} alpha {} on {} projections: {} parameters\n", c.lora.rank,
-                 c.lora.alpha, c.lora.targets.size(), probe.set().size());
+      fmt::print(stderr, "trainable: {}{}: {} parameters\n",
+                 c.trainable.full ? "every projection matrix (full)"
+                                  : fmt::format("LoRA r {} alpha {} on {} projections", c.lora.rank, c.lora.alpha,
+                                                c.lora.targets.size()),
+                 c.trainable.norms ? " and the norms" : "", probe.set().size());
     }
     auto ledger = prepare_run_dir(ctx, c, theta0);
     ctx.ledger = ledger.get();

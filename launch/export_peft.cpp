@@ -58,7 +58,7 @@ void export_peft(const std::string& dir, const LoraAdapters& lora, const std::st
   std::ofstream(dir + "/adapter_config.json") << c.dump(2) << "\n";
 }
 
-void export_merged(const std::string& dir, const LlamaModel& model, const LoraAdapters& lora) {
+void export_merged(const std::string& dir, const LlamaModel& model, const AdapterSet& lora) {
   std::filesystem::create_directories(dir);
   const auto& w = model.weights();
   const auto& c = w.config;
@@ -68,11 +68,21 @@ void export_merged(const std::string& dir, const LlamaModel& model, const LoraAd
   for (int l = 0; l < int(c.n_layers); ++l) {
     const auto& L = w.layers[size_t(l)];
     const std::string pre = "model.layers." + std::to_string(l) + ".";
-    tensors.push_back({pre + "input_layernorm.weight", L.attn_norm});
-    tensors.push_back({pre + "post_attention_layernorm.weight", L.ffn_norm});
+    auto norm = [&](NormSlot slot, const Tensor& base) {
+      std::vector<float> scratch(static_cast<size_t>(c.dim));
+      const float* g = lora.overrides_norms() ? lora.norm(l, slot, 0, scratch.data()) : nullptr;
+      return g ? Tensor::from_vector(std::vector<float>(g, g + c.dim), {c.dim}) : base;
+    };
+    tensors.push_back({pre + "input_layernorm.weight", norm(NormSlot::Attention, L.attn_norm)});
+    tensors.push_back({pre + "post_attention_layernorm.weight", norm(NormSlot::Ffn, L.ffn_norm)});
     for (int pi = 0; pi < kProjCount; ++pi) {
       const Proj p = Proj(pi);
       Tensor W = full(L.proj(p));
+      if (lora.overrides_weights()) {
+        std::vector<float> scratch(lora.weight_scratch_floats(l, p));
+        if (const float* t = lora.weight(l, p, 0, scratch.data()))
+          W = Tensor::from_vector(std::vector<float>(t, t + W.numel()), W.shape());
+      }
       if (lora.has(l, p)) {  // W += scale · B · A, in double per element
         const auto f = lora.get(l, p, 0, nullptr);
         const int64_t out = W.dim(0), in = W.dim(1);
@@ -91,7 +101,12 @@ void export_merged(const std::string& dir, const LlamaModel& model, const LoraAd
       tensors.push_back({pre + hf_module(p) + ".weight", W});
     }
   }
-  tensors.push_back({"model.norm.weight", w.final_norm});
+  {
+    std::vector<float> scratch(static_cast<size_t>(c.dim));
+    const float* g = lora.overrides_norms() ? lora.norm(int(c.n_layers), NormSlot::Final, 0, scratch.data()) : nullptr;
+    tensors.push_back({"model.norm.weight", g ? Tensor::from_vector(std::vector<float>(g, g + c.dim), {c.dim})
+                                              : w.final_norm});
+  }
   if (!c.tie_embeddings) tensors.push_back({"lm_head.weight", full(w.output)});
   write_safetensors(dir + "/model.safetensors", tensors, {{"format", "pt"}});
   json cfg = {{"architectures", {"LlamaForCausalLM"}}, {"model_type", "llama"}, {"hidden_size", c.dim},

@@ -13,9 +13,11 @@ namespace zeroth::cli {
 // the HF checkpoint of the same model.
 void export_peft(const std::string& dir, const LoraAdapters& lora, const std::string& base_path,
                  bool base_interleaved, int64_t n_heads, int64_t n_kv_heads);
-// The base with W + (alpha/r)·B·A merged into every adapted projection, as an
-// HF directory: model.safetensors (f32) + config.json.
-void export_merged(const std::string& dir, const LlamaModel& model, const LoraAdapters& lora);
+// The finetuned model as an HF directory (model.safetensors in f32 +
+// config.json): θ's own weights and norms where the run trained them, and
+// W + (alpha/r)·B·A merged into every adapted projection. `theta` is θ as an
+// AdapterSet (variant 0).
+void export_merged(const std::string& dir, const LlamaModel& model, const AdapterSet& theta);
 
 // Meta (pairs interleaved) → HF (rotate-half) row order of a (heads·hd, cols) f32 matrix.
 std::vector<float> interleaved_to_rotate_half_rows(const float* w, int64_t rows, int64_t cols, int64_t heads);

@@ -96,6 +96,11 @@ TrainConfig parse_train_config(const std::string& yaml_text, const std::string& 
     r.finish();
   }
   {
+    auto r = top.child("trainable");
+    r.get("norms", c.trainable.norms); r.get("full", c.trainable.full);
+    r.finish();
+  }
+  {
     auto r = top.child("zo");
     std::string dist = "rademacher";
     r.get("q", c.zo.q); r.get("eps", c.zo.eps); r.get("central", c.zo.central); r.get("samples", c.zo.samples);
@@ -169,8 +174,11 @@ void TrainConfig::validate() const {
   ZEROTH_CHECK(model.quantize.empty() || parse_dtype(model.quantize).has_value(),
                "{}: unknown dtype \"{}\" (try nf4, i8_b64, i4_b32, q8_0)", where("model.quantize"), model.quantize);
   ZEROTH_CHECK(eval.batch_tokens >= 1, "{} must be >= 1", where("eval.batch_tokens"));
+  ZEROTH_CHECK(!trainable.full || model.quantize.empty(),
+               "{}: trainable.full trains every weight in f32: it cannot run on a quantized base (model.quantize)",
+               source);
   try {
-    lora.validate();
+    if (!trainable.full) lora.validate();
     zo.validate();
     optimizer.validate();
     codec.validate();
@@ -201,6 +209,8 @@ std::string TrainConfig::to_yaml() const {
     << YAML::BeginSeq;
   for (Proj p : lora.targets) y << std::string(proj_name(p));
   y << YAML::EndSeq << YAML::EndMap;
+  y << YAML::Key << "trainable" << YAML::Value << YAML::BeginMap << YAML::Key << "norms" << YAML::Value
+    << trainable.norms << YAML::Key << "full" << YAML::Value << trainable.full << YAML::EndMap;
   y << YAML::Key << "zo" << YAML::Value << YAML::BeginMap << YAML::Key << "q" << YAML::Value << zo.q << YAML::Key
     << "eps" << YAML::Value << zo.eps << YAML::Key << "central" << YAML::Value << zo.central << YAML::Key
     << "samples" << YAML::Value << zo.samples << YAML::Key << "share_samples" << YAML::Value << zo.share_samples

@@ -7,6 +7,7 @@
 #include "models/lora.h"
 #include "models/tasks/task.h"
 #include "optim/codec.h"
+#include "optim/lora_trainable.h"
 #include "optim/update.h"
 #include "optim/zo_step.h"
 
@@ -42,6 +43,7 @@ struct TrainConfig {
   RunConfig run;
   ModelSection model;
   LoraConfig lora;
+  TrainableOptions trainable;       // norms and/or full-weight training beside LoRA
   ZoConfig zo;
   OptimizerConfig optimizer;
   CodecConfig codec;

@@ -96,9 +96,10 @@ MemberOutcome run_member(const TrainContext& ctx, Transport& tr) {
   const TrainConfig& c = ctx.config;
   const bool leader = tr.is_leader();
   const uint32_t me = tr.member(), members = tr.members();
-  LoraTrainable lora(c.lora, *ctx.model);
+  LoraTrainable lora(c.lora, *ctx.model, c.trainable);
   lora.initialize(c.run.seed);
   ZerothOrderOptimizer opt(c.optimizer, lora.set(), ctx.member_threads);
+  const PerturbedLora theta(lora, c.zo.distribution, {Variant{}});  // θ itself, for evaluation
   CodecScale codec(c.codec);
 
   const uint64_t start = catch_up(lora, opt, codec, ctx.history, &ctx.dir, c.optimizer.rule);
@@ -112,7 +113,7 @@ MemberOutcome run_member(const TrainContext& ctx, Transport& tr) {
     EvalResult r;
     if (leader && !ctx.task->examples(Split::Dev).empty()) {
       const ThreadsOverride all_cores(ctx.member_threads * int(members));  // the others wait meanwhile
-      r = evaluate(*ctx.model, *ctx.task, Split::Dev, c.eval.batch_tokens, &lora.adapters());
+      r = evaluate(*ctx.model, *ctx.task, Split::Dev, c.eval.batch_tokens, &theta);
       log_json(eval_json("dev", step, r));
       fmt::print(stderr, "{}{}\n", tty ? "\r\033[K" : "", eval_line(label, r));
     }
@@ -203,7 +204,7 @@ MemberOutcome run_member(const TrainContext& ctx, Transport& tr) {
     EvalResult test;
     if (!ctx.task->examples(Split::Test).empty()) {
       const ThreadsOverride all_cores(ctx.member_threads * int(members));
-      test = evaluate(*ctx.model, *ctx.task, Split::Test, c.eval.batch_tokens, &lora.adapters());
+      test = evaluate(*ctx.model, *ctx.task, Split::Test, c.eval.batch_tokens, &theta);
       log_json(eval_json("test", out.steps_done, test));
       fmt::print(stderr, "{}\n", eval_line("test after training", test));
     }

@@ -31,6 +31,9 @@ class CausalLM {
   virtual int n_layers() const = 0;
   // Shapes of the projections LoRA adapters can attach to (the same in every layer).
   virtual ProjectionDims projection_dims() const = 0;
+  // The frozen base's tensors that full-weight or norm training starts from.
+  virtual const Tensor& projection_weight(int layer, Proj p) const = 0;  // (out, in), any dtype
+  virtual const Tensor& norm_weight(int layer, NormSlot slot) const = 0;  // (hidden) f32
   int threads() const { return threads_; }
 
   // Final-normed hidden states (batch.rows(), hidden_size) for every token row.

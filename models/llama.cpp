@@ -117,28 +117,68 @@ void LlamaModel::embed(const std::vector<int32_t>& tokens, float* x) const {
     dequantize_row(w_.tok_embeddings.dtype(), w_.tok_embeddings.row(tokens[i]), x + int64_t(i) * c.dim, c.dim);
 }
 
+const Tensor& LlamaModel::norm_weight(int layer, NormSlot slot) const {
+  if (slot == NormSlot::Final) return w_.final_norm;
+  const auto& L = w_.layers[size_t(layer)];
+  return slot == NormSlot::Attention ? L.attn_norm : L.ffn_norm;
+}
+
+namespace {
+// Contiguous row ranges per variant; without a batch every row is variant 0.
+std::vector<TokenBatch::VariantRows> rows_by_variant(const TokenBatch* batch, int64_t n) {
+  if (!batch) return {{0, 0, n}};
+  return batch->variant_rows();
+}
+}  // namespace
+
+void LlamaModel::norm_rows(const float* x, float* out, int64_t n, int layer, NormSlot slot, const TokenBatch* batch,
+                           const AdapterSet* adapters) const {
+  const auto& c = w_.config;
+  const float* base = norm_weight(layer, slot).data<float>();
+  if (!adapters || !adapters->overrides_norms()) {
+    rmsnorm(x, base, out, n, c.dim, c.norm_eps, threads());
+    return;
+  }
+  std::vector<float> scratch(static_cast<size_t>(c.dim));
+  for (const auto& vr : rows_by_variant(batch, n)) {
+    const float* w = adapters->norm(layer, slot, vr.variant, scratch.data());
+    rmsnorm(x + vr.begin * c.dim, w ? w : base, out + vr.begin * c.dim, vr.end - vr.begin, c.dim, c.norm_eps,
+            threads());
+  }
+}
+
 // y (n, out) = x (n, in) · Wᵀ, plus each variant's adapter on its own rows.
 void LlamaModel::project(const float* x, int64_t n, int layer, Proj p, float* y, const TokenBatch* batch,
                          const AdapterSet* adapters, int64_t in, int64_t out) const {
-  matmul(x, n, in, w_.layers[size_t(layer)].proj(p), y, out, threads());
+  const Tensor& base = w_.layers[size_t(layer)].proj(p);
+  if (adapters && adapters->overrides_weights()) {
+    // Full-weight training: each variant's own f32 matrix on its own rows.
+    std::vector<float> scratch(adapters->weight_scratch_floats(layer, p));
+    for (const auto& vr : rows_by_variant(batch, n)) {
+      const float* w = adapters->weight(layer, p, vr.variant, scratch.data());
+      const Tensor wt = w ? Tensor::over(Storage::borrow(const_cast<float*>(w), size_t(in * out) * 4), 0, DType::F32,
+                                         {out, in})
+                          : base;
+      matmul(x + vr.begin * in, vr.end - vr.begin, in, wt, y + vr.begin * out, out, threads());
+    }
+  } else {
+    matmul(x, n, in, base, y, out, threads());
+  }
   if (!adapters || !adapters->has(layer, p)) return;
   std::vector<float> scratch(adapters->scratch_floats(layer, p));
-  auto apply = [&](int variant, int64_t r0, int64_t r1) {
-    const LoraFactors f = adapters->get(layer, p, variant, scratch.data());
-    ConstRowMap X(x + r0 * in, r1 - r0, in), A(f.A, f.r, in), B(f.B, out, f.r);
-    RowMap Y(y + r0 * out, r1 - r0, out);
+  for (const auto& vr : rows_by_variant(batch, n)) {
+    const LoraFactors f = adapters->get(layer, p, vr.variant, scratch.data());
+    ConstRowMap X(x + vr.begin * in, vr.end - vr.begin, in), A(f.A, f.r, in), B(f.B, out, f.r);
+    RowMap Y(y + vr.begin * out, vr.end - vr.begin, out);
     const RowMat t = (X * A.transpose()) * f.scale;  // (rows, r)
     Y.noalias() += t * B.transpose();
-  };
-  if (!batch) { apply(0, 0, n); return; }
-  for (const auto& vr : batch->variant_rows()) apply(vr.variant, vr.begin, vr.end);
+  }
 }
 
 void LlamaModel::mlp(float* x, int64_t n, int layer, const TokenBatch* batch, const AdapterSet* adapters,
                      std::vector<float>& xn) const {
   const auto& c = w_.config;
-  const auto& L = w_.layers[size_t(layer)];
-  rmsnorm(x, L.ffn_norm.data<float>(), xn.data(), n, c.dim, c.norm_eps, threads());
+  norm_rows(x, xn.data(), n, layer, NormSlot::Ffn, batch, adapters);
   std::vector<float> g(size_t(n * c.hidden_dim)), u(size_t(n * c.hidden_dim)), d(size_t(n * c.dim));
   project(xn.data(), n, layer, Proj::Gate, g.data(), batch, adapters, c.dim, c.hidden_dim);
   project(xn.data(), n, layer, Proj::Up, u.data(), batch, adapters, c.dim, c.hidden_dim);
@@ -159,8 +199,7 @@ std::vector<float> LlamaModel::forward_hidden(const TokenBatch& batch, const Ada
   std::vector<float> o(x.size());                                    // (n, d)
   embed(batch.tokens, x.data());
   for (int l = 0; l < int(c.n_layers); ++l) {
-    const auto& L = w_.layers[size_t(l)];
-    rmsnorm(x.data(), L.attn_norm.data<float>(), xn.data(), n, c.dim, c.norm_eps, threads());
+    norm_rows(x.data(), xn.data(), n, l, NormSlot::Attention, &batch, adapters);
     project(xn.data(), n, l, Proj::Q, q.data(), &batch, adapters, c.dim, c.q_dim());
     project(xn.data(), n, l, Proj::K, k.data(), &batch, adapters, c.dim, c.kv_dim());
     project(xn.data(), n, l, Proj::V, v.data(), &batch, adapters, c.dim, c.kv_dim());
@@ -172,7 +211,7 @@ std::vector<float> LlamaModel::forward_hidden(const TokenBatch& batch, const Ada
     add_inplace(x.data(), o.data(), n * c.dim, threads());
     mlp(x.data(), n, l, &batch, adapters, xn);
   }
-  rmsnorm(x.data(), w_.final_norm.data<float>(), xn.data(), n, c.dim, c.norm_eps, threads());
+  norm_rows(x.data(), xn.data(), n, int(c.n_layers), NormSlot::Final, &batch, adapters);
   return xn;
 }
 
@@ -203,10 +242,9 @@ std::vector<float> LlamaModel::decode(KVCache& cache, const std::vector<int32_t>
   std::vector<float> x(size_t(n * c.dim)), xn(x.size()), q(size_t(n * c.q_dim())), att(q.size()), o(x.size());
   embed(tokens, x.data());
   for (int l = 0; l < int(c.n_layers); ++l) {
-    const auto& L = w_.layers[size_t(l)];
     float* kc = cache.k[size_t(l)].data();
     float* vc = cache.v[size_t(l)].data();
-    rmsnorm(x.data(), L.attn_norm.data<float>(), xn.data(), n, c.dim, c.norm_eps, threads());
+    norm_rows(x.data(), xn.data(), n, l, NormSlot::Attention, nullptr, adapters);
     project(xn.data(), n, l, Proj::Q, q.data(), nullptr, adapters, c.dim, c.q_dim());
     project(xn.data(), n, l, Proj::K, kc + p0 * c.kv_dim(), nullptr, adapters, c.dim, c.kv_dim());
     project(xn.data(), n, l, Proj::V, vc + p0 * c.kv_dim(), nullptr, adapters, c.dim, c.kv_dim());
@@ -218,7 +256,7 @@ std::vector<float> LlamaModel::decode(KVCache& cache, const std::vector<int32_t>
     mlp(x.data(), n, l, nullptr, adapters, xn);
   }
   cache.length = p0 + n;
-  rmsnorm(x.data() + (n - 1) * c.dim, w_.final_norm.data<float>(), xn.data(), 1, c.dim, c.norm_eps, threads());
+  norm_rows(x.data() + (n - 1) * c.dim, xn.data(), 1, int(c.n_layers), NormSlot::Final, nullptr, adapters);
   return logits(xn, {0});
 }
 

@@ -76,6 +76,8 @@ class LlamaModel : public CausalLM {
   int64_t max_seq_len() const override { return w_.config.max_seq_len; }
   int n_layers() const override { return int(w_.config.n_layers); }
   ProjectionDims projection_dims() const override;
+  const Tensor& projection_weight(int layer, Proj p) const override { return w_.layers[size_t(layer)].proj(p); }
+  const Tensor& norm_weight(int layer, NormSlot slot) const override;
   std::vector<float> forward_hidden(const TokenBatch& batch, const AdapterSet* adapters = nullptr) const override;
   KVCache new_cache(int64_t capacity = 0) const override;
   std::vector<float> decode(KVCache& cache, const std::vector<int32_t>& tokens,
@@ -86,6 +88,9 @@ class LlamaModel : public CausalLM {
 
  private:
   void embed(const std::vector<int32_t>& tokens, float* x) const;
+  // out = rmsnorm(x) with the gains of each row's variant (the base's unless the adapters train norms).
+  void norm_rows(const float* x, float* out, int64_t n, int layer, NormSlot slot, const TokenBatch* batch,
+                 const AdapterSet* adapters) const;
   void project(const float* x, int64_t n, int layer, Proj p, float* y, const TokenBatch* batch,
                const AdapterSet* adapters, int64_t in, int64_t out) const;
   void mlp(float* x, int64_t n, int layer, const TokenBatch* batch, const AdapterSet* adapters,

@@ -31,7 +31,7 @@ void LoraConfig::validate() const {
 LoraAdapters::LoraAdapters(const LoraConfig& cfg, int n_layers,
                            const std::array<std::array<int64_t, 2>, kProjCount>& dims)
     : cfg_(cfg), n_layers_(n_layers), dims_(dims) {
-  cfg_.validate();
+  if (!cfg_.targets.empty()) cfg_.validate();  // no targets: a run that trains no adapters (full-weight mode)
   a_.resize(size_t(n_layers) * kProjCount);
   b_.resize(size_t(n_layers) * kProjCount);
   for (int l = 0; l < n_layers; ++l)

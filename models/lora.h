@@ -16,6 +16,10 @@ constexpr int kProjCount = 7;
 std::string_view proj_name(Proj p);               // "q", "k", "v", "o", "gate", "up", "down"
 std::optional<Proj> parse_proj(std::string_view name);  // also accepts HF names (q_proj, gate_proj, ...)
 
+// The RMSNorm gains of a block: before attention, before the MLP; the final
+// norm is addressed as layer = n_layers, slot Final.
+enum class NormSlot : uint8_t { Attention, Ffn, Final };
+
 struct LoraFactors {
   const float* A = nullptr;  // (r, in)
   const float* B = nullptr;  // (out, r)
@@ -32,6 +36,19 @@ class AdapterSet {
   // `scratch` (scratch_floats(layer, p) floats) and point into it.
   virtual LoraFactors get(int layer, Proj p, int variant, float* scratch) const = 0;
   virtual size_t scratch_floats(int layer, Proj p) const = 0;
+
+  // Trainable norms: the (dim) gains `variant` uses for norm `slot` of `layer`,
+  // or nullptr for the frozen base's. May build them in `scratch` (dim floats).
+  virtual bool overrides_norms() const { return false; }
+  virtual const float* norm(int /*layer*/, NormSlot /*slot*/, int /*variant*/, float* /*scratch*/) const {
+    return nullptr;
+  }
+  // Full-weight training: the (out, in) f32 matrix `variant` uses for (layer, p)
+  // in place of the frozen base's, or nullptr. May build it in `scratch`
+  // (weight_scratch_floats(layer, p) floats).
+  virtual bool overrides_weights() const { return false; }
+  virtual const float* weight(int /*layer*/, Proj /*p*/, int /*variant*/, float* /*scratch*/) const { return nullptr; }
+  virtual size_t weight_scratch_floats(int /*layer*/, Proj /*p*/) const { return 0; }
 };
 
 struct LoraConfig {

@@ -6,13 +6,35 @@
 
 namespace zeroth {
 
-LoraTrainable::LoraTrainable(const LoraConfig& cfg, const CausalLM& model) {
+LoraTrainable::LoraTrainable(const LoraConfig& cfg_in, const CausalLM& model, const TrainableOptions& opt)
+    : opt_(opt) {
   const auto dims = model.projection_dims();
+  LoraConfig cfg = cfg_in;
+  if (opt.full) cfg.targets.clear();  // every matrix trains itself: no adapters on top
   for (Proj p : cfg.targets)
     ZEROTH_CHECK(dims[size_t(p)][0] > 0, "lora.targets: {} has no {} projection", model.family(), proj_name(p));
   adapters_ = std::make_unique<LoraAdapters>(cfg, model.n_layers(), dims);
-  off_.assign(size_t(model.n_layers()) * kProjCount, {-1, -1});
-  for (int l = 0; l < model.n_layers(); ++l)
+  const size_t slots = size_t(model.n_layers()) * kProjCount;
+  off_.assign(slots, {-1, -1});
+  woff_.assign(slots, -1);
+  if (opt.full) {
+    weights_.resize(slots);
+    for (int l = 0; l < model.n_layers(); ++l)
+      for (int pi = 0; pi < kProjCount; ++pi) {
+        const Tensor& w = model.projection_weight(l, Proj(pi));
+        ZEROTH_CHECK(is_float(w.dtype()), "trainable.full: layer {} {} is {}; full-weight training needs a "
+                     "full-precision base (f32/f16/bf16 and no model.quantize)", l, proj_name(Proj(pi)),
+                     dtype_name(w.dtype()));
+        weights_[index(l, Proj(pi))] = w.to_float_vector();
+      }
+  }
+  if (opt.norms) {
+    for (int l = 0; l < model.n_layers(); ++l)
+      for (NormSlot s : {NormSlot::Attention, NormSlot::Ffn}) norms_.push_back(model.norm_weight(l, s).to_float_vector());
+    norms_.push_back(model.norm_weight(model.n_layers(), NormSlot::Final).to_float_vector());
+    noff_.assign(norms_.size(), -1);
+  }
+  for (int l = 0; l < model.n_layers(); ++l) {
     for (Proj p : cfg.targets) {
       const std::string base = "layers." + std::to_string(l) + "." + std::string(proj_name(p));
       auto& A = adapters_->A(l, p);
@@ -22,11 +44,34 @@ LoraTrainable::LoraTrainable(const LoraConfig& cfg, const CausalLM& model) {
       off_[index(l, p)][1] = set_.size();
       set_.add(base + ".lora_B", {adapters_->out_dim(p), cfg.rank}, B.data());
     }
+    if (opt.full)
+      for (int pi = 0; pi < kProjCount; ++pi) {
+        auto& w = weights_[index(l, Proj(pi))];
+        woff_[index(l, Proj(pi))] = set_.size();
+        set_.add("layers." + std::to_string(l) + "." + std::string(proj_name(Proj(pi))) + ".weight",
+                 {dims[size_t(pi)][1], dims[size_t(pi)][0]}, w.data());
+      }
+    if (opt.norms)
+      for (NormSlot s : {NormSlot::Attention, NormSlot::Ffn}) {
+        auto& g = norms_[norm_index(l, s)];
+        noff_[norm_index(l, s)] = set_.size();
+        set_.add("layers." + std::to_string(l) + (s == NormSlot::Attention ? ".attn_norm" : ".ffn_norm"),
+                 {int64_t(g.size())}, g.data());
+      }
+  }
+  if (opt.norms) {
+    noff_.back() = set_.size();
+    set_.add("final_norm", {int64_t(norms_.back().size())}, norms_.back().data());
+  }
 }
 
 void LoraTrainable::initialize(uint64_t seed) {
   uint32_t tensor = 0;
   for (const auto& t : set_.tensors()) {
+    if (!t.name.ends_with("lora_A") && !t.name.ends_with("lora_B")) {
+      ++tensor;  // full weights and norms start from the base
+      continue;
+    }
     if (t.name.ends_with("lora_B")) {
       std::fill(t.data, t.data + t.n, 0.0f);
     } else {
@@ -65,6 +110,30 @@ LoraFactors PerturbedLora::get(int layer, Proj p, int variant, float* scratch) c
   f.A = a;
   f.B = b;
   return f;
+}
+
+}  // namespace zeroth
+
+namespace zeroth {
+
+const float* PerturbedLora::norm(int layer, NormSlot slot, int variant, float* scratch) const {
+  const float* g = lora_.norm(layer, slot);
+  const Variant& v = variants_[size_t(variant)];
+  if (v.sigma_eps == 0.0f) return g;
+  const int64_t n = int64_t(lora_.norm_size()), off = lora_.offset_norm(layer, slot);
+  generate_z(v.key, dist_, off, off + n, scratch);
+  for (int64_t i = 0; i < n; ++i) scratch[i] = g[i] + v.sigma_eps * scratch[i];
+  return scratch;
+}
+
+const float* PerturbedLora::weight(int layer, Proj p, int variant, float* scratch) const {
+  const float* w = lora_.weight(layer, p);
+  const Variant& v = variants_[size_t(variant)];
+  if (v.sigma_eps == 0.0f) return w;
+  const int64_t n = int64_t(lora_.weight_size(layer, p)), off = lora_.offset_weight(layer, p);
+  generate_z(v.key, dist_, off, off + n, scratch);
+  for (int64_t i = 0; i < n; ++i) scratch[i] = w[i] + v.sigma_eps * scratch[i];
+  return scratch;
 }
 
 }  // namespace zeroth

@@ -15,11 +15,20 @@
 
 namespace zeroth {
 
-// LoRA A/B for every layer and target of a model, registered in a TrainableSet
-// in (layer, target, A then B) order: names "layers.{l}.{proj}.lora_A|lora_B".
+// What a run trains beside (or instead of) LoRA adapters.
+struct TrainableOptions {
+  bool norms = false;  // the RMSNorm gains of every block and the final norm
+  bool full = false;   // every projection matrix in f32 (MeZO "full"; needs a full-precision base);
+                       // LoRA targets are then ignored
+};
+
+// The trainable set of a run, registered in a TrainableSet in this order, per
+// layer: LoRA A/B per target ("layers.{l}.{proj}.lora_A|lora_B"), full weights
+// ("layers.{l}.{proj}.weight"), norms ("layers.{l}.attn_norm|ffn_norm"); then
+// "final_norm". Offsets in that order are the index space of z.
 class LoraTrainable {
  public:
-  LoraTrainable(const LoraConfig& cfg, const CausalLM& model);
+  LoraTrainable(const LoraConfig& cfg, const CausalLM& model, const TrainableOptions& opt = {});
   // PEFT's initialization, made reproducible: A ~ N(0, 1/(3·in)) (the variance
   // of Kaiming-uniform with a = √5) from an exact Gaussian stream keyed by
   // `seed`, B = 0, so the adapted model starts equal to the base.
@@ -32,12 +41,28 @@ class LoraTrainable {
   // Global offsets of A and B of (layer, p) in the trainable index space.
   int64_t offset_a(int layer, Proj p) const { return off_[index(layer, p)][0]; }
   int64_t offset_b(int layer, Proj p) const { return off_[index(layer, p)][1]; }
+  const TrainableOptions& options() const { return opt_; }
+
+  // Full-weight mode: θ's copy of (layer, p) as (out, in) f32, and its offset.
+  const float* weight(int layer, Proj p) const { return weights_[index(layer, p)].data(); }
+  size_t weight_size(int layer, Proj p) const { return weights_[index(layer, p)].size(); }
+  int64_t offset_weight(int layer, Proj p) const { return woff_[index(layer, p)]; }
+  // Trained norms: θ's gains for (layer, slot) (layer = n_layers for Final), and offset.
+  const float* norm(int layer, NormSlot slot) const { return norms_[norm_index(layer, slot)].data(); }
+  size_t norm_size() const { return norms_.empty() ? 0 : norms_[0].size(); }
+  int64_t offset_norm(int layer, NormSlot slot) const { return noff_[norm_index(layer, slot)]; }
 
  private:
   size_t index(int layer, Proj p) const { return size_t(layer) * kProjCount + size_t(p); }
+  size_t norm_index(int layer, NormSlot slot) const {
+    return slot == NormSlot::Final ? norms_.size() - 1 : size_t(layer) * 2 + (slot == NormSlot::Ffn ? 1 : 0);
+  }
+  TrainableOptions opt_;
   std::unique_ptr<LoraAdapters> adapters_;  // heap: TrainableSet points into it
   TrainableSet set_;
   std::vector<std::array<int64_t, 2>> off_;
+  std::vector<std::vector<float>> weights_, norms_;  // full / norm training: θ's own copies
+  std::vector<int64_t> woff_, noff_;
 };
 
 // One variant of a step's batched forward: the perturbation key and the signed
@@ -47,12 +72,19 @@ struct Variant {
   float sigma_eps = 0;  // σ·ε
 };
 
+// θ + σ_v·ε·z_v for every variant, for everything the run trains. With one
+// variant of σε = 0 it is θ itself (evaluation, export).
 class PerturbedLora : public AdapterSet {
  public:
   PerturbedLora(const LoraTrainable& lora, Distribution d, std::vector<Variant> variants);
   bool has(int layer, Proj p) const override { return lora_.adapters().has(layer, p); }
   LoraFactors get(int layer, Proj p, int variant, float* scratch) const override;
   size_t scratch_floats(int layer, Proj p) const override;
+  bool overrides_norms() const override { return lora_.options().norms; }
+  const float* norm(int layer, NormSlot slot, int variant, float* scratch) const override;
+  bool overrides_weights() const override { return lora_.options().full; }
+  const float* weight(int layer, Proj p, int variant, float* scratch) const override;
+  size_t weight_scratch_floats(int layer, Proj p) const override { return lora_.weight_size(layer, p); }
 
  private:
   const LoraTrainable& lora_;
