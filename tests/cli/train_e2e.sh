@@ -1,0 +1,181 @@
+#!/usr/bin/env bash
+# End-to-end checks of `zeroth train` / `replay` / `export` on stories260K from
+# ../shared, with a small, fast recipe (2 members, q = 2, one sample of 32
+# tokens per perturbation).
+# Usage: train_e2e.sh ZEROTH_BINARY SHARED_DIR REPO_DIR CHECK
+#   CHECK: replay | resume | sigint | export | bad-config
+# Exits 77 (CTest's skip code) with a message when SHARED_DIR is absent.
+set -euo pipefail
+zeroth=$1; shared=${ZEROTH_SHARED:-$2}; repo=$3; check=$4
+if [ ! -d "$shared/models/stories260K" ]; then
+  echo "skipped: $shared is absent (set ZEROTH_SHARED to the shared folder)"
+  exit 77
+fi
+export ZEROTH_SHARED=$shared
+S=$shared/models/stories260K
+sample=$shared/data/tinystories/sample.txt
+recipe=$repo/configs/stories260k-tinystories.yaml
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+
+fast=(--set task.max_length=32 --set zo.samples=1 --set zo.q=2 --set run.members=2 --set run.threads=2
+      --set run.log_every=50 --set run.hash_every=5 --set task.dev_size=1 --set run.eval_every=0)
+
+fail() { echo "FAILED: $*" >&2; exit 1; }
+# train RUN_DIR STEPS [more zeroth train arguments]: a fresh run; its stdout is in RUN_DIR.out.
+train() {
+  local dir=$1 steps=$2; shift 2
+  "$zeroth" train "$recipe" "${fast[@]}" --set run.dir="$dir" --set run.steps="$steps" "$@" \
+    >"$dir.out" 2>"$dir.err" || { cat "$dir.err" >&2; fail "zeroth train $dir ($steps steps) exited $?"; }
+  grep -q "replica hashes: all equal (2 members" "$dir.out" || { cat "$dir.out"; fail "replicas of $dir disagree"; }
+}
+final_hash() { sed -n 's/.*"final_hash": "\([0-9a-f]*\)".*/\1/p' "$1/summary.json"; }
+final_steps() { sed -n 's/^ *"steps": \([0-9]*\).*/\1/p' "$1/summary.json"; }
+# Steps (entries) in a ledger, by replaying it from the base: also proves the
+# entries reopen and are consecutive (the ledger refuses anything else).
+replay_steps() {
+  "$zeroth" replay --base "$S/stories260K.bin" --ledger "$1/ledger.zl" --out "$tmp/replay-$$" \
+    | sed -n 's/^replayed \([0-9]*\) steps.*/\1/p'
+}
+
+case "$check" in
+  replay)  # train 200 steps; replaying the ledger from the base gives the same hash
+    train "$tmp/run" 200
+    want=$(final_hash "$tmp/run")
+    [ -n "$want" ] || fail "no final_hash in summary.json"
+    [ "$(final_steps "$tmp/run")" = 200 ] || fail "summary.json does not say 200 steps"
+    "$zeroth" replay --base "$S/stories260K.bin" --ledger "$tmp/run/ledger.zl" --out "$tmp/rebuilt" >"$tmp/replay.out"
+    cat "$tmp/replay.out"
+    grep -q "^replayed 200 steps" "$tmp/replay.out" || fail "replay did not replay 200 steps"
+    got=$(sed -n 's/^hash: //p' "$tmp/replay.out")
+    [ "$got" = "$want" ] || fail "replayed hash $got differs from the run's final hash $want"
+    [ -s "$tmp/rebuilt/adapter.safetensors" ] || fail "replay wrote no adapter.safetensors" ;;
+
+  resume)  # 60 steps at once == 30 steps, then resumed to 60; also after a torn ledger tail
+    train "$tmp/a" 60
+    want=$(final_hash "$tmp/a")
+    train "$tmp/b" 30
+    [ "$(final_hash "$tmp/b")" != "$want" ] || fail "30 and 60 steps give the same hash: nothing was trained"
+    "$zeroth" train --resume "$tmp/b" --set run.steps=60 >"$tmp/b2.out" 2>"$tmp/b2.err" \
+      || { cat "$tmp/b2.err"; fail "resume exited $?"; }
+    grep -q "resuming $tmp/b at step 30" "$tmp/b2.err" || { cat "$tmp/b2.err"; fail "did not resume at step 30"; }
+    grep -q "replica hashes: all equal" "$tmp/b2.out" || fail "replicas of the resumed run disagree"
+    [ "$(final_hash "$tmp/b")" = "$want" ] || fail "resumed hash $(final_hash "$tmp/b") != uninterrupted $want"
+    [ "$(final_steps "$tmp/b")" = 60 ] || fail "the resumed run did not end at step 60"
+    # A crash mid-append: chop the last few bytes off; the run resumes at the
+    # last whole entry (29) and still ends at A's hash.
+    train "$tmp/c" 30
+    size=$(stat -c %s "$tmp/c/ledger.zl")
+    truncate -s $((size - 5)) "$tmp/c/ledger.zl"
+    "$zeroth" train --resume "$tmp/c" --set run.steps=60 >"$tmp/c2.out" 2>"$tmp/c2.err" \
+      || { cat "$tmp/c2.err"; fail "resume after a torn tail exited $?"; }
+    grep -q "dropped a torn tail" "$tmp/c2.err" || { cat "$tmp/c2.err"; fail "the torn tail was not reported"; }
+    grep -q "resuming $tmp/c at step 29" "$tmp/c2.err" || { cat "$tmp/c2.err"; fail "did not resume at step 29"; }
+    [ "$(final_hash "$tmp/c")" = "$want" ] || fail "hash after a torn tail $(final_hash "$tmp/c") != $want"
+    [ "$(replay_steps "$tmp/c")" = 60 ] || fail "the repaired ledger does not replay 60 steps" ;;
+
+  sigint)  # Ctrl-C mid-run: a clean exit 0, an intact ledger that resumes
+    dir=$tmp/run
+    "$zeroth" train "$recipe" "${fast[@]}" --set run.dir="$dir" --set run.steps=1000000 \
+      >"$tmp/out" 2>"$tmp/err" &
+    pid=$!
+    # Wait (bounded) until steps are being committed, then interrupt.
+    for _ in $(seq 300); do
+      [ -f "$dir/metrics.jsonl" ] && [ "$(grep -c '"event":"step"' "$dir/metrics.jsonl")" -ge 20 ] && break
+      kill -0 "$pid" 2>/dev/null || { cat "$tmp/err"; fail "the run ended before it was interrupted"; }
+      sleep 0.1
+    done
+    kill -INT "$pid"
+    for _ in $(seq 300); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    if kill -0 "$pid" 2>/dev/null; then kill -KILL "$pid"; fail "still running 30 s after SIGINT"; fi
+    rc=0; wait "$pid" || rc=$?
+    [ "$rc" = 0 ] || { cat "$tmp/err"; fail "exit code $rc after SIGINT (wanted 0)"; }
+    grep -q "stopping after step" "$tmp/err" || { cat "$tmp/err"; fail "no 'stopping after step' message"; }
+    grep -q "replica hashes: all equal" "$tmp/out" || fail "replicas disagree after SIGINT"
+    n=$(final_steps "$dir")
+    [ -n "$n" ] && [ "$n" -ge 20 ] || fail "summary.json says $n steps"
+    [ "$(replay_steps "$dir")" = "$n" ] || fail "the ledger does not hold the $n steps the run reported"
+    stopped_hash=$(final_hash "$dir")
+    # Resume for 3 more steps: the ledger reopens and continues consecutively.
+    "$zeroth" train --resume "$dir" --set run.steps=$((n + 3)) >"$tmp/out2" 2>"$tmp/err2" \
+      || { cat "$tmp/err2"; fail "resume after SIGINT exited $?"; }
+    grep -q "resuming $dir at step $n" "$tmp/err2" || { cat "$tmp/err2"; fail "did not resume at step $n"; }
+    [ "$(replay_steps "$dir")" = $((n + 3)) ] || fail "the resumed ledger does not hold $((n + 3)) steps"
+    [ "$(final_hash "$dir")" != "$stopped_hash" ] || fail "the resumed steps did not change θ" ;;
+
+  export)  # PEFT adapter names/shapes/config; merged model loads and evaluates like the run's test loss
+    # The test split: the first 60 characters of each sample story, so no
+    # document is cut at task.max_length = 64 (at most one token per byte, plus
+    # BOS) and the run's own test loss is the NLL `zeroth eval` computes on the
+    # merged model.
+    python3 - "$sample" "$tmp/short.txt" <<'EOF'
+import sys
+docs = [d.strip()[:60] for d in open(sys.argv[1], encoding="utf-8").read().split("<|endoftext|>") if d.strip()]
+open(sys.argv[2], "w", encoding="utf-8").write("<|endoftext|>".join(docs))
+EOF
+    train "$tmp/run" 30 --set task.max_length=64 --set task.test="$tmp/short.txt"
+    "$zeroth" export "$tmp/run" --peft "$tmp/peft" --merged "$tmp/merged" >"$tmp/export.out"
+    "$zeroth" inspect --json "$tmp/peft/adapter_model.safetensors" >"$tmp/inspect.json"
+    python3 - "$tmp/inspect.json" "$tmp/peft/adapter_config.json" <<'EOF'
+import json, sys
+info = json.load(open(sys.argv[1]))
+cfg = json.load(open(sys.argv[2]))
+tensors = {t["name"]: t["shape"] for t in info["tensors"]}
+# stories260K: dim 64, 8 heads, 4 KV heads (kv dim 32), 5 layers; LoRA r 8 on q, v.
+want = {}
+for l in range(5):
+    p = f"base_model.model.model.layers.{l}.self_attn."
+    want[p + "q_proj.lora_A.weight"] = [8, 64]
+    want[p + "q_proj.lora_B.weight"] = [64, 8]
+    want[p + "v_proj.lora_A.weight"] = [8, 64]
+    want[p + "v_proj.lora_B.weight"] = [32, 8]
+assert tensors == want, f"tensors {tensors}\nwanted {want}"
+assert cfg["r"] == 8 and cfg["lora_alpha"] == 16, cfg
+assert sorted(cfg["target_modules"]) == ["q_proj", "v_proj"], cfg
+assert cfg["peft_type"] == "LORA", cfg
+print("peft adapter: ok")
+EOF
+    "$zeroth" eval --model "$tmp/merged" --tokenizer "$S/tok512.bin" --data "$tmp/short.txt" --json >"$tmp/eval.json"
+    "$zeroth" eval --model "$S/stories260K.bin" --tokenizer "$S/tok512.bin" --data "$tmp/short.txt" --json >"$tmp/base.json"
+    python3 - "$tmp/eval.json" "$tmp/base.json" "$tmp/run/summary.json" <<'EOF'
+import json, sys
+ev, base = json.load(open(sys.argv[1])), json.load(open(sys.argv[2]))
+summary = json.load(open(sys.argv[3]))
+test = summary["test_after"]["loss"]
+print(f"merged NLL {ev['mean_nll']:.5f}, the run's test loss {test:.5f}, the base's NLL {base['mean_nll']:.5f}")
+assert ev["documents"] == 5 and summary["test_after"]["examples"] == 5, (ev, summary)
+assert abs(ev["mean_nll"] - test) < 1e-3, (ev["mean_nll"], test)
+assert abs(ev["mean_nll"] - base["mean_nll"]) > 3e-3, "the merged model equals the base: training changed nothing"
+EOF
+    # Zero steps: the adapter is B = 0, so the merged model is the base exactly.
+    train "$tmp/zero" 0
+    "$zeroth" export "$tmp/zero" --merged "$tmp/merged0" >/dev/null
+    "$zeroth" eval --model "$tmp/merged0" --tokenizer "$S/tok512.bin" --data "$sample" >"$tmp/eval0.out"
+    grep -qx "mean NLL: 1.2664" "$tmp/eval0.out" || { cat "$tmp/eval0.out"; fail "the 0-step merge is not the base"; } ;;
+
+  bad-config)  # errors name the problem; an existing run is never touched without --resume
+    rc=0; "$zeroth" train "$recipe" "${fast[@]}" --set run.dir="$tmp/x" --set task.foo=1 >/dev/null 2>"$tmp/err" || rc=$?
+    [ "$rc" != 0 ] || fail "an unknown key was accepted"
+    grep -q "unknown key task.foo" "$tmp/err" || { cat "$tmp/err"; fail "the unknown key is not named"; }
+    [ ! -e "$tmp/x" ] || fail "a failed config created the run directory"
+    printf 'run:\n  steps: 3\n  stpes: 4\n' >"$tmp/typo.yaml"
+    rc=0; "$zeroth" train "$tmp/typo.yaml" >/dev/null 2>"$tmp/err" || rc=$?
+    [ "$rc" != 0 ] || fail "a typo'd key was accepted"
+    grep -q "typo.yaml: unknown key run.stpes" "$tmp/err" || { cat "$tmp/err"; fail "the typo is not named with its file"; }
+    # A directory that already holds a run.
+    train "$tmp/run" 3
+    before=$(cd "$tmp/run" && find . -type f | sort | xargs sha256sum)
+    rc=0; "$zeroth" train "$recipe" "${fast[@]}" --set run.dir="$tmp/run" --set run.steps=5 >/dev/null 2>"$tmp/err" || rc=$?
+    [ "$rc" != 0 ] || fail "a second run into the same directory was accepted"
+    grep -q "already holds a run: pass --resume" "$tmp/err" || { cat "$tmp/err"; fail "unclear error: $(cat "$tmp/err")"; }
+    after=$(cd "$tmp/run" && find . -type f | sort | xargs sha256sum)
+    [ "$before" = "$after" ] || fail "the existing run directory was changed"
+    # --resume of a directory without a run.
+    mkdir -p "$tmp/empty"
+    rc=0; "$zeroth" train "$recipe" "${fast[@]}" --resume "$tmp/empty" >/dev/null 2>"$tmp/err" || rc=$?
+    [ "$rc" != 0 ] || fail "--resume of an empty directory was accepted"
+    grep -q "holds no ledger to resume" "$tmp/err" || { cat "$tmp/err"; fail "unclear error for --resume"; } ;;
+
+  *) echo "unknown check $check"; exit 2 ;;
+esac
+echo "ok: $check"

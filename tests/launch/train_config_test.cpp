@@ -1,0 +1,363 @@
+// YAML → TrainConfig (launch/train_config.h): defaults, every key of every
+// section, unknown keys and bad values as errors naming the key and the source,
+// --set overrides, path expansion, and to_yaml() round trips. The embedded
+// default and every recipe in configs/ parse.
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/error.h"
+#include "launch/train_config.h"
+
+namespace zeroth::cli {
+
+extern const char* const kDefaultConfigYaml;  // configs/default.yaml, embedded at build time
+
+namespace {
+
+// The two keys validation requires, so the rest can stay at defaults.
+const std::string kMinimal = "model:\n  path: m.bin\ntask:\n  train: t.txt\n";
+
+std::string error_of(const std::string& yaml, const std::vector<std::string>& sets = {},
+                     const std::string& source = "recipe.yaml") {
+  try {
+    parse_train_config(yaml, source, sets);
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "";
+}
+
+// The error names every one of `parts` (key, source, ...).
+void expect_error(const std::string& yaml, const std::vector<std::string>& parts,
+                  const std::vector<std::string>& sets = {}) {
+  const std::string e = error_of(yaml, sets);
+  ASSERT_FALSE(e.empty()) << "no error for:\n" << yaml;
+  for (const auto& p : parts) EXPECT_NE(e.find(p), std::string::npos) << "\"" << e << "\" does not name " << p;
+}
+
+// Sets an environment variable for one scope, restoring the old value after.
+class ScopedEnv {
+ public:
+  ScopedEnv(const char* name, const char* value) : name_(name) {
+    if (const char* old = std::getenv(name)) old_ = old;
+    if (value) ::setenv(name, value, 1);
+    else ::unsetenv(name);
+  }
+  ~ScopedEnv() {
+    if (old_) ::setenv(name_, old_->c_str(), 1);
+    else ::unsetenv(name_);
+  }
+
+ private:
+  const char* name_;
+  std::optional<std::string> old_;
+};
+
+TEST(TrainConfig, Defaults) {
+  const TrainConfig c = parse_train_config(kMinimal, "min.yaml", {});
+  const TrainConfig d;  // the struct defaults
+  EXPECT_EQ(c.source, "min.yaml");
+  EXPECT_EQ(c.run.dir, d.run.dir);
+  EXPECT_EQ(c.run.seed, 1234u);
+  EXPECT_EQ(c.run.steps, 200);
+  EXPECT_EQ(c.run.members, 2);
+  EXPECT_EQ(c.run.hash_every, 10);
+  EXPECT_FALSE(c.run.resume);
+  EXPECT_EQ(c.model.path, "m.bin");
+  EXPECT_EQ(c.model.quantize, "");
+  EXPECT_EQ(c.lora.rank, 8);
+  EXPECT_EQ(c.lora.alpha, 16.0f);
+  EXPECT_EQ(c.lora.targets, (std::vector<Proj>{Proj::Q, Proj::V}));
+  EXPECT_EQ(c.zo.q, 1);
+  EXPECT_EQ(c.zo.eps, 1e-3f);
+  EXPECT_TRUE(c.zo.central);
+  EXPECT_EQ(c.zo.samples, 16);
+  EXPECT_EQ(c.zo.distribution, Distribution::Rademacher);
+  EXPECT_FALSE(c.zo.exact_gradients);
+  EXPECT_EQ(c.optimizer.rule, UpdateRule::Sgd);
+  EXPECT_EQ(c.optimizer.lr, 1e-3f);
+  EXPECT_EQ(c.optimizer.schedule, LrSchedule::Constant);
+  EXPECT_EQ(c.codec.init_scale, 1.0f);
+  EXPECT_EQ(c.task.type, "lm");
+  EXPECT_EQ(c.task.train_path, "t.txt");
+  EXPECT_EQ(c.task.max_length, 256);
+  EXPECT_EQ(c.eval.batch_tokens, 4096);
+  // Derived: the optimizer follows the run.
+  EXPECT_EQ(c.optimizer.total_steps, c.run.steps);
+  EXPECT_EQ(c.optimizer.run_seed, c.run.seed);
+  EXPECT_EQ(c.optimizer.distribution, c.zo.distribution);
+}
+
+// A recipe that sets every key to a non-default value.
+const char* kEverything = R"(
+run:
+  dir: /tmp/runs/x
+  seed: 99
+  steps: 321
+  members: 3
+  threads: 5
+  log_every: 7
+  eval_every: 11
+  snapshot_every: 13
+  hash_every: 17
+  durable: true
+  resume: true
+model:
+  path: /models/m.gguf
+  tokenizer: /models/tok.json
+  quantize: nf4
+  quantize_embeddings: true
+lora:
+  rank: 4
+  alpha: 32
+  targets: [q_proj, k, down]
+zo:
+  q: 6
+  eps: 2.5e-3
+  central: false
+  samples: 3
+  share_samples: false
+  distribution: gaussian
+  exact_gradients: true
+optimizer:
+  rule: momentum
+  lr: 1.0e-4
+  weight_decay: 0.01
+  momentum: 0.8
+  schedule: cosine
+  warmup_steps: 20
+codec:
+  init_scale: 0.5
+  range_rms: 4
+  ema: 0.9
+  min_scale: 1.0e-6
+task:
+  type: classification
+  train: /data/train.tsv
+  dev: /data/dev.tsv
+  test: /data/test.tsv
+  separator: "###"
+  text_field: body
+  prompt_field: q
+  completion_field: a
+  template: "{sentence} Verdict:"
+  label_field: y
+  label_words: {"0": " no", "1": " yes"}
+  k_shot: 8
+  train_size: 0
+  dev_size: 10
+  test_size: 20
+  data_seed: 3
+  max_length: 100
+  skip_bad_rows: true
+eval:
+  batch_tokens: 1024
+)";
+
+void expect_everything(const TrainConfig& c) {
+  EXPECT_EQ(c.run.dir, "/tmp/runs/x");
+  EXPECT_EQ(c.run.seed, 99u);
+  EXPECT_EQ(c.run.steps, 321);
+  EXPECT_EQ(c.run.members, 3);
+  EXPECT_EQ(c.run.threads, 5);
+  EXPECT_EQ(c.run.log_every, 7);
+  EXPECT_EQ(c.run.eval_every, 11);
+  EXPECT_EQ(c.run.snapshot_every, 13);
+  EXPECT_EQ(c.run.hash_every, 17);
+  EXPECT_TRUE(c.run.durable);
+  EXPECT_EQ(c.model.path, "/models/m.gguf");
+  EXPECT_EQ(c.model.tokenizer, "/models/tok.json");
+  EXPECT_EQ(c.model.quantize, "nf4");
+  EXPECT_TRUE(c.model.quantize_embeddings);
+  EXPECT_EQ(c.lora.rank, 4);
+  EXPECT_EQ(c.lora.alpha, 32.0f);
+  EXPECT_EQ(c.lora.targets, (std::vector<Proj>{Proj::Q, Proj::K, Proj::Down}));
+  EXPECT_EQ(c.zo.q, 6);
+  EXPECT_EQ(c.zo.eps, 2.5e-3f);
+  EXPECT_FALSE(c.zo.central);
+  EXPECT_EQ(c.zo.samples, 3);
+  EXPECT_FALSE(c.zo.share_samples);
+  EXPECT_EQ(c.zo.distribution, Distribution::Gaussian);
+  EXPECT_TRUE(c.zo.exact_gradients);
+  EXPECT_EQ(c.optimizer.rule, UpdateRule::Momentum);
+  EXPECT_EQ(c.optimizer.lr, 1e-4f);
+  EXPECT_EQ(c.optimizer.weight_decay, 0.01f);
+  EXPECT_EQ(c.optimizer.momentum, 0.8f);
+  EXPECT_EQ(c.optimizer.schedule, LrSchedule::Cosine);
+  EXPECT_EQ(c.optimizer.warmup_steps, 20);
+  EXPECT_EQ(c.optimizer.total_steps, 321);
+  EXPECT_EQ(c.optimizer.run_seed, 99u);
+  EXPECT_EQ(c.optimizer.distribution, Distribution::Gaussian);
+  EXPECT_EQ(c.codec.init_scale, 0.5f);
+  EXPECT_EQ(c.codec.range_rms, 4.0f);
+  EXPECT_EQ(c.codec.ema, 0.9f);
+  EXPECT_EQ(c.codec.min_scale, 1e-6f);
+  const TaskConfig& t = c.task;
+  EXPECT_EQ(t.type, "classification");
+  EXPECT_EQ(t.train_path, "/data/train.tsv");
+  EXPECT_EQ(t.dev_path, "/data/dev.tsv");
+  EXPECT_EQ(t.test_path, "/data/test.tsv");
+  EXPECT_EQ(t.separator, "###");
+  EXPECT_EQ(t.text_field, "body");
+  EXPECT_EQ(t.prompt_field, "q");
+  EXPECT_EQ(t.completion_field, "a");
+  EXPECT_EQ(t.template_text, "{sentence} Verdict:");
+  EXPECT_EQ(t.label_field, "y");
+  EXPECT_EQ(t.label_words, (std::map<std::string, std::string>{{"0", " no"}, {"1", " yes"}}));
+  EXPECT_EQ(t.k_shot, 8);
+  EXPECT_EQ(t.dev_size, 10);
+  EXPECT_EQ(t.test_size, 20);
+  EXPECT_EQ(t.data_seed, 3u);
+  EXPECT_EQ(t.max_length, 100);
+  EXPECT_TRUE(t.skip_bad_rows);
+  EXPECT_EQ(c.eval.batch_tokens, 1024);
+}
+
+TEST(TrainConfig, EverySectionIsRead) {
+  const TrainConfig c = parse_train_config(kEverything, "all.yaml", {});
+  expect_everything(c);
+  EXPECT_TRUE(c.run.resume);
+}
+
+TEST(TrainConfig, UnknownKeysNameTheKeyAndSource) {
+  expect_error(kMinimal + "foo: 1\n", {"recipe.yaml", "unknown key foo"});
+  expect_error("model:\n  path: m.bin\ntask:\n  train: t.txt\n  foo: 3\n", {"recipe.yaml", "unknown key task.foo"});
+  expect_error(kMinimal + "run:\n  stpes: 3\n", {"recipe.yaml", "run.stpes"});
+  expect_error(kMinimal + "optimizer:\n  learning_rate: 3\n", {"optimizer.learning_rate"});
+  // An unknown key that arrives through --set is named the same way.
+  expect_error(kMinimal, {"recipe.yaml", "unknown key task.foo"}, {"task.foo=1"});
+  expect_error(kMinimal, {"unknown key zo.qq"}, {"zo.qq=2"});
+}
+
+TEST(TrainConfig, BadValueTypesNameTheKey) {
+  expect_error(kMinimal + "run:\n  steps: many\n", {"recipe.yaml", "run.steps", "integer"});
+  expect_error(kMinimal + "run:\n  members: 2.5\n", {"run.members", "integer"});
+  expect_error(kMinimal + "run:\n  durable: perhaps\n", {"run.durable", "boolean"});
+  expect_error(kMinimal + "optimizer:\n  lr: fast\n", {"optimizer.lr", "number"});
+  expect_error(kMinimal + "zo:\n  eps: [1]\n", {"zo.eps"});
+  expect_error(kMinimal + "lora:\n  targets: q\n", {"lora.targets", "list"});
+  expect_error(kMinimal + "lora:\n  targets: [[q]]\n", {"lora.targets"});
+  expect_error("model:\n  path: m.bin\ntask:\n  train: t.txt\n  label_words: [a, b]\n", {"task.label_words", "mapping"});
+  expect_error(kMinimal + "run: 5\n", {"recipe.yaml", "run", "mapping"});
+  expect_error("- a\n- b\n", {"recipe.yaml", "mapping"});
+  expect_error("run: {steps: 3\n", {"recipe.yaml", "invalid YAML"});
+  // A seed is unsigned: a negative one must not wrap around silently.
+  expect_error(kMinimal + "run:\n  seed: -1\n", {"run.seed"});
+}
+
+TEST(TrainConfig, InvalidValuesNameTheKey) {
+  expect_error(kMinimal + "run:\n  members: 0\n", {"recipe.yaml", "run.members"});
+  expect_error(kMinimal + "run:\n  steps: -1\n", {"run.steps"});
+  expect_error(kMinimal + "optimizer:\n  lr: -0.1\n", {"recipe.yaml", "optimizer.lr"});
+  expect_error(kMinimal + "optimizer:\n  rule: adam\n", {"optimizer.rule", "adam"});
+  expect_error(kMinimal + "optimizer:\n  schedule: step\n", {"optimizer.schedule"});
+  expect_error(kMinimal + "lora:\n  targets: [q, qkv]\n", {"recipe.yaml", "lora.targets", "qkv"});
+  expect_error(kMinimal + "lora:\n  targets: [q, q]\n", {"lora.targets"});
+  expect_error(kMinimal + "lora:\n  rank: 0\n", {"lora.rank"});
+  expect_error("model:\n  path: m.bin\n  quantize: nf5\ntask:\n  train: t.txt\n", {"recipe.yaml", "model.quantize", "nf5"});
+  expect_error(kMinimal + "zo:\n  q: 0\n", {"zo.q"});
+  expect_error(kMinimal + "zo:\n  distribution: uniform\n", {"zo.distribution"});
+  expect_error(kMinimal + "codec:\n  ema: 1.5\n", {"codec.ema"});
+  expect_error("model:\n  path: m.bin\ntask:\n  train: t.txt\n  type: regression\n", {"task.type"});
+  expect_error("task:\n  train: t.txt\n", {"recipe.yaml", "model.path"});
+  expect_error("model:\n  path: m.bin\n", {"recipe.yaml", "task.train"});
+  expect_error(kMinimal + "eval:\n  batch_tokens: 0\n", {"eval.batch_tokens"});
+}
+
+TEST(TrainConfig, SetOverrides) {
+  const TrainConfig c = parse_train_config(kMinimal + "run:\n  steps: 5\n", "r.yaml",
+                                           {"run.steps=9", "optimizer.lr=2e-4", "codec.ema=0.5",
+                                            "lora.targets=[q,k,v]", "task.label_words={\"0\": \" no\", \"1\": \" yes\"}",
+                                            "zo.central=false", "model.path=other.bin"});
+  EXPECT_EQ(c.run.steps, 9);
+  EXPECT_EQ(c.optimizer.total_steps, 9);
+  EXPECT_EQ(c.optimizer.lr, 2e-4f);
+  EXPECT_EQ(c.codec.ema, 0.5f);  // the codec section did not exist: created
+  EXPECT_EQ(c.lora.targets, (std::vector<Proj>{Proj::Q, Proj::K, Proj::V}));
+  EXPECT_EQ(c.task.label_words, (std::map<std::string, std::string>{{"0", " no"}, {"1", " yes"}}));
+  EXPECT_FALSE(c.zo.central);
+  EXPECT_EQ(c.model.path, "other.bin");
+  // Later overrides win; the whole recipe may come from overrides.
+  const TrainConfig d = parse_train_config("", "<none>", {"model.path=a", "task.train=b", "run.seed=5", "run.seed=6"});
+  EXPECT_EQ(d.run.seed, 6u);
+  EXPECT_EQ(d.task.train_path, "b");
+  // Malformed overrides.
+  expect_error(kMinimal, {"--set", "KEY=VALUE"}, {"run.steps"});
+  expect_error(kMinimal, {"--set", "KEY=VALUE"}, {"=3"});
+  expect_error(kMinimal + "run:\n  steps: 5\n", {"--set run.steps.x=1", "not a mapping"}, {"run.steps.x=1"});
+  expect_error(kMinimal, {"--set", "not valid YAML"}, {"run.steps=[1"});
+  expect_error(kMinimal, {"run.steps", "integer"}, {"run.steps=ten"});
+}
+
+TEST(TrainConfig, PathExpansion) {
+  {
+    const ScopedEnv shared("ZEROTH_SHARED", "/somewhere/shared");
+    const ScopedEnv cache("ZEROTH_CACHE", "/var/cache/z");
+    const TrainConfig c = parse_train_config(
+        "model:\n  path: ${shared}/models/m.bin\n  tokenizer: ${cache}/tok.bin\ntask:\n  train: ${repo}/configs/x.txt\n"
+        "  dev: ${shared}/a/${shared}/b\nrun:\n  dir: ${cache}/runs/r\n",
+        "p.yaml", {});
+    EXPECT_EQ(c.model.path, "/somewhere/shared/models/m.bin");
+    EXPECT_EQ(c.model.tokenizer, "/var/cache/z/tok.bin");
+    EXPECT_EQ(c.task.train_path, std::string(ZEROTH_SOURCE_DIR) + "/configs/x.txt");
+    EXPECT_EQ(c.task.dev_path, "/somewhere/shared/a//somewhere/shared/b");  // every occurrence
+    EXPECT_EQ(c.run.dir, "/var/cache/z/runs/r");
+    // Overrides expand too.
+    EXPECT_EQ(parse_train_config(kMinimal, "p.yaml", {"model.path=${repo}/m"}).model.path,
+              std::string(ZEROTH_SOURCE_DIR) + "/m");
+  }
+  {
+    const ScopedEnv shared("ZEROTH_SHARED", nullptr);
+    const ScopedEnv cache("ZEROTH_CACHE", nullptr);
+    const ScopedEnv home("HOME", "/home/someone");
+    EXPECT_EQ(expand_path("${shared}/x"), std::string(ZEROTH_SHARED_DIR) + "/x");
+    EXPECT_EQ(expand_path("${cache}/y"), "/home/someone/.cache/zeroth/y");
+    EXPECT_EQ(expand_path("plain/${other}"), "plain/${other}");
+  }
+}
+
+TEST(TrainConfig, ToYamlRoundTrips) {
+  for (const std::string& text : {kMinimal, std::string(kEverything), std::string(kDefaultConfigYaml)}) {
+    const TrainConfig c = parse_train_config(text, "a.yaml", {"task.separator=<|endoftext|>", "optimizer.lr=3.3e-5"});
+    const std::string y = c.to_yaml();
+    const TrainConfig back = parse_train_config(y, "b.yaml", {});
+    EXPECT_EQ(back.to_yaml(), y);
+    EXPECT_EQ(back.optimizer.lr, c.optimizer.lr);  // floats keep every bit
+    EXPECT_EQ(back.zo.eps, c.zo.eps);
+    EXPECT_EQ(back.task.separator, "<|endoftext|>");
+    EXPECT_EQ(back.task.label_words, c.task.label_words);
+    EXPECT_EQ(back.lora.targets, c.lora.targets);
+    EXPECT_EQ(back.run.seed, c.run.seed);
+    EXPECT_EQ(back.task.template_text, c.task.template_text);
+  }
+  // Every key survives, not only the ones compared above (resume is a
+  // property of one invocation, not of the run, so it is not stored).
+  const TrainConfig all = parse_train_config(parse_train_config(kEverything, "a", {}).to_yaml(), "b", {});
+  expect_everything(all);
+  EXPECT_FALSE(all.run.resume);
+}
+
+TEST(TrainConfig, EmbeddedDefaultAndRecipesParse) {
+  const TrainConfig d = parse_train_config(kDefaultConfigYaml, "<embedded default>", {});
+  EXPECT_EQ(d.task.type, "classification");
+  EXPECT_GT(d.run.steps, 0);
+  EXPECT_EQ(d.task.train_path.find("${"), std::string::npos);
+  EXPECT_EQ(d.model.path.find("${"), std::string::npos);
+  int recipes = 0;
+  for (const auto& e : std::filesystem::directory_iterator(std::string(ZEROTH_SOURCE_DIR) + "/configs")) {
+    if (e.path().extension() != ".yaml") continue;
+    SCOPED_TRACE(e.path().string());
+    EXPECT_NO_THROW(load_train_config(e.path().string(), {}));
+    ++recipes;
+  }
+  EXPECT_GE(recipes, 3);
+  EXPECT_THROW(load_train_config("/nonexistent/recipe.yaml", {}), Error);
+}
+
+}  // namespace
+}  // namespace zeroth::cli

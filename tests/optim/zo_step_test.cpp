@@ -1,0 +1,360 @@
+// One member's zeroth-order step (optim/zo_step.h) on a tiny random LLaMA with
+// LoRA whose B is nonzero (so both A and B perturbations move the loss):
+//   - the batched 2q-variant forward gives the same g as separate BatchScorer
+//     runs at θ ± εz, and g is a directional derivative (a 10× larger ε agrees);
+//   - moving θ by −lr·g·z through ZerothOrderOptimizer lowers the loss by about
+//     lr·g² on the same samples (the sign and size of g are right);
+//   - PerturbedLora materializes exactly A + σε·z over the tensor's global index
+//     range, and σε = 0 is the plain adapters;
+//   - sample_indices walks one permutation of the data per pass;
+//   - non-finite losses drop the record and are counted.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <random>
+#include <set>
+#include <vector>
+
+#include "core/error.h"
+#include "models/llama.h"
+#include "models/tasks/task.h"
+#include "optim/codec.h"
+#include "optim/lora_trainable.h"
+#include "optim/update.h"
+#include "optim/zo_step.h"
+#include "tests/models/task_test_util.h"
+
+namespace zeroth {
+namespace {
+
+constexpr int64_t kVocab = 300;
+constexpr uint64_t kRunSeed = 77, kDataSeed = 5;
+
+LoraConfig lora_config() {
+  LoraConfig lc;
+  lc.rank = 4;
+  lc.alpha = 8;
+  lc.targets = {Proj::Q, Proj::V, Proj::Down};
+  return lc;
+}
+
+// PEFT init (B = 0) and then B filled with small values, so the adapted model
+// differs from the base and perturbing A changes the loss too.
+void make_b_nonzero(LoraTrainable& lora, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> nd(0.0f, 0.05f);
+  for (const auto& t : lora.set().tensors())
+    if (t.name.ends_with("lora_B"))
+      for (int64_t i = 0; i < t.n; ++i) t.data[i] = nd(rng);
+}
+
+std::vector<Example> random_documents(int n, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::uniform_int_distribution<int32_t> tok(3, int32_t(kVocab) - 1), len(6, 14);
+  std::vector<Example> out;
+  for (int i = 0; i < n; ++i) {
+    Example e;
+    e.tokens.push_back(1);  // BOS
+    for (int k = len(rng); k > 0; --k) e.tokens.push_back(tok(rng));
+    out.push_back(std::move(e));
+  }
+  return out;
+}
+
+struct Fixture {
+  LlamaModel model{make_random_llama(test::task_llama_config(kVocab), 31), 1};
+  std::unique_ptr<Task> task = make_task_from_examples(TaskConfig{}, random_documents(11, 3), {}, {});
+  LoraTrainable lora{lora_config(), model};
+  Fixture() {
+    lora.initialize(kRunSeed);
+    make_b_nonzero(lora, 9);
+  }
+  const std::vector<Example>& train() const { return task->examples(Split::Train); }
+  // Loss of one variant over examples `idx` (a BatchScorer run of its own).
+  double loss(const AdapterSet* adapters, const std::vector<int64_t>& idx) const {
+    BatchScorer s(*task);
+    for (int64_t i : idx) s.add(train()[size_t(i)], 0);
+    return s.run(model, adapters).loss[0];
+  }
+  double loss_at(const PerturbationKey& key, float sigma_eps, const std::vector<int64_t>& idx,
+                 Distribution d = Distribution::Rademacher) const {
+    const PerturbedLora one(lora, d, {{key, sigma_eps}});
+    return loss(&one, idx);
+  }
+};
+
+PerturbationKey key_of(uint64_t step, uint32_t member, uint32_t slot) {
+  return {kRunSeed, uint32_t(step), member, slot};
+}
+
+ZoConfig exact_config(int q, int samples, bool central, bool share) {
+  ZoConfig c;
+  c.q = q;
+  c.samples = samples;
+  c.central = central;
+  c.share_samples = share;
+  c.exact_gradients = true;
+  c.eps = 1e-3f;
+  return c;
+}
+
+// g of every slot from zo_member_step equals the formula applied to losses of
+// separate single-variant runs, for each estimator shape.
+void expect_batched_equals_separate(const ZoConfig& cfg) {
+  SCOPED_TRACE(testing::Message() << "central " << cfg.central << " share_samples " << cfg.share_samples);
+  const Fixture f;
+  const uint64_t step = 3;
+  const uint32_t member = 1, members = 3;
+  const MemberStepResult r =
+      zo_member_step(f.model, *f.task, f.lora, cfg, kRunSeed, kDataSeed, step, member, members, 1.0f);
+  ASSERT_EQ(r.gradients.size(), size_t(cfg.q));
+  ASSERT_EQ(r.records.size(), size_t(cfg.q));
+  EXPECT_EQ(r.dropped, 0);
+  const int64_t n = int64_t(f.train().size());
+  const uint64_t groups = cfg.share_samples ? 1 : uint64_t(cfg.q);
+  for (int k = 0; k < cfg.q; ++k) {
+    const auto idx = sample_indices(n, cfg.samples, kDataSeed,
+                                    (step * members + member) * groups + (cfg.share_samples ? 0 : uint64_t(k)));
+    const PerturbationKey key = key_of(step, member, uint32_t(k));
+    const double lp = f.loss_at(key, cfg.eps, idx);
+    const double other = cfg.central ? f.loss_at(key, -cfg.eps, idx) : f.loss(&f.lora.adapters(), idx);
+    const double g = cfg.central ? (lp - other) / (2.0 * double(cfg.eps)) : (lp - other) / double(cfg.eps);
+    // The rows of one variant see the same arithmetic in a batch as alone, so
+    // the losses (and g) agree to rounding of the final float conversion.
+    EXPECT_NEAR(r.gradients[size_t(k)], g, 1e-6 * std::abs(g)) << "slot " << k;
+    const Record& rec = r.records[size_t(k)];
+    EXPECT_EQ(rec.member, member);
+    EXPECT_EQ(rec.slot, uint32_t(k));
+    EXPECT_TRUE(rec.exact);
+    EXPECT_EQ(rec.value, r.gradients[size_t(k)]);
+  }
+  // The slots hold different perturbations: their gradients differ.
+  EXPECT_NE(r.gradients[0], r.gradients[1]);
+  EXPECT_GT(std::abs(r.gradients[0]), 1e-3);
+}
+
+TEST(ZoMemberStep, BatchedVariantsEqualSeparateRuns) {
+  expect_batched_equals_separate(exact_config(3, 4, true, true));
+  expect_batched_equals_separate(exact_config(3, 2, true, false));
+  expect_batched_equals_separate(exact_config(3, 4, false, true));
+  expect_batched_equals_separate(exact_config(2, 3, false, false));
+}
+
+// g is the derivative of the loss along z: a central difference with a 10×
+// larger ε (far above float noise) gives nearly the same number, and the
+// mean loss reported is about L(θ).
+TEST(ZoMemberStep, GradientIsTheDirectionalDerivative) {
+  const Fixture f;
+  const ZoConfig cfg = exact_config(4, 6, true, true);
+  const MemberStepResult r = zo_member_step(f.model, *f.task, f.lora, cfg, kRunSeed, kDataSeed, 0, 0, 1, 1.0f);
+  const auto idx = sample_indices(int64_t(f.train().size()), cfg.samples, kDataSeed, 0);
+  const double l0 = f.loss(&f.lora.adapters(), idx);
+  EXPECT_NEAR(r.loss, l0, 1e-3 * l0);
+  for (int k = 0; k < cfg.q; ++k) {
+    const PerturbationKey key = key_of(0, 0, uint32_t(k));
+    const float big = 1e-2f;
+    const double g_big = (f.loss_at(key, big, idx) - f.loss_at(key, -big, idx)) / (2.0 * double(big));
+    EXPECT_NEAR(r.gradients[size_t(k)], g_big, 0.03 * std::abs(g_big) + 2e-3) << "slot " << k;
+  }
+}
+
+// One SGD step along −g·z on the same samples lowers the loss by about lr·g²
+// (first order: ΔL ≈ ⟨∇L, −lr·g·z⟩ = −lr·g²), slot by slot.
+TEST(ZoMemberStep, StepAlongMinusGDescends) {
+  const ZoConfig cfg = exact_config(6, 6, true, true);
+  const uint64_t step = 2;
+  const Fixture f0;
+  const MemberStepResult r = zo_member_step(f0.model, *f0.task, f0.lora, cfg, kRunSeed, kDataSeed, step, 0, 1, 1.0f);
+  const auto idx = sample_indices(int64_t(f0.train().size()), cfg.samples, kDataSeed, step);
+  const double before = f0.loss(&f0.lora.adapters(), idx);
+  double sum_change = 0, sum_predicted = 0;
+  for (int k = 0; k < cfg.q; ++k) {
+    Fixture f;  // a fresh θ (same init) for each slot
+    OptimizerConfig oc;
+    oc.lr = 1e-4f;
+    oc.run_seed = kRunSeed;
+    ZerothOrderOptimizer opt(oc, f.lora.set(), 1);
+    StepEntry e;
+    e.step = step;
+    e.lr = oc.lr;
+    e.scale = 1.0f;
+    e.exact = true;
+    e.records.push_back(r.records[size_t(k)]);
+    opt.apply(e);
+    const double after = f.loss(&f.lora.adapters(), idx);
+    const double g = r.gradients[size_t(k)];
+    const double predicted = -double(oc.lr) * g * g;
+    sum_change += after - before;
+    sum_predicted += predicted;
+    if (std::abs(predicted) > 1e-5) {  // well above the float noise of a loss (~1e-6)
+      EXPECT_LT(after, before) << "slot " << k << " g " << g;
+      EXPECT_NEAR(after - before, predicted, 0.1 * std::abs(predicted)) << "slot " << k << " g " << g;
+    }
+  }
+  EXPECT_LT(sum_change, 0);
+  EXPECT_NEAR(sum_change, sum_predicted, 0.05 * std::abs(sum_predicted));
+}
+
+// σε = 0 hands out the plain adapters; σε ≠ 0 materializes A + σε·z and
+// B + σε·z, z taken at the tensor's own global indices in the trainable set.
+TEST(PerturbedLora, VariantsAreAPlusSigmaEpsZ) {
+  const Fixture f;
+  const PerturbationKey key = key_of(5, 2, 1);
+  for (Distribution d : {Distribution::Rademacher, Distribution::Gaussian}) {
+    const PerturbedLora pl(f.lora, d, {{key, 0.0f}, {key, 0.25f}, {key, -1e-3f}});
+    const LoraConfig lc = lora_config();
+    for (int l = 0; l < f.model.n_layers(); ++l)
+      for (Proj p : lc.targets) {
+        ASSERT_TRUE(pl.has(l, p));
+        const std::string base = "layers." + std::to_string(l) + "." + std::string(proj_name(p));
+        const TrainableTensor* ta = f.lora.set().find(base + ".lora_A");
+        const TrainableTensor* tb = f.lora.set().find(base + ".lora_B");
+        ASSERT_NE(ta, nullptr);
+        ASSERT_NE(tb, nullptr);
+        EXPECT_EQ(f.lora.offset_a(l, p), ta->offset);
+        EXPECT_EQ(f.lora.offset_b(l, p), tb->offset);
+        std::vector<float> scratch(pl.scratch_floats(l, p), std::nanf(""));
+        ASSERT_EQ(scratch.size(), size_t(ta->n + tb->n));
+        const LoraFactors plain = f.lora.adapters().get(l, p, 0, nullptr);
+        const LoraFactors zero = pl.get(l, p, 0, scratch.data());
+        EXPECT_EQ(zero.A, plain.A);
+        EXPECT_EQ(zero.B, plain.B);
+        EXPECT_EQ(zero.r, plain.r);
+        EXPECT_EQ(zero.scale, plain.scale);
+        for (float se : {0.25f, -1e-3f}) {
+          const LoraFactors v = pl.get(l, p, se == 0.25f ? 1 : 2, scratch.data());
+          EXPECT_EQ(v.r, plain.r);
+          EXPECT_EQ(v.scale, plain.scale);
+          for (int64_t i = 0; i < ta->n; ++i)
+            ASSERT_EQ(v.A[i], ta->data[i] + se * z_at(key, d, ta->offset + i)) << base << " A[" << i << "]";
+          for (int64_t i = 0; i < tb->n; ++i)
+            ASSERT_EQ(v.B[i], tb->data[i] + se * z_at(key, d, tb->offset + i)) << base << " B[" << i << "]";
+        }
+      }
+    EXPECT_THROW(pl.get(0, Proj::Q, 3, nullptr), Error);
+  }
+  // Through the forward: a σε = 0 variant scores exactly like the plain adapters.
+  const std::vector<int64_t> idx = {0, 1, 2, 3};
+  EXPECT_EQ(f.loss_at(key, 0.0f, idx), f.loss(&f.lora.adapters(), idx));
+  EXPECT_NE(f.loss_at(key, 1e-2f, idx), f.loss(&f.lora.adapters(), idx));
+}
+
+// The trainable set's order and PEFT-style init: (layer, target, A then B),
+// A ~ N(0, 1/(3·in)) reproducibly, B = 0.
+TEST(LoraTrainable, LayoutAndInit) {
+  LlamaModel model(make_random_llama(test::task_llama_config(kVocab), 2), 1);
+  LoraTrainable a(lora_config(), model), b(lora_config(), model);
+  a.initialize(11);
+  b.initialize(11);
+  EXPECT_EQ(a.set().hash(), b.set().hash());
+  b.initialize(12);
+  EXPECT_NE(a.set().hash(), b.set().hash());
+  const auto& ts = a.set().tensors();
+  ASSERT_EQ(ts.size(), size_t(2 * 3 * 2));
+  EXPECT_EQ(ts[0].name, "layers.0.q.lora_A");
+  EXPECT_EQ(ts[1].name, "layers.0.q.lora_B");
+  EXPECT_EQ(ts[2].name, "layers.0.v.lora_A");
+  EXPECT_EQ(ts[5].name, "layers.0.down.lora_B");
+  EXPECT_EQ(ts[6].name, "layers.1.q.lora_A");
+  int64_t at = 0;
+  for (const auto& t : ts) {
+    EXPECT_EQ(t.offset, at);
+    at += t.n;
+    if (t.name.ends_with("lora_B")) {
+      EXPECT_TRUE(std::all_of(t.data, t.data + t.n, [](float x) { return x == 0.0f; })) << t.name;
+    } else {
+      double s2 = 0;
+      for (int64_t i = 0; i < t.n; ++i) s2 += double(t.data[i]) * t.data[i];
+      const double var = s2 / double(t.n), want = 1.0 / (3.0 * double(t.shape.back()));
+      EXPECT_NEAR(var, want, 0.35 * want) << t.name;
+    }
+  }
+  EXPECT_EQ(at, a.set().size());
+  // A target named twice is an error.
+  LoraConfig bad = lora_config();
+  bad.targets = {Proj::Q, Proj::Q};
+  EXPECT_THROW(LoraTrainable(bad, model), Error);
+}
+
+TEST(SampleIndices, EachPassIsAPermutation) {
+  for (int64_t n : {1, 2, 7, 16, 33}) {
+    for (int64_t count : {1, 3, 5, 40}) {
+      SCOPED_TRACE(testing::Message() << "n " << n << " count " << count);
+      // The stream of positions that draws 0, 1, 2, ... walk, in order.
+      std::vector<int64_t> stream;
+      for (uint64_t d = 0; int64_t(stream.size()) < 4 * n + count; ++d) {
+        const auto idx = sample_indices(n, count, 42, d);
+        ASSERT_EQ(idx.size(), size_t(count));
+        EXPECT_EQ(idx, sample_indices(n, count, 42, d));  // deterministic
+        stream.insert(stream.end(), idx.begin(), idx.end());
+      }
+      for (size_t pass = 0; (pass + 1) * size_t(n) <= stream.size(); ++pass) {
+        std::vector<int64_t> one(stream.begin() + pass * n, stream.begin() + (pass + 1) * n);
+        std::sort(one.begin(), one.end());
+        for (int64_t i = 0; i < n; ++i) ASSERT_EQ(one[size_t(i)], i) << "pass " << pass;
+      }
+    }
+  }
+  // Draws are random access: draw d of count c is positions [d·c, (d+1)·c).
+  const auto a = sample_indices(10, 4, 1, 3), b = sample_indices(10, 12, 1, 1);
+  EXPECT_EQ(a, std::vector<int64_t>(b.begin(), b.begin() + 4));
+  // Seeds and passes change the order.
+  const auto s1 = sample_indices(50, 50, 1, 0), s2 = sample_indices(50, 50, 2, 0), s1b = sample_indices(50, 50, 1, 1);
+  EXPECT_NE(s1, s2);
+  EXPECT_NE(s1, s1b);
+  std::vector<int64_t> identity(50);
+  for (int64_t i = 0; i < 50; ++i) identity[size_t(i)] = i;
+  EXPECT_NE(s1, identity);
+  EXPECT_THROW(sample_indices(0, 1, 1, 0), Error);
+}
+
+// A NaN in the adapters makes every loss NaN: each slot is dropped and counted,
+// nothing reaches the records, in the codec path and the exact path alike.
+TEST(ZoMemberStep, NonFiniteLossesAreDropped) {
+  Fixture f;
+  f.lora.adapters().A(1, Proj::V)[3] = std::numeric_limits<float>::quiet_NaN();
+  for (bool exact : {false, true}) {
+    ZoConfig cfg = exact_config(3, 2, true, true);
+    cfg.exact_gradients = exact;
+    const MemberStepResult r = zo_member_step(f.model, *f.task, f.lora, cfg, kRunSeed, kDataSeed, 0, 0, 2, 0.5f);
+    EXPECT_TRUE(r.records.empty());
+    EXPECT_EQ(r.dropped, 3);
+    EXPECT_EQ(r.clipped, 0);
+    ASSERT_EQ(r.gradients.size(), 3u);
+    for (float g : r.gradients) EXPECT_TRUE(std::isnan(g));
+  }
+  // At the encode level: NaN and ±Inf are reported, never given a code.
+  for (float g : {std::nanf(""), INFINITY, -INFINITY})
+    EXPECT_EQ(encode_gradient(g, 1.0f, key_of(0, 0, 0)).status, EncodeStatus::NonFinite);
+}
+
+// The codec path: each code decodes to g within one step of the scale
+// (stochastic rounding), and a tiny scale clips and counts every slot.
+TEST(ZoMemberStep, CodecRecordsDecodeToTheGradient) {
+  const Fixture f;
+  ZoConfig cfg = exact_config(5, 3, true, true);
+  cfg.exact_gradients = false;
+  const float scale = 0.05f;
+  const MemberStepResult r = zo_member_step(f.model, *f.task, f.lora, cfg, kRunSeed, kDataSeed, 4, 1, 2, scale);
+  ASSERT_EQ(r.records.size(), 5u);
+  for (int k = 0; k < 5; ++k) {
+    const Record& rec = r.records[size_t(k)];
+    EXPECT_FALSE(rec.exact);
+    EXPECT_EQ(rec.slot, uint32_t(k));
+    EXPECT_EQ(rec.member, 1u);
+    const float g = r.gradients[size_t(k)];
+    ASSERT_LT(std::abs(g), 127 * scale) << "pick a larger scale for this model";
+    EXPECT_LE(std::abs(decode_gradient(rec.code, scale) - g), scale * 1.0001f) << "slot " << k;
+    EXPECT_EQ(rec.code, encode_gradient(g, scale, key_of(4, 1, uint32_t(k))).code);
+  }
+  EXPECT_EQ(r.clipped, 0);
+  const MemberStepResult tiny = zo_member_step(f.model, *f.task, f.lora, cfg, kRunSeed, kDataSeed, 4, 1, 2, 1e-9f);
+  EXPECT_EQ(tiny.clipped, 5);
+  ASSERT_EQ(tiny.records.size(), 5u);
+  for (const Record& rec : tiny.records) EXPECT_EQ(std::abs(int(int8_t(rec.code))), 127);
+}
+
+}  // namespace
+}  // namespace zeroth
