@@ -42,6 +42,22 @@ std::unique_ptr<LedgerFile> prepare_run_dir(TrainContext& ctx, const TrainConfig
                  dir.ledger(), h.base_hash, header.base_hash);
     ZEROTH_CHECK(h.trainable_hash == header.trainable_hash && h.run_seed == header.run_seed,
                  "{}: the run started from a different initialization (seed or LoRA shape changed)", dir.ledger());
+    // Whatever shapes the function or how entries are applied must not change
+    // on resume: the ledger would no longer rebuild the model.
+    std::vector<std::string> keep_path = {"model.path=" + c.model.path, "task.train=" + c.task.train_path};
+    const TrainConfig was = parse_train_config(h.config, dir.ledger() + " (its header)", keep_path);
+    auto same = [&](bool eq, const char* key) {
+      ZEROTH_CHECK(eq, "{}: {} differs from the run being resumed; a resumed run must keep it (start a new run.dir "
+                   "to change it)", c.source, key);
+    };
+    same(was.lora.rank == c.lora.rank && was.lora.alpha == c.lora.alpha && was.lora.targets == c.lora.targets, "lora");
+    same(was.trainable.norms == c.trainable.norms && was.trainable.full == c.trainable.full, "trainable");
+    same(was.zo.distribution == c.zo.distribution, "zo.distribution");
+    same(was.optimizer.rule == c.optimizer.rule, "optimizer.rule");
+    same(was.optimizer.weight_decay == c.optimizer.weight_decay, "optimizer.weight_decay");
+    same(was.optimizer.momentum == c.optimizer.momentum, "optimizer.momentum");
+    same(was.model.quantize == c.model.quantize && was.model.quantize_embeddings == c.model.quantize_embeddings,
+         "model.quantize");
     ctx.history = ledger->entries();
     fmt::print(stderr, "resuming {} at step {}\n", dir.root, ctx.history.size());
     return ledger;

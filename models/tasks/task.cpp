@@ -147,7 +147,7 @@ std::unique_ptr<Task> make_completion_task(const TaskConfig& cfg, const Tokenize
 
 // ---- classification: template prompt, label words (MeZO) ----
 std::unique_ptr<Task> make_classification_task(const TaskConfig& cfg, const Tokenizer& tok) {
-  const PromptTemplate tmpl(cfg.template_text, "task.template_text");
+  const PromptTemplate tmpl(cfg.template_text, "task.template");
   std::vector<std::vector<int32_t>> words;
   std::vector<std::string> values;
   size_t longest = 0;
@@ -238,14 +238,14 @@ void TaskConfig::validate_settings() const {
     if (label_words.size() < 2) fail("task.label_words: a classification task needs at least two labels");
     for (const auto& [value, word] : label_words)
       if (word.empty()) fail("task.label_words.{} is empty", value);
-    if (template_text.empty()) fail("task.template_text is empty");
+    if (template_text.empty()) fail("task.template is empty");
     if (label_field.empty()) fail("task.label_field is empty");
   }
 }
 
 void TaskConfig::validate() const {
   validate_settings();
-  if (train_path.empty()) fail("task.train_path is not set");
+  if (train_path.empty()) fail("task.train is not set");
 }
 
 std::unique_ptr<Task> make_task(const TaskConfig& cfg, const Tokenizer& tok) {

@@ -170,6 +170,11 @@ EOF
     grep -q "already holds a run: pass --resume" "$tmp/err" || { cat "$tmp/err"; fail "unclear error: $(cat "$tmp/err")"; }
     after=$(cd "$tmp/run" && find . -type f | sort | xargs sha256sum)
     [ "$before" = "$after" ] || fail "the existing run directory was changed"
+    # Resuming with a setting that changes how entries apply would desync ledger and weights.
+    rc=0; "$zeroth" train "$recipe" "${fast[@]}" --resume "$tmp/run" --set run.steps=6 \
+      --set optimizer.weight_decay=0.5 >/dev/null 2>"$tmp/err" || rc=$?
+    [ "$rc" != 0 ] || fail "resume with a different weight decay was accepted"
+    grep -q "optimizer.weight_decay differs from the run being resumed" "$tmp/err" || { cat "$tmp/err"; fail "unclear resume error"; }
     # --resume of a directory without a run.
     mkdir -p "$tmp/empty"
     rc=0; "$zeroth" train "$recipe" "${fast[@]}" --resume "$tmp/empty" >/dev/null 2>"$tmp/err" || rc=$?

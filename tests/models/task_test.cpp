@@ -218,8 +218,8 @@ TEST(TaskConfig, ErrorsNameTheKey) {
   cfg.k_shot = 2;
   cfg.train_path = "x.txt";
   EXPECT_NE(error_of([&] { cfg.validate(); }).find("task.k_shot"), std::string::npos);
-  EXPECT_NE(error_of([] { TaskConfig{}.validate(); }).find("task.train_path"), std::string::npos);
-  EXPECT_NE(error_of([] { PromptTemplate("{sentence", "task.template_text"); }).find("task.template_text"),
+  EXPECT_NE(error_of([] { TaskConfig{}.validate(); }).find("task.train "), std::string::npos);
+  EXPECT_NE(error_of([] { PromptTemplate("{sentence", "task.template"); }).find("task.template"),
             std::string::npos);
   const PromptTemplate t("Q: {q} {{literal}} {a}!", "k");
   EXPECT_EQ(t.fields(), (std::vector<std::string>{"q", "a"}));
