@@ -5,7 +5,10 @@
 //
 //   zo_step_ratio [--model smollm2|random-135m|stories260K|PATH] [--quantize DT]
 //                 [--task lm|classification] [--q 2] [--batch 4] [--seq 48]
-//                 [--reps 5] [--threads N] [--no-naive]
+//                 [--reps 5] [--threads N] [--no-naive] [--only-step]
+//   --only-step runs the step alone (for perf record: the profile is the step's)
+//   --eigen-threads N: threads Eigen may use for the LoRA products (default:
+//   Eigen's own, all OpenMP threads), to see what its threading costs
 //
 // Modes (each over q perturbations × B samples of T tokens, 2q·B sequences):
 //   step      zo_member_step (one member, central differences, one-byte
@@ -26,6 +29,7 @@
 // naive_over_fwd, and step_over_naive (both with the update included).
 #include <fmt/format.h>
 
+#include <Eigen/Core>
 #include <nlohmann/json.hpp>
 
 #include "bench/optim/zo_bench_common.h"
@@ -44,7 +48,7 @@ struct Args {
   std::string model = "smollm2", quantize, task = "lm";
   int q = 2, reps = 5, threads = 0;
   int64_t batch = 4, seq = 48;
-  bool naive = true;
+  bool naive = true, only_step = false;
 };
 
 Args parse(int argc, char** argv) {
@@ -64,6 +68,8 @@ Args parse(int argc, char** argv) {
     else if (s == "--reps") a.reps = std::stoi(next());
     else if (s == "--threads") a.threads = std::stoi(next());
     else if (s == "--no-naive") a.naive = false;
+    else if (s == "--eigen-threads") Eigen::setNbThreads(std::stoi(next()));
+    else if (s == "--only-step") a.only_step = true, a.naive = false;
     else throw std::runtime_error("unknown argument " + s + " (see the header of bench/optim/zo_step_ratio.cpp)");
   }
   if (a.q < 1 || a.batch < 1 || a.seq < 2 || a.reps < 1) throw std::runtime_error("q, batch, reps >= 1 and seq >= 2");
@@ -134,6 +140,10 @@ int run(int argc, char** argv) {
     last_loss = r.loss;
     ++step;
 
+    if (a.only_step) {
+      if (timed) t_step.push_back(s_step);
+      continue;
+    }
     t0 = Clock::now();
     const auto rf = plain.run(model);
     const double s_fwd = seconds_since(t0);
@@ -191,6 +201,10 @@ int run(int argc, char** argv) {
     }
   }
 
+  if (a.only_step) {
+    fmt::print("{{\"model\":\"{}\",\"step_s\":{}}}\n", label, median(t_step));
+    return 0;
+  }
   const double step_s = median(t_step), apply_s = median(t_apply), fwd_s = median(t_fwd),
                fwd_lora_s = median(t_fwd_lora);
   // Per-rep ratios too: their median is less sensitive to one slow rep than a
