@@ -8,6 +8,7 @@
 
 #include "core/error.h"
 #include "core/matmul.h"
+#include "core/parallel.h"
 #include "core/quant/quant.h"
 
 namespace zeroth {
@@ -165,14 +166,39 @@ void LlamaModel::project(const float* x, int64_t n, int layer, Proj p, float* y,
     matmul(x, n, in, base, y, out, threads());
   }
   if (!adapters || !adapters->has(layer, p)) return;
-  std::vector<float> scratch(adapters->scratch_floats(layer, p));
-  for (const auto& vr : rows_by_variant(batch, n)) {
-    const LoraFactors f = adapters->get(layer, p, vr.variant, scratch.data());
-    ConstRowMap X(x + vr.begin * in, vr.end - vr.begin, in), A(f.A, f.r, in), B(f.B, out, f.r);
-    RowMap Y(y + vr.begin * out, vr.end - vr.begin, out);
-    const RowMat t = (X * A.transpose()) * f.scale;  // (rows, r)
-    Y.noalias() += t * B.transpose();
-  }
+  // The low-rank products are skinny (r = 8): as GEMMs, Eigen packed the
+  // whole input for each (variant, projection) and started its own OpenMP team
+  // for it, a fifth of a ZO step on SmolLM2 (bench/run-zo). As coefficient-wise
+  // (lazy) products they need no packing and never thread by themselves: each
+  // variant's factors are built once, then fixed chunks of rows of every
+  // variant run in one parallel loop on this model's threads: t = scale · X Aᵀ
+  // as r dot products per row, then Y += t Bᵀ as r vectorized axpys over a
+  // transposed copy of B. Each row's sums have one fixed order, whatever the
+  // thread count.
+  constexpr int64_t kLoraRows = 32;
+  struct Part { int64_t r0, r1; size_t factors; };
+  std::vector<LoraFactors> factors;
+  std::vector<std::vector<float>> scratch, bt;  // per variant
+  std::vector<Part> parts;
+  auto add_variant = [&](int variant, int64_t r0, int64_t r1) {
+    scratch.emplace_back(adapters->scratch_floats(layer, p));
+    const LoraFactors f = adapters->get(layer, p, variant, scratch.back().data());
+    bt.emplace_back(size_t(f.r * out));
+    RowMap(bt.back().data(), f.r, out) = ConstRowMap(f.B, out, f.r).transpose();
+    factors.push_back(f);
+    for (int64_t c = r0; c < r1; c += kLoraRows) parts.push_back({c, std::min(r1, c + kLoraRows), factors.size() - 1});
+  };
+  for (const auto& vr : rows_by_variant(batch, n)) add_variant(vr.variant, vr.begin, vr.end);
+  parallel_for(int64_t(parts.size()), 1, threads(), [&](int64_t i0, int64_t i1) {
+    for (int64_t i = i0; i < i1; ++i) {
+      const Part& part = parts[size_t(i)];
+      const LoraFactors& f = factors[part.factors];
+      ConstRowMap X(x + part.r0 * in, part.r1 - part.r0, in), A(f.A, f.r, in), Bt(bt[part.factors].data(), f.r, out);
+      RowMap Y(y + part.r0 * out, part.r1 - part.r0, out);
+      const RowMat t = X.lazyProduct(A.transpose()) * f.scale;  // (rows, r)
+      Y += t.lazyProduct(Bt);
+    }
+  });
 }
 
 void LlamaModel::mlp(float* x, int64_t n, int layer, const TokenBatch* batch, const AdapterSet* adapters,

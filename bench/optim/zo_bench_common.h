@@ -1,0 +1,133 @@
+// Pieces shared by the ZO-step programs (zo_step_ratio, rss_train): which model
+// to load, the random batch every mode scores, and small timing/RSS helpers.
+// Kept in one header so the step, the forward and the peak-RSS figures are
+// measured on exactly the same model and sequences.
+#pragma once
+#include <algorithm>
+#include <chrono>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <memory>
+#include <random>
+#include <stdexcept>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "core/quant/quant.h"
+#include "models/loaders/llama_loader.h"
+#include "models/tasks/task.h"
+
+namespace zeroth::bench {
+
+namespace fs = std::filesystem;
+
+inline std::string shared_dir() {
+  const char* env = std::getenv("ZEROTH_SHARED");
+  const fs::path p = env ? env : ZEROTH_SHARED_DIR;
+  return fs::is_directory(p) ? p.string() : std::string();
+}
+
+// SmolLM2-135M-Instruct Q4_1 in the model cache (scripts/get-models), or "".
+inline std::string cached_smollm2() {
+  fs::path dir;
+  if (const char* c = std::getenv("ZEROTH_CACHE"); c && *c) dir = fs::path(c) / "models";
+  else if (const char* h = std::getenv("HOME"); h && *h) dir = fs::path(h) / ".cache/zeroth/models";
+  const fs::path p = dir / "SmolLM2-135M-Instruct.Q4_1.gguf";
+  return !dir.empty() && fs::is_regular_file(p) ? p.string() : std::string();
+}
+
+inline LlamaConfig smollm2_config() {
+  LlamaConfig c;
+  c.dim = 576; c.hidden_dim = 1536; c.n_layers = 30; c.n_heads = 9; c.n_kv_heads = 3; c.vocab_size = 49152;
+  c.max_seq_len = 2048; c.rope_theta = 100000.0; c.tie_embeddings = true;
+  return c;
+}
+
+// `name`: smollm2 (the cached Q4_1 file, else random weights of its shape in
+// q4_1 with an f32 embedding, as a load with --quantize q4_1 gives),
+// random-135m (always the random one), stories260K (../shared, f32 unless
+// `quantize`), or a model path. `label` says which one was actually loaded.
+inline LlamaWeights load_bench_model(const std::string& name, const std::string& quantize, std::string& label) {
+  LoadOptions o;
+  if (!quantize.empty()) {
+    o.quantize = parse_dtype(quantize);
+    if (!o.quantize) throw std::runtime_error("unknown dtype " + quantize);
+  }
+  std::string path;
+  if (name == "smollm2") path = cached_smollm2();
+  else if (name == "stories260K") {
+    const std::string s = shared_dir();
+    if (s.empty()) throw std::runtime_error("stories260K: ../shared not found (set ZEROTH_SHARED)");
+    path = s + "/models/stories260K/stories260K.bin";
+  } else if (name != "random-135m") path = name;
+  if (!path.empty()) {
+    label = name == "smollm2" ? "smollm2-135m-file/q4_1" : name + (quantize.empty() ? "" : "/" + quantize);
+    return load_llama_weights(path, o);
+  }
+  const std::string dt = quantize.empty() ? "q4_1" : quantize;
+  LlamaWeights w = make_random_llama(smollm2_config(), 1, DType::F32);
+  LoadOptions q;
+  q.quantize = parse_dtype(dt);
+  finish_loaded_weights(w, q);  // projections quantized, embedding stays f32
+  label = "random-135m/" + dt;
+  return w;
+}
+
+// `count` examples of `seq` random tokens (fixed seed). lm: the loss is on
+// every next token; classification: the sequence is the prompt and the label
+// (two single-token words) alternates, as in MeZO's SST-2 setting.
+struct BenchTask {
+  std::unique_ptr<Task> task;
+  std::string type;
+};
+inline BenchTask make_bench_task(const std::string& type, int64_t vocab, int64_t count, int64_t seq) {
+  std::mt19937 rng(1234);
+  std::uniform_int_distribution<int32_t> tok(3, int32_t(vocab) - 1);
+  std::vector<Example> train;
+  for (int64_t i = 0; i < count; ++i) {
+    Example e;
+    e.tokens.resize(size_t(seq));
+    for (auto& t : e.tokens) t = tok(rng);
+    if (type == "classification") e.label = int32_t(i % 2);
+    train.push_back(std::move(e));
+  }
+  TaskConfig cfg;
+  cfg.type = type;
+  cfg.max_length = seq + 4;
+  std::vector<std::vector<int32_t>> words;
+  if (type == "classification") {
+    cfg.label_words = {{"0", " terrible"}, {"1", " great"}};
+    words = {{tok(rng)}, {tok(rng)}};
+  } else if (type != "lm") {
+    throw std::runtime_error("--task must be lm or classification, got " + type);
+  }
+  // Dev/test hold one copy each: the task requires non-empty splits.
+  std::vector<Example> dev{train.front()}, test{train.front()};
+  return {make_task_from_examples(cfg, std::move(train), std::move(dev), std::move(test), std::move(words)), type};
+}
+
+// {VmRSS, VmHWM} of this process in MiB, from /proc/self/status.
+inline std::pair<double, double> rss_mib() {
+  std::ifstream in("/proc/self/status");
+  double rss = 0, hwm = 0;
+  for (std::string line; std::getline(in, line);) {
+    if (line.rfind("VmRSS:", 0) == 0) rss = std::atof(line.c_str() + 6) / 1024.0;
+    if (line.rfind("VmHWM:", 0) == 0) hwm = std::atof(line.c_str() + 6) / 1024.0;
+  }
+  return {rss, hwm};
+}
+
+inline double seconds_since(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+inline double median(std::vector<double> v) {
+  if (v.empty()) return 0;
+  std::sort(v.begin(), v.end());
+  const size_t n = v.size();
+  return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+}  // namespace zeroth::bench
