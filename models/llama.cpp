@@ -125,6 +125,19 @@ const Tensor& LlamaModel::norm_weight(int layer, NormSlot slot) const {
 }
 
 namespace {
+// Σ a[i]·b[i] with 8 partial sums over i mod 8, added in a fixed tree, then
+// the tail: the same bits for a row wherever it sits (the compiler vectorizes
+// the lanes; no reassociation is needed, so -ffp-contract=off keeps it exact).
+float lora_dot(const float* a, const float* b, int64_t n) {
+  float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8)
+    for (int l = 0; l < 8; ++l) acc[l] = acc[l] + a[i + l] * b[i + l];
+  float s = ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+  for (; i < n; ++i) s = s + a[i] * b[i];
+  return s;
+}
+
 // Contiguous row ranges per variant; without a batch every row is variant 0.
 std::vector<TokenBatch::VariantRows> rows_by_variant(const TokenBatch* batch, int64_t n) {
   if (!batch) return {{0, 0, n}};
@@ -166,15 +179,15 @@ void LlamaModel::project(const float* x, int64_t n, int layer, Proj p, float* y,
     matmul(x, n, in, base, y, out, threads());
   }
   if (!adapters || !adapters->has(layer, p)) return;
-  // The low-rank products are skinny (r = 8): as GEMMs, Eigen packed the
-  // whole input for each (variant, projection) and started its own OpenMP team
-  // for it, a fifth of a ZO step on SmolLM2 (bench/run-zo). As coefficient-wise
-  // (lazy) products they need no packing and never thread by themselves: each
+  // The low-rank products are skinny (r = 8): as Eigen GEMMs they packed the
+  // whole input for each (variant, projection) and started their own OpenMP
+  // team, a fifth of a ZO step on SmolLM2 (bench/run-zo). Instead each
   // variant's factors are built once, then fixed chunks of rows of every
-  // variant run in one parallel loop on this model's threads: t = scale · X Aᵀ
-  // as r dot products per row, then Y += t Bᵀ as r vectorized axpys over a
-  // transposed copy of B. Each row's sums have one fixed order, whatever the
-  // thread count.
+  // variant run in one parallel loop on this model's threads: t = scale·x·Aᵀ
+  // as r dot products with 8 fixed partial sums, then y += t·Bᵀ as r axpys over
+  // a transposed copy of B. Every row's arithmetic is the same whatever the
+  // batch, chunk, alignment or thread count, so a sequence scores the same
+  // alone or among other variants.
   constexpr int64_t kLoraRows = 32;
   struct Part { int64_t r0, r1; size_t factors; };
   std::vector<LoraFactors> factors;
@@ -184,19 +197,29 @@ void LlamaModel::project(const float* x, int64_t n, int layer, Proj p, float* y,
     scratch.emplace_back(adapters->scratch_floats(layer, p));
     const LoraFactors f = adapters->get(layer, p, variant, scratch.back().data());
     bt.emplace_back(size_t(f.r * out));
-    RowMap(bt.back().data(), f.r, out) = ConstRowMap(f.B, out, f.r).transpose();
+    for (int64_t o = 0; o < out; ++o)
+      for (int64_t j = 0; j < f.r; ++j) bt.back()[size_t(j * out + o)] = f.B[o * f.r + j];
     factors.push_back(f);
     for (int64_t c = r0; c < r1; c += kLoraRows) parts.push_back({c, std::min(r1, c + kLoraRows), factors.size() - 1});
   };
   for (const auto& vr : rows_by_variant(batch, n)) add_variant(vr.variant, vr.begin, vr.end);
   parallel_for(int64_t(parts.size()), 1, threads(), [&](int64_t i0, int64_t i1) {
+    std::vector<float> t;
     for (int64_t i = i0; i < i1; ++i) {
       const Part& part = parts[size_t(i)];
       const LoraFactors& f = factors[part.factors];
-      ConstRowMap X(x + part.r0 * in, part.r1 - part.r0, in), A(f.A, f.r, in), Bt(bt[part.factors].data(), f.r, out);
-      RowMap Y(y + part.r0 * out, part.r1 - part.r0, out);
-      const RowMat t = X.lazyProduct(A.transpose()) * f.scale;  // (rows, r)
-      Y += t.lazyProduct(Bt);
+      const float* btp = bt[part.factors].data();
+      t.resize(size_t(f.r));
+      for (int64_t row = part.r0; row < part.r1; ++row) {
+        const float* xr = x + row * in;
+        float* yr = y + row * out;
+        for (int64_t j = 0; j < f.r; ++j) t[size_t(j)] = lora_dot(xr, f.A + j * in, in) * f.scale;
+        for (int64_t j = 0; j < f.r; ++j) {
+          const float tj = t[size_t(j)];
+          const float* b = btp + j * out;
+          for (int64_t o = 0; o < out; ++o) yr[o] = yr[o] + tj * b[o];
+        }
+      }
     }
   });
 }
