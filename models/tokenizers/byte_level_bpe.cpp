@@ -55,16 +55,11 @@ int64_t next_codepoint(std::string_view s, size_t& pos) {
   return cp;
 }
 
-class ByteLevelBpe final : public Tokenizer {
+class ByteLevelBpe final : public VocabularyTokenizer {
  public:
   explicit ByteLevelBpe(const TokenizerSpec& spec)
-      : vocab_(spec),
+      : VocabularyTokenizer(spec),
         pre_(spec.pre_regexes.empty() ? pretokenizer_patterns(spec.pre) : spec.pre_regexes),
-        bos_(spec.bos),
-        eos_(spec.eos),
-        unk_(spec.unk),
-        add_bos_(spec.add_bos),
-        add_eos_(spec.add_eos),
         add_space_prefix_(spec.add_space_prefix.value_or(false)),
         pre_name_(spec.pre_regexes.empty() ? spec.pre : "custom"),
         source_(spec.source.empty() ? "memory" : spec.source) {
@@ -124,15 +119,6 @@ class ByteLevelBpe final : public Tokenizer {
     }
     return out;
   }
-
-  int32_t bos_id() const override { return bos_; }
-  int32_t eos_id() const override { return eos_; }
-  int32_t vocab_size() const override { return vocab_.size(); }
-  bool adds_bos() const override { return add_bos_; }
-  bool adds_eos() const override { return add_eos_; }
-  const std::string& token(int32_t id) const override { return vocab_.piece(id); }
-  TokenType type(int32_t id) const override { return vocab_.type(id); }
-  std::optional<int32_t> find(std::string_view piece) const override { return vocab_.find(piece); }
 
   std::string describe() const override {
     return fmt::format("byte-level BPE, {} tokens, {} merges, pre-tokenizer {}, bos {} eos {}, "
@@ -200,11 +186,9 @@ class ByteLevelBpe final : public Tokenizer {
     }
   }
 
-  Vocabulary vocab_;
   PreTokenizer pre_;
   std::unordered_map<uint64_t, MergeTarget> merges_;  // (left id, right id) -> joined piece
-  int32_t bos_, eos_, unk_;
-  bool add_bos_, add_eos_, add_space_prefix_;
+  bool add_space_prefix_;
   std::string pre_name_;
   std::string source_;
 };

@@ -17,16 +17,11 @@
 namespace zeroth {
 namespace {
 
-class SentencePieceBpe final : public Tokenizer {
+class SentencePieceBpe final : public VocabularyTokenizer {
  public:
   explicit SentencePieceBpe(const TokenizerSpec& spec)
-      : vocab_(spec),
+      : VocabularyTokenizer(spec),
         scores_(spec.scores),
-        bos_(spec.bos),
-        eos_(spec.eos),
-        unk_(spec.unk),
-        add_bos_(spec.add_bos),
-        add_eos_(spec.add_eos),
         add_space_prefix_(spec.add_space_prefix.value_or(true)),
         marker_(spec.space_marker),
         source_(spec.source) {
@@ -93,15 +88,6 @@ class SentencePieceBpe final : public Tokenizer {
     }
     return text;
   }
-
-  int32_t bos_id() const override { return bos_; }
-  int32_t eos_id() const override { return eos_; }
-  int32_t vocab_size() const override { return vocab_.size(); }
-  bool adds_bos() const override { return add_bos_; }
-  bool adds_eos() const override { return add_eos_; }
-  const std::string& token(int32_t id) const override { return vocab_.piece(id); }
-  TokenType type(int32_t id) const override { return vocab_.type(id); }
-  std::optional<int32_t> find(std::string_view piece) const override { return vocab_.find(piece); }
 
   std::string describe() const override {
     return fmt::format("SentencePiece BPE, {} tokens ({} byte pieces), bos {} eos {} unk {}, "
@@ -180,12 +166,10 @@ class SentencePieceBpe final : public Tokenizer {
     return out;
   }
 
-  Vocabulary vocab_;
   std::vector<float> scores_;
   std::array<int32_t, 256> byte_ids_{};
   int32_t byte_pieces_ = 0;
-  int32_t bos_, eos_, unk_;
-  bool add_bos_, add_eos_, add_space_prefix_;
+  bool add_space_prefix_;
   std::string marker_;
   std::string source_;
 };

@@ -63,4 +63,25 @@ class Vocabulary {
   bool special_first_byte_[256] = {};
 };
 
+// What both tokenizer kinds share: the vocabulary, the special ids and the
+// BOS/EOS defaults, and the accessors over them.
+class VocabularyTokenizer : public Tokenizer {
+ public:
+  explicit VocabularyTokenizer(const TokenizerSpec& spec)
+      : vocab_(spec), bos_(spec.bos), eos_(spec.eos), unk_(spec.unk), add_bos_(spec.add_bos), add_eos_(spec.add_eos) {}
+  int32_t bos_id() const override { return bos_; }
+  int32_t eos_id() const override { return eos_; }
+  int32_t vocab_size() const override { return vocab_.size(); }
+  bool adds_bos() const override { return add_bos_; }
+  bool adds_eos() const override { return add_eos_; }
+  const std::string& token(int32_t id) const override { return vocab_.piece(id); }
+  TokenType type(int32_t id) const override { return vocab_.type(id); }
+  std::optional<int32_t> find(std::string_view piece) const override { return vocab_.find(piece); }
+
+ protected:
+  Vocabulary vocab_;
+  int32_t bos_, eos_, unk_;
+  bool add_bos_, add_eos_;
+};
+
 }  // namespace zeroth
