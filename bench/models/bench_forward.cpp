@@ -27,6 +27,7 @@
 #include <memory>
 #include <random>
 
+#include "bench/bench_common.h"
 #include "core/parallel.h"
 #include "models/loaders/llama_loader.h"
 
@@ -34,30 +35,15 @@ namespace zeroth {
 namespace {
 
 namespace fs = std::filesystem;
+using bench::cached_smollm2;
+using bench::shared_dir;
+using bench::smollm2_config;
 using RowMajor = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
 
 constexpr int64_t kBatch = 16, kSeq = 64;
 
-std::string shared_dir() {
-  const char* env = std::getenv("ZEROTH_SHARED");
-  const fs::path p = env ? env : ZEROTH_SHARED_DIR;
-  return fs::is_directory(p) ? p.string() : std::string();
-}
 
-std::string cached_smollm2() {
-  fs::path dir;
-  if (const char* c = std::getenv("ZEROTH_CACHE"); c && *c) dir = fs::path(c) / "models";
-  else if (const char* h = std::getenv("HOME"); h && *h) dir = fs::path(h) / ".cache/zeroth/models";
-  const fs::path p = dir / "SmolLM2-135M-Instruct.Q4_1.gguf";
-  return !dir.empty() && fs::is_regular_file(p) ? p.string() : std::string();
-}
 
-LlamaConfig smollm2_config() {
-  LlamaConfig c;
-  c.dim = 576; c.hidden_dim = 1536; c.n_layers = 30; c.n_heads = 9; c.n_kv_heads = 3; c.vocab_size = 49152;
-  c.max_seq_len = 2048; c.rope_theta = 100000.0; c.tie_embeddings = true;
-  return c;
-}
 
 // One model alive at a time: the benchmarks run in registration order, and the
 // 135M f32 model alone is 0.5 GiB.

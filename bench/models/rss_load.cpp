@@ -18,29 +18,14 @@
 #include <random>
 #include <string>
 
+#include "bench/bench_common.h"
 #include "core/quant/quant.h"
 #include "models/loaders/llama_loader.h"
 
 namespace zeroth {
 namespace {
 
-// {VmRSS, VmHWM} of this process in MiB, from /proc/self/status.
-std::pair<double, double> rss_mib() {
-  std::ifstream in("/proc/self/status");
-  double rss = 0, hwm = 0;
-  for (std::string line; std::getline(in, line);) {
-    if (line.rfind("VmRSS:", 0) == 0) rss = std::atof(line.c_str() + 6) / 1024.0;
-    if (line.rfind("VmHWM:", 0) == 0) hwm = std::atof(line.c_str() + 6) / 1024.0;
-  }
-  return {rss, hwm};
-}
 
-LlamaConfig smollm2_135m_config() {
-  LlamaConfig c;
-  c.dim = 576; c.hidden_dim = 1536; c.n_layers = 30; c.n_heads = 9; c.n_kv_heads = 3; c.vocab_size = 49152;
-  c.max_seq_len = 2048; c.rope_theta = 100000.0; c.tie_embeddings = true;
-  return c;
-}
 
 int run(int argc, char** argv) {
   std::string model, random_dtype;
@@ -64,7 +49,7 @@ int run(int argc, char** argv) {
     return 2;
   }
   opt.threads = threads;
-  const auto [rss0, hwm0] = rss_mib();
+  const auto [rss0, hwm0] = bench::rss_mib();
   nlohmann::json j;
   LlamaWeights w;
   if (!model.empty()) {
@@ -75,7 +60,7 @@ int run(int argc, char** argv) {
     const auto dt = parse_dtype(random_dtype);
     if (!dt) throw std::runtime_error("unknown dtype " + random_dtype);
     // f32 weights quantized like a load would: projections only, embedding f32.
-    w = make_random_llama(smollm2_135m_config(), 1, DType::F32);
+    w = make_random_llama(bench::smollm2_config(), 1, DType::F32);
     LoadOptions q;
     q.quantize = *dt;
     finish_loaded_weights(w, q);
@@ -84,7 +69,7 @@ int run(int argc, char** argv) {
   j["quantize"] = opt.quantize ? std::string(dtype_name(*opt.quantize)) : "";
   j["weight_mib"] = double(w.weight_bytes()) / (1 << 20);
   LlamaModel m(std::move(w), threads);
-  const auto [rss1, hwm1] = rss_mib();
+  const auto [rss1, hwm1] = bench::rss_mib();
   j["rss_start_mib"] = rss0;
   j["rss_after_load_mib"] = rss1;
   j["peak_after_load_mib"] = hwm1;
@@ -107,7 +92,7 @@ int run(int argc, char** argv) {
     const auto lp = m.token_logprobs(m.forward_hidden(b), rows, targets);
     double nll = 0;
     for (float v : lp) nll -= double(v);
-    const auto [rss2, hwm2] = rss_mib();
+    const auto [rss2, hwm2] = bench::rss_mib();
     j["forward"] = fmt::format("{}x{}", batch, seq);
     j["loss"] = nll / double(lp.size());
     j["rss_after_forward_mib"] = rss2;

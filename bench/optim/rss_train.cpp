@@ -18,7 +18,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "bench/optim/zo_bench_common.h"
+#include "bench/bench_common.h"
 #include "optim/update.h"
 #include "optim/zo_step.h"
 

@@ -32,7 +32,7 @@
 #include <Eigen/Core>
 #include <nlohmann/json.hpp>
 
-#include "bench/optim/zo_bench_common.h"
+#include "bench/bench_common.h"
 #include "core/parallel.h"
 #include "optim/update.h"
 #include "optim/zo_step.h"

@@ -61,8 +61,7 @@ class ByteLevelBpe final : public VocabularyTokenizer {
       : VocabularyTokenizer(spec),
         pre_(spec.pre_regexes.empty() ? pretokenizer_patterns(spec.pre) : spec.pre_regexes),
         add_space_prefix_(spec.add_space_prefix.value_or(false)),
-        pre_name_(spec.pre_regexes.empty() ? spec.pre : "custom"),
-        source_(spec.source.empty() ? "memory" : spec.source) {
+        pre_name_(spec.pre_regexes.empty() ? spec.pre : "custom") {
     merges_.reserve(spec.merges.size());
     for (size_t rank = 0; rank < spec.merges.size(); ++rank) add_merge(spec.merges[rank], rank);
   }
@@ -190,7 +189,6 @@ class ByteLevelBpe final : public VocabularyTokenizer {
   std::unordered_map<uint64_t, MergeTarget> merges_;  // (left id, right id) -> joined piece
   bool add_space_prefix_;
   std::string pre_name_;
-  std::string source_;
 };
 
 }  // namespace

@@ -23,8 +23,7 @@ class SentencePieceBpe final : public VocabularyTokenizer {
       : VocabularyTokenizer(spec),
         scores_(spec.scores),
         add_space_prefix_(spec.add_space_prefix.value_or(true)),
-        marker_(spec.space_marker),
-        source_(spec.source) {
+        marker_(spec.space_marker) {
     if (scores_.empty()) scores_.assign(spec.pieces.size(), 0.0f);
     byte_ids_.fill(-1);
     for (int32_t id = 0; id < vocab_.size(); ++id) {
@@ -93,7 +92,7 @@ class SentencePieceBpe final : public VocabularyTokenizer {
     return fmt::format("SentencePiece BPE, {} tokens ({} byte pieces), bos {} eos {} unk {}, "
                        "space marker '{}', dummy prefix {}, from {}",
                        vocab_.size(), byte_pieces_, bos_, eos_, unk_, marker_,
-                       add_space_prefix_ ? "on" : "off", source_.empty() ? "memory" : source_);
+                       add_space_prefix_ ? "on" : "off", source_);
   }
 
  private:
@@ -171,7 +170,6 @@ class SentencePieceBpe final : public VocabularyTokenizer {
   int32_t byte_pieces_ = 0;
   bool add_space_prefix_;
   std::string marker_;
-  std::string source_;
 };
 
 }  // namespace

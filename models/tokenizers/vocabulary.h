@@ -68,7 +68,13 @@ class Vocabulary {
 class VocabularyTokenizer : public Tokenizer {
  public:
   explicit VocabularyTokenizer(const TokenizerSpec& spec)
-      : vocab_(spec), bos_(spec.bos), eos_(spec.eos), unk_(spec.unk), add_bos_(spec.add_bos), add_eos_(spec.add_eos) {}
+      : vocab_(spec),
+        bos_(spec.bos),
+        eos_(spec.eos),
+        unk_(spec.unk),
+        add_bos_(spec.add_bos),
+        add_eos_(spec.add_eos),
+        source_(spec.source.empty() ? "memory" : spec.source) {}
   int32_t bos_id() const override { return bos_; }
   int32_t eos_id() const override { return eos_; }
   int32_t vocab_size() const override { return vocab_.size(); }
@@ -82,6 +88,7 @@ class VocabularyTokenizer : public Tokenizer {
   Vocabulary vocab_;
   int32_t bos_, eos_, unk_;
   bool add_bos_, add_eos_;
+  std::string source_;  // the file the vocabulary came from, or "memory"
 };
 
 }  // namespace zeroth

@@ -209,43 +209,31 @@ TEST(HfTokenizerJson, LoadsSmolLMStyleFile) {
   std::filesystem::remove_all(dir);
 }
 
-template <typename F>
-void expect_error_naming(F&& f, const std::string& path, const std::string& what) {
-  try {
-    f();
-    ADD_FAILURE() << "no error for " << path;
-  } catch (const Error& e) {
-    const std::string msg = e.what();
-    EXPECT_NE(msg.find(path), std::string::npos) << msg;
-    EXPECT_NE(msg.find(what), std::string::npos) << msg;
-  }
-}
-
 TEST(HfTokenizerJson, ReportsBadFiles) {
   const auto dir = test::temp_dir("hfjson-bad");
   const std::string path = (dir / "tokenizer.json").string();
   test::write_file(path, "{\"model\": {\"vocab\": ");
-  expect_error_naming([&] { load_hf_tokenizer_json(path); }, path, "not valid JSON");
+  test::expect_error_naming([&] { load_hf_tokenizer_json(path); }, path, "not valid JSON");
 
   nlohmann::json j = hf_json(false);
   j["model"]["type"] = "WordPiece";
   test::write_file(path, j.dump());
-  expect_error_naming([&] { load_hf_tokenizer_json(path); }, path, "WordPiece");
+  test::expect_error_naming([&] { load_hf_tokenizer_json(path); }, path, "WordPiece");
 
   j = hf_json(false);
   j["pre_tokenizer"] = {{"type", "Metaspace"}};
   test::write_file(path, j.dump());
-  expect_error_naming([&] { load_hf_tokenizer_json(path); }, path, "Metaspace");
+  test::expect_error_naming([&] { load_hf_tokenizer_json(path); }, path, "Metaspace");
 
   j = hf_json(false);
   j["model"].erase("merges");
   test::write_file(path, j.dump());
-  expect_error_naming([&] { load_hf_tokenizer_json(path); }, path, "merges");
+  test::expect_error_naming([&] { load_hf_tokenizer_json(path); }, path, "merges");
 
   const std::string config = (dir / "tokenizer_config.json").string();
   test::write_file(path, hf_json(false).dump());
   test::write_file(config, R"({"eos_token": "<|no_such|>"})");
-  expect_error_naming([&] { load_hf_tokenizer_json(path); }, config, "<|no_such|>");
+  test::expect_error_naming([&] { load_hf_tokenizer_json(path); }, config, "<|no_such|>");
   std::filesystem::remove_all(dir);
 }
 

@@ -167,19 +167,6 @@ TEST(TokenizerSpec, RejectsInconsistentSpecs) {
   EXPECT_THROW(tok->decode({100000}), Error);
 }
 
-// Expects `f` to throw a zeroth::Error whose message names `path` and contains `what`.
-template <typename F>
-void expect_error_naming(F&& f, const std::string& path, const std::string& what) {
-  try {
-    f();
-    ADD_FAILURE() << "no error for " << path;
-  } catch (const Error& e) {
-    const std::string msg = e.what();
-    EXPECT_NE(msg.find(path), std::string::npos) << msg;
-    EXPECT_NE(msg.find(what), std::string::npos) << msg;
-  }
-}
-
 TEST(Llama2cTokenizerFile, ReportsBadFiles) {
   ZEROTH_REQUIRE_SHARED(shared);
   const auto dir = test::temp_dir("tokbin");
@@ -187,11 +174,11 @@ TEST(Llama2cTokenizerFile, ReportsBadFiles) {
 
   const std::string truncated = (dir / "truncated.bin").string();
   test::write_file(truncated, good.substr(0, good.size() / 2));
-  expect_error_naming([&] { load_llama2c_tokenizer(truncated, 512); }, truncated, "truncated");
+  test::expect_error_naming([&] { load_llama2c_tokenizer(truncated, 512); }, truncated, "truncated");
   // A vocab_size larger than the file holds reads past its end as well.
-  expect_error_naming([&] { load_llama2c_tokenizer(tok512_path(shared), 513); },
+  test::expect_error_naming([&] { load_llama2c_tokenizer(tok512_path(shared), 513); },
                       tok512_path(shared), "truncated");
-  expect_error_naming([&] { load_llama2c_tokenizer(tok512_path(shared), 500); },
+  test::expect_error_naming([&] { load_llama2c_tokenizer(tok512_path(shared), 500); },
                       tok512_path(shared), "bytes left");
 
   std::string negative = good;
@@ -199,12 +186,12 @@ TEST(Llama2cTokenizerFile, ReportsBadFiles) {
   std::memcpy(negative.data() + 4 + 4, &bad_len, 4);  // length of token 0
   const std::string negative_path = (dir / "negative.bin").string();
   test::write_file(negative_path, negative);
-  expect_error_naming([&] { load_llama2c_tokenizer(negative_path, 512); }, negative_path, "length -5");
+  test::expect_error_naming([&] { load_llama2c_tokenizer(negative_path, 512); }, negative_path, "length -5");
 
   const std::string empty_path = (dir / "empty.bin").string();
   test::write_file(empty_path, "");
-  expect_error_naming([&] { load_llama2c_tokenizer(empty_path, 512); }, empty_path, "truncated");
-  expect_error_naming([&] { load_llama2c_tokenizer((dir / "absent.bin").string(), 512); },
+  test::expect_error_naming([&] { load_llama2c_tokenizer(empty_path, 512); }, empty_path, "truncated");
+  test::expect_error_naming([&] { load_llama2c_tokenizer((dir / "absent.bin").string(), 512); },
                       (dir / "absent.bin").string(), "cannot open");
   std::filesystem::remove_all(dir);
 }

@@ -6,9 +6,25 @@
 #include <random>
 #include <string>
 
+#include <gtest/gtest.h>
+
+#include "core/error.h"
 #include "models/tokenizers/vocabulary.h"
 
 namespace zeroth::test {
+
+// Expects `f` to throw a zeroth::Error whose message names `path` and contains `what`.
+template <typename F>
+void expect_error_naming(F&& f, const std::string& path, const std::string& what) {
+  try {
+    f();
+    ADD_FAILURE() << "no error for " << path;
+  } catch (const Error& e) {
+    const std::string msg = e.what();
+    EXPECT_NE(msg.find(path), std::string::npos) << msg;
+    EXPECT_NE(msg.find(what), std::string::npos) << msg;
+  }
+}
 
 // UTF-8 of one codepoint, by the library's encoder (the tests check tokenizers, not it).
 inline void append_codepoint(std::string& out, uint32_t cp) { append_utf8(out, cp); }

@@ -1,7 +1,8 @@
-// Pieces shared by the ZO-step programs (zo_step_ratio, rss_train): which model
-// to load, the random batch every mode scores, and small timing/RSS helpers.
-// Kept in one header so the step, the forward and the peak-RSS figures are
-// measured on exactly the same model and sequences.
+// Pieces the benchmark programs share: where the models are (../shared, the
+// model cache), SmolLM2-135M's shape, which model to load, the random batch the
+// ZO-step programs score, and small timing/RSS helpers. Kept in one header so
+// the step, the forward and the peak-RSS figures are measured on exactly the
+// same model and sequences.
 #pragma once
 #include <algorithm>
 #include <chrono>
