@@ -7,6 +7,7 @@
 #include "core/error.h"
 #include "core/formats/safetensors.h"
 #include "core/quant/quant.h"
+#include "models/loaders/llama_loader.h"
 
 namespace zeroth::cli {
 
@@ -24,16 +25,6 @@ std::string hf_module(Proj p) {
 Tensor f32_tensor(const std::vector<float>& v, const Shape& s) { return Tensor::from_vector(v, s); }
 
 }  // namespace
-
-std::vector<float> interleaved_to_rotate_half_rows(const float* w, int64_t rows, int64_t cols, int64_t heads) {
-  const int64_t hd = rows / heads;
-  std::vector<float> out(size_t(rows * cols));
-  for (int64_t h = 0; h < heads; ++h)
-    for (int64_t j = 0; j < hd / 2; ++j)
-      for (int64_t c = 0; c < 2; ++c)
-        std::copy_n(w + (h * hd + 2 * j + c) * cols, cols, out.data() + (h * hd + c * hd / 2 + j) * cols);
-  return out;
-}
 
 void export_peft(const std::string& dir, const LoraAdapters& lora, const std::string& base_path,
                  bool base_interleaved, int64_t n_heads, int64_t n_kv_heads) {

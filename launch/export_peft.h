@@ -19,7 +19,4 @@ void export_peft(const std::string& dir, const LoraAdapters& lora, const std::st
 // AdapterSet (variant 0).
 void export_merged(const std::string& dir, const LlamaModel& model, const AdapterSet& theta);
 
-// Meta (pairs interleaved) → HF (rotate-half) row order of a (heads·hd, cols) f32 matrix.
-std::vector<float> interleaved_to_rotate_half_rows(const float* w, int64_t rows, int64_t cols, int64_t heads);
-
 }  // namespace zeroth::cli

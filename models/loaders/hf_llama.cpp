@@ -55,6 +55,18 @@ LlamaConfig config_from_hf(const json& j, const std::string& path) {
 
 }  // namespace
 
+std::vector<float> interleaved_to_rotate_half_rows(const float* w, int64_t rows, int64_t cols, int64_t heads) {
+  ZEROTH_CHECK(heads > 0 && rows % heads == 0 && (rows / heads) % 2 == 0,
+               "rotate-half permutation: {} rows do not split into {} heads of even size", rows, heads);
+  const int64_t hd = rows / heads;
+  std::vector<float> out(static_cast<size_t>(rows * cols));
+  for (int64_t h = 0; h < heads; ++h)
+    for (int64_t j = 0; j < hd / 2; ++j)
+      for (int64_t c = 0; c < 2; ++c)
+        std::copy_n(w + (h * hd + 2 * j + c) * cols, cols, out.data() + (h * hd + c * hd / 2 + j) * cols);
+  return out;
+}
+
 LlamaWeights llama_from_hf_directory(const std::string& dir, const LoadOptions& opt) {
   namespace fs = std::filesystem;
   const std::string cfg_path = (fs::path(dir) / "config.json").string();

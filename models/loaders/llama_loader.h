@@ -5,6 +5,7 @@
 #pragma once
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "core/dtype.h"
 #include "models/llama.h"
@@ -36,6 +37,11 @@ class Llama2cCheckpoint;
 LlamaWeights llama_from_gguf(const GgufFile& f, const LoadOptions& opt);
 LlamaWeights llama_from_llama2c(const Llama2cCheckpoint& f, const LoadOptions& opt);
 LlamaWeights llama_from_hf_directory(const std::string& dir, const LoadOptions& opt);
+
+// Meta/GGUF (pairs interleaved) → HF (rotate-half) row order of a q or k
+// matrix (heads·hd, cols), f32: within each head, HF row c·hd/2 + j is Meta
+// row 2j + c. HF checkpoints of GGUF/llama2.c models need it (exports).
+std::vector<float> interleaved_to_rotate_half_rows(const float* w, int64_t rows, int64_t cols, int64_t heads);
 
 // Applies LoadOptions::quantize to loaded weights, and converts f16/bf16 norms to f32.
 void finish_loaded_weights(LlamaWeights& w, const LoadOptions& opt);

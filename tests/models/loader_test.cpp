@@ -23,17 +23,10 @@ LlamaConfig small_config() {
   return c;
 }
 
-// Meta/GGUF rows (pairs interleaved) -> HF rows (rotate-half): within each head,
-// HF row c*hd/2 + j holds Meta row 2j + c.
+// Meta/GGUF rows (pairs interleaved) -> HF rows (rotate-half), by the library's
+// permutation (the export uses it too): the tests below check it end to end.
 Tensor to_hf_rows(const Tensor& w, int64_t heads) {
-  const int64_t rows = w.dim(0), cols = w.dim(1), hd = rows / heads;
-  Tensor out = Tensor::empty(DType::F32, {rows, cols});
-  for (int64_t h = 0; h < heads; ++h)
-    for (int64_t j = 0; j < hd / 2; ++j)
-      for (int64_t c = 0; c < 2; ++c)
-        std::copy_n(w.data<float>() + (h * hd + 2 * j + c) * cols, cols,
-                    out.data<float>() + (h * hd + c * hd / 2 + j) * cols);
-  return out;
+  return Tensor::from_vector(interleaved_to_rotate_half_rows(w.data<float>(), w.dim(0), w.dim(1), heads), w.shape());
 }
 
 Tensor to_bf16(const Tensor& t) {
