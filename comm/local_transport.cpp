@@ -19,7 +19,7 @@ std::string LocalTransport::describe() const {
 Commit LocalTransport::exchange(const StepEntry& header, const std::vector<Record>& mine, bool stop_requested) {
   auto& g = *group_;
   // Gather: each member posts its wire message.
-  std::vector<uint8_t> msg = encode_member_records(header.step, header.epoch, member_, slots_, exact_, mine);
+  std::vector<uint8_t> msg = encode_participant_records(header.step, header.epoch, hosted(), layout_, mine);
   bytes_sent_ += msg.size();
   record_bytes_ += msg.size();
   {
@@ -34,11 +34,12 @@ Commit LocalTransport::exchange(const StepEntry& header, const std::vector<Recor
     c.entry = header;
     c.entry.records.clear();
     for (uint32_t m = 0; m < g.members_; ++m) {
-      const auto recs = decode_member_records(g.inbox_[m].data(), g.inbox_[m].size(), header.step, m);
+      const auto recs = decode_participant_records(g.inbox_[m].data(), g.inbox_[m].size(), header.step, hosted_by(m),
+                                                   layout_);
       c.entry.records.insert(c.entry.records.end(), recs.begin(), recs.end());
       c.stop = c.stop || g.stop_[m];
     }
-    c.entry.exact = exact_;
+    c.entry.exact = layout_.exact;
     c.entry.sort_records();
     g.commit_ = std::move(c);
   }

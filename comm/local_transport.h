@@ -1,6 +1,8 @@
 // The local transport: N members in one process, one thread each, going
 // through the same gather → commit → apply protocol (and the same wire bytes)
-// the MPI and TCP transports use. Member 0 commits.
+// the MPI and TCP transports use. Member 0 commits. Each thread hosts the
+// logical members its index selects (one, when there are as many threads as
+// members).
 #pragma once
 #include <barrier>
 #include <memory>
@@ -30,23 +32,18 @@ class LocalGroup {
 class LocalTransport : public Transport {
  public:
   LocalTransport(std::shared_ptr<LocalGroup> group, uint32_t member);
-  uint32_t member() const override { return member_; }
-  uint32_t members() const override { return group_->members(); }
+  uint32_t rank() const override { return member_; }
+  uint32_t ranks() const override { return group_->members(); }
   std::string describe() const override;
   Commit exchange(const StepEntry& header, const std::vector<Record>& mine, bool stop_requested) override;
   std::vector<std::string> allgather(const std::string& value) override;
   void barrier() override;
   void abort(const std::string& why) override;
 
-  // Slots per member (the length of each records message).
-  void set_slots(uint32_t slots, bool exact) { slots_ = slots; exact_ = exact; }
-
  private:
   std::shared_ptr<LocalGroup> group_;
   uint32_t member_;
   void wait();  // the group barrier, then throws if a member aborted
-  uint32_t slots_ = 1;
-  bool exact_ = false;
   bool dropped_ = false;
 };
 

@@ -1,5 +1,6 @@
 // The wire form of a member's records (see transport.h).
 #include <cmath>
+#include <algorithm>
 #include <cstring>
 
 #include "comm/transport.h"
@@ -83,6 +84,55 @@ std::vector<Record> decode_member_records(const uint8_t* data, size_t n, uint64_
     }
     out.push_back(r);
   }
+  return out;
+}
+
+std::vector<uint8_t> encode_participant_records(uint64_t step, uint32_t epoch, const std::vector<uint32_t>& hosted,
+                                                const RecordLayout& layout, const std::vector<Record>& records) {
+  std::vector<uint8_t> out;
+  std::vector<Record> mine;
+  for (const uint32_t m : hosted) {
+    mine.clear();
+    for (const Record& r : records)
+      if (r.member == m) mine.push_back(r);
+    const auto msg = encode_member_records(step, epoch, m, layout.slots, layout.exact, mine);
+    out.insert(out.end(), msg.begin(), msg.end());
+  }
+  size_t placed = 0;
+  for (const Record& r : records)
+    placed += std::find(hosted.begin(), hosted.end(), r.member) != hosted.end();
+  ZEROTH_CHECK(placed == records.size(), "{} record(s) belong to members this participant does not host",
+               records.size() - placed);
+  return out;
+}
+
+std::vector<Record> decode_participant_records(const uint8_t* data, size_t n, uint64_t expect_step,
+                                               const std::vector<uint32_t>& hosted, const RecordLayout& layout) {
+  const size_t each = kMemberRecordsHeader + size_t(layout.slots) * (layout.exact ? 4 : 1);
+  ZEROTH_CHECK(n == each * hosted.size(), "a participant's records message of {} bytes should hold {} member(s) of {} "
+               "bytes each", n, hosted.size(), each);
+  std::vector<Record> out;
+  for (size_t i = 0; i < hosted.size(); ++i) {
+    const uint8_t* p = data + i * each;
+    ZEROTH_CHECK(get<uint32_t>(p + 20) == layout.slots && bool(p[24] & kFlagExact) == layout.exact,
+                 "member {}'s records message has {} slot(s){}, expected {}{}", hosted[i], get<uint32_t>(p + 20),
+                 (p[24] & kFlagExact) ? " (exact)" : "", layout.slots, layout.exact ? " (exact)" : "");
+    const auto recs = decode_member_records(p, each, expect_step, hosted[i]);
+    out.insert(out.end(), recs.begin(), recs.end());
+  }
+  return out;
+}
+
+void Transport::set_layout(const RecordLayout& layout) {
+  ZEROTH_CHECK(layout.members >= ranks(), "{} logical members cannot be shared by {} {}s: each needs at least one",
+               layout.members, ranks(), noun());
+  ZEROTH_CHECK(layout.slots >= 1, "a member needs at least one slot");
+  layout_ = layout;
+}
+
+std::vector<uint32_t> Transport::hosted_by(uint32_t participant) const {
+  std::vector<uint32_t> out;
+  for (uint32_t m = participant; m < layout_.members; m += ranks()) out.push_back(m);
   return out;
 }
 

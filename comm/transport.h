@@ -19,22 +19,45 @@ struct Commit {
   bool stop = false;  // some member asked to stop: everyone stops after applying this entry
 };
 
+// What a step's records look like: `members` logical members (the global
+// sample and perturbation assignment a config fixes), `slots` records each,
+// one byte (or 4 for exact fp32 comparison runs) per slot.
+struct RecordLayout {
+  uint32_t members = 1;
+  uint32_t slots = 1;
+  bool exact = false;
+};
+
+// A transport connects participants (threads of the local transport, MPI
+// ranks, TCP workers). Participant p hosts the logical members m with
+// m % participants == p, so a run's ledger does not depend on how many
+// processes share its members.
 class Transport {
  public:
   virtual ~Transport() = default;
-  virtual uint32_t member() const = 0;
-  virtual uint32_t members() const = 0;
-  bool is_leader() const { return member() == 0; }
+  virtual uint32_t rank() const = 0;   // this participant
+  virtual uint32_t ranks() const = 0;  // participants in the run
+  bool is_leader() const { return rank() == 0; }
   virtual std::string describe() const = 0;
+  // How participants are called in messages: "member", "rank", "worker".
+  virtual const char* noun() const { return "member"; }
 
-  // Steps 3–4: contributes this member's records for `header.step` (header
-  // carries step, epoch, scale, lr) and returns the committed entry.
+  // Must be set before the first exchange; layout.members >= ranks().
+  void set_layout(const RecordLayout& layout);
+  const RecordLayout& layout() const { return layout_; }
+  // The logical members this participant hosts, ascending.
+  std::vector<uint32_t> hosted() const { return hosted_by(rank()); }
+  std::vector<uint32_t> hosted_by(uint32_t participant) const;
+
+  // Steps 3–4: contributes the records of every hosted member for
+  // `header.step` (header carries step, epoch, scale, lr) and returns the
+  // committed entry, identical on every participant.
   virtual Commit exchange(const StepEntry& header, const std::vector<Record>& mine, bool stop_requested) = 0;
-  // Every member's value, indexed by member (hash checks, loss statistics).
+  // Every participant's value, indexed by participant (hash checks, losses).
   virtual std::vector<std::string> allgather(const std::string& value) = 0;
   virtual void barrier() = 0;
-  // This member failed: release everyone waiting on it, so the group ends with
-  // an error instead of a hang.
+  // This participant failed: release everyone waiting on it, so the group ends
+  // with an error instead of a hang.
   virtual void abort(const std::string& why) = 0;
 
   // Payload bytes this member has put on the wire so far: all of it, and the
@@ -43,6 +66,7 @@ class Transport {
   uint64_t record_bytes_sent() const { return record_bytes_; }
 
  protected:
+  RecordLayout layout_;
   uint64_t bytes_sent_ = 0;
   uint64_t record_bytes_ = 0;
 };
@@ -57,5 +81,13 @@ std::vector<uint8_t> encode_member_records(uint64_t step, uint32_t epoch, uint32
                                            bool exact, const std::vector<Record>& records);
 // Throws zeroth::Error naming what is malformed (never trusts counts).
 std::vector<Record> decode_member_records(const uint8_t* data, size_t n, uint64_t expect_step, uint32_t expect_member);
+
+// A participant's message: the messages of its hosted members, in order.
+std::vector<uint8_t> encode_participant_records(uint64_t step, uint32_t epoch, const std::vector<uint32_t>& hosted,
+                                                const RecordLayout& layout, const std::vector<Record>& records);
+// Decodes one participant's message, which must hold exactly the members
+// `hosted`, each with layout.slots slots in layout's width.
+std::vector<Record> decode_participant_records(const uint8_t* data, size_t n, uint64_t expect_step,
+                                               const std::vector<uint32_t>& hosted, const RecordLayout& layout);
 
 }  // namespace zeroth

@@ -1,12 +1,16 @@
 // `zeroth train [CONFIG]`: a zeroth-order finetuning run. Without a config it
 // runs the embedded default (configs/default.yaml, compiled in).
+#include <algorithm>
 #include <csignal>
+#include <cstring>
 #include <filesystem>
 #include <fmt/format.h>
 #include <fstream>
 #include <thread>
 
 #include "comm/local_transport.h"
+#include "comm/mpi_transport.h"
+#include "core/hash.h"
 #include "core/error.h"
 #include "launch/commands.h"
 #include "launch/trainer.h"
@@ -68,86 +72,229 @@ std::unique_ptr<LedgerFile> prepare_run_dir(TrainContext& ctx, const TrainConfig
   return std::make_unique<LedgerFile>(LedgerFile::create(dir.ledger(), header));
 }
 
+struct TrainOptions {
+  std::string config;
+  std::vector<std::string> sets;
+  std::string resume;
+  std::string corrupt;  // RANK:STEP
+};
+
+TrainConfig load_config(const TrainOptions& opt) {
+  std::vector<std::string> sets = opt.sets;
+  std::string path = opt.config;
+  if (!opt.resume.empty()) {
+    sets.push_back("run.dir=" + opt.resume);
+    sets.push_back("run.resume=true");
+    if (path.empty()) path = opt.resume + "/config.yaml";
+  }
+  return path.empty() ? parse_train_config(kDefaultConfigYaml, "<embedded default>", sets)
+                      : load_train_config(path, sets);
+}
+
+void parse_corrupt(const std::string& spec, TrainContext& ctx) {
+  if (spec.empty()) return;
+  const size_t colon = spec.find(':');
+  try {
+    ZEROTH_CHECK(colon != std::string::npos, "");
+    ctx.corrupt_rank = std::stoll(spec.substr(0, colon));
+    ctx.corrupt_step = std::stoll(spec.substr(colon + 1));
+  } catch (const std::exception&) {
+    throw Error(fmt::format("--debug-corrupt {}: expected RANK:STEP, e.g. 1:5", spec));
+  }
+}
+
+// θ_0's hash, as every member will compute it; the leader says what trains.
+std::string theta0_hash(const TrainContext& ctx, bool say) {
+  const TrainConfig& c = ctx.config;
+  LoraTrainable probe(c.lora, *ctx.model, c.trainable);
+  probe.initialize(c.run.seed);
+  if (say)
+    fmt::print(stderr, "trainable: {}{}: {} parameters\n",
+               c.trainable.full ? "every projection matrix (full)"
+                                : fmt::format("LoRA r {} alpha {} on {} projections", c.lora.rank, c.lora.alpha,
+                                              c.lora.targets.size()),
+               c.trainable.norms ? " and the norms" : "", probe.set().size());
+  return probe.set().hash().hex();
+}
+
+// The closing lines every run prints (leader).
+void print_outcome(const TrainConfig& c, const TrainContext& ctx, const MemberOutcome& o, bool agree,
+                   uint32_t participants, const char* noun) {
+  fmt::print("steps: {} ({} run now)\n", o.steps_done, o.steps_run);
+  const double steps = double(std::max<uint64_t>(1, o.steps_run)) * double(o.hosted);
+  fmt::print("bytes per member per step: {:.1f} for records (q = {} slot(s): {} byte(s) each + a {}-byte header); "
+             "{:.1f} with the loss and hash exchanges\n",
+             double(o.record_bytes_sent) / steps, c.zo.q, c.zo.exact_gradients ? 4 : 1, kMemberRecordsHeader,
+             double(o.bytes_sent) / steps);
+  const std::string who = uint32_t(c.run.members) == participants && std::string(noun) == "member"
+                              ? fmt::format("{} members", c.run.members)
+                              : fmt::format("{} {}s, {} members", participants, noun, c.run.members);
+  fmt::print("replica hashes: {} ({}, {})\n", agree ? "all equal" : "DIFFER", who, o.final_hash);
+  fmt::print("run directory: {}\n", ctx.dir.root);
+}
+
+// Every member a thread of this process.
+int train_local(const TrainOptions& opt) {
+  const TrainConfig c = load_config(opt);
+  fmt::print(stderr, "zeroth train: {} ({} steps, {} members)\n", c.source, c.run.steps, c.run.members);
+  TrainContext ctx = make_train_context(c);
+  parse_corrupt(opt.corrupt, ctx);
+  fmt::print(stderr, "task: {}{}\n", ctx.task->describe(),
+             ctx.member_tasks.empty() ? "" : " (member 0's; each member reads its own data)");
+  const std::string theta0 = theta0_hash(ctx, true);
+  auto ledger = prepare_run_dir(ctx, c, theta0);
+  ctx.ledger = ledger.get();
+  ctx.stop = &g_stop;
+  std::signal(SIGINT, on_sigint);
+  std::signal(SIGTERM, on_sigint);
+
+  auto group = std::make_shared<LocalGroup>(uint32_t(c.run.members));
+  std::vector<MemberOutcome> outcomes(size_t(c.run.members));
+  std::vector<std::string> errors(size_t(c.run.members));
+  std::vector<std::thread> threads;
+  for (int m = 0; m < c.run.members; ++m)
+    threads.emplace_back([&, m] {
+      LocalTransport tr(group, uint32_t(m));
+      try {
+        tr.set_layout({uint32_t(c.run.members), uint32_t(c.zo.q), c.zo.exact_gradients});
+        outcomes[size_t(m)] = run_member(ctx, tr);
+      } catch (const std::exception& e) {
+        errors[size_t(m)] = e.what();
+        tr.abort(e.what());
+      }
+    });
+  for (auto& t : threads) t.join();
+  std::signal(SIGINT, SIG_DFL);
+  for (const auto& e : errors)
+    if (!e.empty() && e.rfind("stopping: ", 0) != 0) fail("{}", e);
+  for (const auto& e : errors)
+    if (!e.empty()) fail("{}", e);
+
+  bool agree = true;
+  for (const auto& x : outcomes) agree = agree && x.final_hash == outcomes[0].final_hash;
+  print_outcome(c, ctx, outcomes[0], agree, uint32_t(c.run.members), "member");
+  return agree ? 0 : 3;
+}
+
+// One rank of an mpirun job. Set-up errors of any rank are gathered, so the
+// job ends with one clear message instead of a hang; a failure during
+// training ends the job (no ULFM) and the run resumes from its ledger.
+int train_mpi(const TrainOptions& opt) {
+  MpiSession session(nullptr, nullptr);
+  MpiTransport tr(session);
+  const bool leader = tr.is_leader();
+  TrainConfig c;
+  TrainContext ctx;
+  std::unique_ptr<LedgerFile> ledger;
+  std::string status;
+  try {
+    c = load_config(opt);
+    if (leader)
+      fmt::print(stderr, "zeroth train: {} ({} steps, {} members on {} MPI ranks)\n", c.source, c.run.steps,
+                 c.run.members, tr.ranks());
+    ZEROTH_CHECK(uint32_t(c.run.members) >= tr.ranks(), "{}: run.members is {} but mpirun started {} ranks; every rank "
+                 "hosts at least one member (set run.members to {} or a multiple of it; the members, not the ranks, "
+                 "fix which samples and perturbations each step uses)", c.source, c.run.members, tr.ranks(),
+                 tr.ranks());
+    ProcessRole role;
+    role.mpi = true;
+    role.rank = tr.rank();
+    role.ranks = tr.ranks();
+    role.local_ranks = mpi_local_ranks();
+    role.quiet = !leader;
+    ctx = make_train_context(c, role);
+    parse_corrupt(opt.corrupt, ctx);
+    tr.set_layout({uint32_t(c.run.members), uint32_t(c.zo.q), c.zo.exact_gradients});
+    if (leader) fmt::print(stderr, "task: {}{}\n", ctx.task->describe(), private_data(c.task) ? " (rank 0's)" : "");
+    const std::string theta0 = theta0_hash(ctx, leader);
+    if (leader) ledger = prepare_run_dir(ctx, c, theta0);
+    // What every rank must agree on before the first step.
+    status = fmt::format("ok base {} theta0 {} config {}", ctx.base_hash, theta0,
+                         hash_bytes(c.to_yaml().data(), c.to_yaml().size()).hex());
+  } catch (const std::exception& e) {
+    status = std::string("error ") + e.what();
+  }
+  const auto all = tr.allgather(status);
+  // Errors, grouped by message: "ranks 1, 3: ...".
+  std::vector<std::pair<std::string, std::string>> errors;  // message, ranks
+  for (uint32_t r = 0; r < all.size(); ++r) {
+    std::string why;
+    if (all[r].rfind("error ", 0) == 0) why = all[r].substr(6);
+    else if (all[0].rfind("ok ", 0) == 0 && all[r] != all[0])
+      why = fmt::format("it loaded a different model, initialization or config than rank 0 ({} vs {})",
+                        all[r].substr(3), all[0].substr(3));
+    if (why.empty()) continue;
+    auto it = std::find_if(errors.begin(), errors.end(), [&](const auto& x) { return x.first == why; });
+    if (it == errors.end()) errors.emplace_back(why, std::to_string(r));
+    else it->second += ", " + std::to_string(r);
+  }
+  if (!errors.empty()) {
+    if (leader)
+      for (const auto& [why, ranks] : errors)
+        fmt::print(stderr, "zeroth: error: {}: {}\n",
+                   errors.size() == 1 && std::count(ranks.begin(), ranks.end(), ',') + 1 == int(tr.ranks()) &&
+                           tr.ranks() > 1
+                       ? fmt::format("all {} ranks", tr.ranks())
+                       : fmt::format("rank{} {} of {}", ranks.find(',') != std::string::npos ? "s" : "", ranks,
+                                     tr.ranks()),
+                   why);
+    return 1;
+  }
+  // The history lives in rank 0's run directory; the others get it from rank 0,
+  // so they need no shared file system.
+  {
+    std::string packed;
+    if (leader)
+      for (const auto& e : ctx.history) {
+        const auto b = e.serialize();
+        const uint32_t n = uint32_t(b.size());
+        packed.append(reinterpret_cast<const char*>(&n), 4).append(b.begin(), b.end());
+      }
+    packed = tr.broadcast(packed);
+    if (!leader) {
+      ctx.history.clear();
+      for (size_t at = 0; at + 4 <= packed.size();) {
+        uint32_t n;
+        std::memcpy(&n, packed.data() + at, 4);
+        ctx.history.push_back(StepEntry::deserialize(reinterpret_cast<const uint8_t*>(packed.data()) + at + 4, n));
+        at += 4 + n;
+      }
+      ctx.dir.root = c.run.dir;  // snapshots are used when this rank sees them, else the ledger is replayed
+    }
+  }
+  ctx.ledger = ledger.get();
+  ctx.stop = &g_stop;
+  std::signal(SIGINT, on_sigint);
+  MemberOutcome o;
+  try {
+    o = run_member(ctx, tr);
+  } catch (const CollectiveError& e) {
+    if (leader) fmt::print(stderr, "zeroth: error: {}\n", e.what());
+    return 3;
+  } catch (const std::exception& e) {
+    tr.abort(e.what());
+  }
+  const auto hashes = tr.allgather(o.final_hash);
+  bool agree = true;
+  for (const auto& h : hashes) agree = agree && h == hashes[0];
+  if (leader) print_outcome(c, ctx, o, agree, tr.ranks(), "rank");
+  return agree ? 0 : 3;
+}
+
 }  // namespace
 
 Runner add_train(CLI::App& app) {
-  struct Options {
-    std::string config;
-    std::vector<std::string> sets;
-    std::string resume;
-  };
-  auto opt = std::make_shared<Options>();
+  auto opt = std::make_shared<TrainOptions>();
   auto* sub = app.add_subcommand("train", "Zeroth-order finetuning (MeZO/SPSA, one byte per sample); without CONFIG "
-                                          "it runs the embedded default");
+                                          "it runs the embedded default. Under mpirun every rank hosts members of "
+                                          "the run (run.members of them in all)");
   sub->add_option("config", opt->config, "YAML recipe (see configs/)");
   sub->add_option("--set", opt->sets, "Override a config key, e.g. --set optimizer.lr=1e-4 (repeatable)");
   sub->add_option("--resume", opt->resume, "Continue the run in this directory (its config.yaml, unless CONFIG is given)");
-  return [opt] {
-    std::vector<std::string> sets = opt->sets;
-    std::string path = opt->config;
-    if (!opt->resume.empty()) {
-      sets.push_back("run.dir=" + opt->resume);
-      sets.push_back("run.resume=true");
-      if (path.empty()) path = opt->resume + "/config.yaml";
-    }
-    const TrainConfig c = path.empty() ? parse_train_config(kDefaultConfigYaml, "<embedded default>", sets)
-                                       : load_train_config(path, sets);
-    fmt::print(stderr, "zeroth train: {} ({} steps, {} members)\n", c.source, c.run.steps, c.run.members);
-    TrainContext ctx = make_train_context(c);
-    fmt::print(stderr, "task: {}\n", ctx.task->describe());
-    // θ_0's hash, as every member will compute it.
-    std::string theta0;
-    {
-      LoraTrainable probe(c.lora, *ctx.model, c.trainable);
-      probe.initialize(c.run.seed);
-      theta0 = probe.set().hash().hex();
-      fmt::print(stderr, "trainable: {}{}: {} parameters\n",
-                 c.trainable.full ? "every projection matrix (full)"
-                                  : fmt::format("LoRA r {} alpha {} on {} projections", c.lora.rank, c.lora.alpha,
-                                                c.lora.targets.size()),
-                 c.trainable.norms ? " and the norms" : "", probe.set().size());
-    }
-    auto ledger = prepare_run_dir(ctx, c, theta0);
-    ctx.ledger = ledger.get();
-    ctx.stop = &g_stop;
-    std::signal(SIGINT, on_sigint);
-    std::signal(SIGTERM, on_sigint);
-
-    auto group = std::make_shared<LocalGroup>(uint32_t(c.run.members));
-    std::vector<MemberOutcome> outcomes(size_t(c.run.members));
-    std::vector<std::string> errors(size_t(c.run.members));
-    std::vector<std::thread> threads;
-    for (int m = 0; m < c.run.members; ++m)
-      threads.emplace_back([&, m] {
-        LocalTransport tr(group, uint32_t(m));
-        tr.set_slots(uint32_t(c.zo.q), c.zo.exact_gradients);
-        try {
-          outcomes[size_t(m)] = run_member(ctx, tr);
-        } catch (const std::exception& e) {
-          errors[size_t(m)] = e.what();
-          tr.abort(e.what());
-        }
-      });
-    for (auto& t : threads) t.join();
-    std::signal(SIGINT, SIG_DFL);
-    for (const auto& e : errors)
-      if (!e.empty() && e.rfind("stopping: ", 0) != 0) fail("{}", e);
-    for (const auto& e : errors)
-      if (!e.empty()) fail("{}", e);
-
-    const auto& o = outcomes[0];
-    bool agree = true;
-    for (const auto& x : outcomes) agree = agree && x.final_hash == o.final_hash;
-    fmt::print("steps: {} ({} run now)\n", o.steps_done, o.steps_run);
-    const double per_step = o.steps_run ? double(o.record_bytes_sent) / double(o.steps_run) : 0.0;
-    fmt::print("bytes per member per step: {:.1f} for records (q = {} slot(s): {} byte(s) each + a {}-byte header); "
-               "{:.1f} with the loss and hash exchanges\n",
-               per_step, c.zo.q, c.zo.exact_gradients ? 4 : 1, kMemberRecordsHeader,
-               o.steps_run ? double(o.bytes_sent) / double(o.steps_run) : 0.0);
-    fmt::print("replica hashes: {} ({} members, {})\n", agree ? "all equal" : "DIFFER", outcomes.size(), o.final_hash);
-    fmt::print("run directory: {}\n", ctx.dir.root);
-    return agree ? 0 : 3;
-  };
+  sub->add_option("--debug-corrupt", opt->corrupt,
+                  "Debugging: change θ on member/rank RANK after step STEP, to see the replica hash check stop the "
+                  "run (RANK:STEP)");
+  return [opt] { return launched_by_mpi() ? train_mpi(*opt) : train_local(*opt); };
 }
 
 }  // namespace zeroth::cli

@@ -22,21 +22,49 @@ namespace zeroth::cli {
 using json = nlohmann::json;
 using Clock = std::chrono::steady_clock;
 
-TrainContext make_train_context(const TrainConfig& c) {
+bool private_data(const TaskConfig& t) {
+  for (const auto* p : {&t.train_path, &t.dev_path, &t.test_path})
+    if (p->find("{rank}") != std::string::npos) return true;
+  return false;
+}
+
+TaskConfig task_for_rank(TaskConfig t, uint32_t rank) {
+  for (auto* p : {&t.train_path, &t.dev_path, &t.test_path})
+    for (size_t at; (at = p->find("{rank}")) != std::string::npos;) p->replace(at, 6, std::to_string(rank));
+  return t;
+}
+
+TrainContext make_train_context(const TrainConfig& c, const ProcessRole& role) {
   TrainContext ctx;
   ctx.config = c;
   ctx.dir.root = c.run.dir;
-  const int total = c.run.threads > 0 ? c.run.threads : int(std::max(1u, std::thread::hardware_concurrency()));
-  ctx.member_threads = std::max(1, total / c.run.members);
+  const int cores = int(std::max(1u, std::thread::hardware_concurrency()));
+  // Local: the threads split among the members. MPI: among the node's ranks,
+  // each of which runs its hosted members one after another.
+  const int total = c.run.threads > 0 ? c.run.threads : role.mpi ? std::max(1, cores / role.local_ranks) : cores;
+  ctx.member_threads = role.mpi ? total : std::max(1, total / c.run.members);
+  ctx.eval_threads = total;
   LoadOptions lo;
   lo.threads = total;
   lo.quantize_embeddings = c.model.quantize_embeddings;
   if (!c.model.quantize.empty()) lo.quantize = parse_dtype(c.model.quantize);
   auto weights = load_llama_weights(c.model.path, lo);
-  for (const auto& n : weights.notes) fmt::print(stderr, "note: {}\n", n);
+  if (!role.quiet)
+    for (const auto& n : weights.notes) fmt::print(stderr, "note: {}\n", n);
   ctx.model = std::make_unique<LlamaModel>(std::move(weights), ctx.member_threads);
   ctx.tokenizer = load_tokenizer(c.model.path, c.model.tokenizer, ctx.model->vocab_size());
-  ctx.task = make_task(c.task, *ctx.tokenizer);
+  if (!private_data(c.task)) {
+    ctx.task = make_task(c.task, *ctx.tokenizer);
+  } else if (role.mpi) {
+    ZEROTH_CHECK(uint32_t(c.run.members) == role.ranks, "{}: private per-rank data ({{rank}} in a task path) needs one "
+                 "member per rank: run.members is {} but mpirun started {} ranks (set run.members={})", c.source,
+                 c.run.members, role.ranks, role.ranks);
+    ctx.task = make_task(task_for_rank(c.task, role.rank), *ctx.tokenizer);
+  } else {
+    for (int m = 0; m < c.run.members; ++m)
+      ctx.member_tasks.push_back(make_task(task_for_rank(c.task, uint32_t(m)), *ctx.tokenizer));
+    ctx.task = make_task(task_for_rank(c.task, 0), *ctx.tokenizer);  // the leader's: evaluations
+  }
   ctx.base_hash = base_model_hash(c.model.path);
   return ctx;
 }
@@ -95,7 +123,8 @@ uint64_t catch_up(LoraTrainable& lora, ZerothOrderOptimizer& opt, CodecScale& co
 MemberOutcome run_member(const TrainContext& ctx, Transport& tr) {
   const TrainConfig& c = ctx.config;
   const bool leader = tr.is_leader();
-  const uint32_t me = tr.member(), members = tr.members();
+  const std::vector<uint32_t> hosted = tr.hosted();
+  const uint32_t members = tr.layout().members;
   LoraTrainable lora(c.lora, *ctx.model, c.trainable);
   lora.initialize(c.run.seed);
   ZerothOrderOptimizer opt(c.optimizer, lora.set(), ctx.member_threads);
@@ -112,7 +141,7 @@ MemberOutcome run_member(const TrainContext& ctx, Transport& tr) {
   auto evaluate_dev = [&](uint64_t step, const char* label) {
     EvalResult r;
     if (leader && !ctx.task->examples(Split::Dev).empty()) {
-      const ThreadsOverride all_cores(ctx.member_threads * int(members));  // the others wait meanwhile
+      const ThreadsOverride all_cores(ctx.eval_threads);  // the others wait meanwhile
       r = evaluate(*ctx.model, *ctx.task, Split::Dev, c.eval.batch_tokens, &theta);
       log_json(eval_json("dev", step, r));
       fmt::print(stderr, "{}{}\n", tty ? "\r\033[K" : "", eval_line(label, r));
@@ -131,30 +160,59 @@ MemberOutcome run_member(const TrainContext& ctx, Transport& tr) {
     const auto t0 = Clock::now();
     const float scale = codec.scale();
     const float lr = c.optimizer.lr_at(t);
-    const MemberStepResult res = zo_member_step(*ctx.model, *ctx.task, lora, c.zo, c.run.seed, c.task.data_seed, t,
-                                                me, members, scale);
+    // This participant's members, one after another; their losses and token
+    // counts travel with the loss exchange below, "member:loss:tokens;".
+    std::vector<Record> mine;
+    std::string my_losses;
+    int64_t clipped = 0, dropped = 0;
+    for (const uint32_t m : hosted) {
+      const MemberStepResult res = zo_member_step(*ctx.model, ctx.task_of(m), lora, c.zo, c.run.seed,
+                                                  c.task.data_seed, t, m, members, scale);
+      mine.insert(mine.end(), res.records.begin(), res.records.end());
+      my_losses += fmt::format("{}:{:.17g}:{};", m, res.loss, res.tokens);
+      clipped += res.clipped;
+      dropped += res.dropped;
+    }
     StepEntry header;
     header.step = t;
     header.scale = scale;
     header.lr = lr;
-    const Commit commit = tr.exchange(header, res.records, ctx.stop && ctx.stop->load());
+    const Commit commit = tr.exchange(header, mine, ctx.stop && ctx.stop->load());
     opt.apply(commit.entry);
     const auto codes = codes_of(commit.entry);
     codec.update(commit.entry.scale, codes.data(), codes.size());
     if (leader && ctx.ledger) ctx.ledger->append(commit.entry, c.run.durable);
     ++out.steps_run;
+    if (int64_t(tr.rank()) == ctx.corrupt_rank && int64_t(t) == ctx.corrupt_step) {
+      fmt::print(stderr, "debug: corrupting θ on {} {} after step {} (--debug-corrupt)\n", tr.noun(), tr.rank(), t);
+      lora.set().tensors().front().data[0] += 0.25f;
+    }
 
-    // Every member's loss, for the metrics (and a check that all are alive).
-    const auto losses = tr.allgather(fmt::format("{:.17g}", res.loss));
+    // Every member's loss, for the metrics (and a check that all are alive),
+    // averaged in member order so the figure does not depend on the hosting.
+    std::vector<double> member_loss(members, 0.0);
+    int64_t tokens = 0;
+    for (const auto& part : tr.allgather(my_losses))
+      for (size_t at = 0; at < part.size();) {
+        const size_t end = part.find(';', at), c1 = part.find(':', at), c2 = part.find(':', c1 + 1);
+        member_loss.at(std::stoul(part.substr(at, c1 - at))) = std::stod(part.substr(c1 + 1, c2 - c1 - 1));
+        tokens += std::stoll(part.substr(c2 + 1, end - c2 - 1));
+        at = end + 1;
+      }
     double mean_loss = 0;
-    for (const auto& l : losses) mean_loss += std::stod(l) / double(losses.size());
+    for (const double l : member_loss) mean_loss += l / double(members);
     loss_ema = std::isnan(loss_ema) ? mean_loss : 0.9 * loss_ema + 0.1 * mean_loss;
 
     if ((t + 1) % uint64_t(c.run.hash_every) == 0 || t + 1 == uint64_t(c.run.steps) || commit.stop) {
       const auto hashes = tr.allgather(lora.set().hash().hex());
-      for (uint32_t m = 1; m < hashes.size(); ++m)
-        ZEROTH_CHECK(hashes[m] == hashes[0], "replicas diverged after step {}: member 0 has hash {}, member {} has {}",
-                     t, hashes[0], m, hashes[m]);
+      std::string differ;
+      for (uint32_t r = 1; r < hashes.size(); ++r)
+        if (hashes[r] != hashes[0]) differ += fmt::format("{}{} {} has {}", differ.empty() ? "" : "; ", tr.noun(), r,
+                                                          hashes[r]);
+      if (!differ.empty())
+        throw CollectiveError(fmt::format("replicas diverged: after step {} (checked every {} steps), {} 0 has hash "
+                                          "{}; {}. The run stops here; its ledger holds the steps so far.",
+                                          t, c.run.hash_every, tr.noun(), hashes[0], differ));
     }
     const double step_s = std::chrono::duration<double>(Clock::now() - t0).count();
     if (leader) {
@@ -169,9 +227,9 @@ MemberOutcome run_member(const TrainContext& ctx, Transport& tr) {
       const uint64_t bytes = tr.record_bytes_sent() - records_at_start;
       log_json({{"event", "step"}, {"step", t}, {"loss", mean_loss}, {"lr", lr}, {"scale", scale},
                 {"records", commit.entry.records.size()}, {"g_rms", ng ? std::sqrt(g2 / ng) : 0.0},
-                {"g_mean_abs", ng ? gabs / ng : 0.0}, {"clipped", res.clipped}, {"dropped", res.dropped},
-                {"record_bytes_per_member", double(bytes) / double(out.steps_run)}, {"step_seconds", step_s},
-                {"tokens_per_second", double(res.tokens) * members / step_s}});
+                {"g_mean_abs", ng ? gabs / ng : 0.0}, {"clipped", clipped}, {"dropped", dropped},
+                {"record_bytes_per_member", double(bytes) / double(out.steps_run) / double(hosted.size())},
+                {"step_seconds", step_s}, {"tokens_per_second", double(tokens) / step_s}});
       const double elapsed = std::chrono::duration<double>(Clock::now() - t_run).count();
       const double eta = elapsed / double(out.steps_run) * double(uint64_t(c.run.steps) - t - 1);
       if (tty) {
@@ -197,13 +255,14 @@ MemberOutcome run_member(const TrainContext& ctx, Transport& tr) {
   out.final_hash = lora.set().hash().hex();
   out.bytes_sent = tr.bytes_sent() - bytes_at_start;
   out.record_bytes_sent = tr.record_bytes_sent() - records_at_start;
+  out.hosted = hosted.size();
 
   // Final evaluation and summary (leader).
   const EvalResult after = evaluate_dev(out.steps_done, "dev after training");
   if (leader) {
     EvalResult test;
     if (!ctx.task->examples(Split::Test).empty()) {
-      const ThreadsOverride all_cores(ctx.member_threads * int(members));
+      const ThreadsOverride all_cores(ctx.eval_threads);
       test = evaluate(*ctx.model, *ctx.task, Split::Test, c.eval.batch_tokens, &theta);
       log_json(eval_json("test", out.steps_done, test));
       fmt::print(stderr, "{}\n", eval_line("test after training", test));
@@ -211,9 +270,11 @@ MemberOutcome run_member(const TrainContext& ctx, Transport& tr) {
     if (out.steps_run > 0 && c.run.snapshot_every > 0)
       write_snapshot(ctx.dir, out.steps_done, out.final_hash, lora.set().snapshot());
     json s = {{"steps", out.steps_done}, {"members", members}, {"final_hash", out.final_hash},
+              {"participants", tr.ranks()}, {"transport", tr.describe()},
               {"record_bytes_per_member_per_step",
-               out.steps_run ? double(out.record_bytes_sent) / double(out.steps_run) : 0.0},
-              {"all_bytes_per_member_per_step", out.steps_run ? double(out.bytes_sent) / double(out.steps_run) : 0.0},
+               out.steps_run ? double(out.record_bytes_sent) / double(out.steps_run) / double(hosted.size()) : 0.0},
+              {"all_bytes_per_member_per_step",
+               out.steps_run ? double(out.bytes_sent) / double(out.steps_run) / double(hosted.size()) : 0.0},
               {"trainable_parameters", lora.set().size()},
               {"seconds", std::chrono::duration<double>(Clock::now() - t_run).count()}};
     if (start == 0) s["dev_before"] = eval_json("dev", 0, before);

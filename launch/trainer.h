@@ -8,6 +8,7 @@
 #include <string>
 
 #include "comm/transport.h"
+#include "core/error.h"
 #include "optim/ledger.h"
 #include "optim/lora_trainable.h"
 #include "optim/update.h"
@@ -24,19 +25,41 @@ struct TrainContext {
   TrainConfig config;
   std::unique_ptr<CausalLM> model;  // the frozen base
   std::unique_ptr<Tokenizer> tokenizer;
-  std::unique_ptr<Task> task;
+  std::unique_ptr<Task> task;  // the shared data; with private data ({rank} in a path), this process's
+  // Private per-member data of the local transport ({rank} = member index), by member.
+  std::vector<std::unique_ptr<Task>> member_tasks;
   RunDir dir;
   std::string base_hash;
   std::atomic<bool>* stop = nullptr;  // set by SIGINT: stop after the current step
-  int member_threads = 1;             // compute threads of each member
+  int member_threads = 1;             // compute threads of each participant (thread or rank)
+  int eval_threads = 1;               // threads of the leader's evaluations
+  // Debug: corrupt θ on participant corrupt_rank after step corrupt_step, to
+  // show the hash check stops the run (--debug-corrupt RANK:STEP).
+  int64_t corrupt_rank = -1, corrupt_step = -1;
   // Resuming: the committed entries so far (read once), and the leader's
   // ledger file to append to.
   std::vector<StepEntry> history;
   LedgerFile* ledger = nullptr;
+
+  const Task& task_of(uint32_t member) const { return member_tasks.empty() ? *task : *member_tasks.at(member); }
 };
 
-// Loads the model, tokenizer and task of `config`; logs what it loaded.
-TrainContext make_train_context(const TrainConfig& config);
+// How this process takes part: the local transport (every member a thread
+// here) or one rank of an MPI job.
+struct ProcessRole {
+  bool mpi = false;
+  uint32_t rank = 0, ranks = 1;
+  int local_ranks = 1;  // ranks on this node, which share its cores
+  bool quiet = false;   // not the leader: do not repeat the load log
+};
+
+// True when a task path holds {rank}: each rank (or member) reads its own data.
+bool private_data(const TaskConfig& task);
+// `task` with {rank} in its paths replaced by `rank`.
+TaskConfig task_for_rank(TaskConfig task, uint32_t rank);
+
+// Loads the model, tokenizer and task(s) of `config`; logs what it loaded.
+TrainContext make_train_context(const TrainConfig& config, const ProcessRole& role = {});
 
 struct MemberOutcome {
   uint64_t steps_done = 0;        // entries in the ledger at the end
@@ -44,6 +67,13 @@ struct MemberOutcome {
   uint64_t bytes_sent = 0;        // by this member, at its transport (records, hashes, statistics)
   uint64_t record_bytes_sent = 0; // of which records messages (the one-byte-per-sample protocol)
   uint64_t steps_run = 0;         // steps this process ran (excludes replayed ones)
+  size_t hosted = 1;              // logical members this participant hosted
+};
+
+// Raised identically on every participant (replicas diverged): the leader
+// reports it; nobody needs to tear the group down.
+struct CollectiveError : Error {
+  using Error::Error;
 };
 
 // Brings a freshly initialized θ (and the codec scale) to the end of
@@ -52,7 +82,8 @@ struct MemberOutcome {
 uint64_t catch_up(LoraTrainable& lora, ZerothOrderOptimizer& opt, CodecScale& codec,
                   const std::vector<StepEntry>& history, const RunDir* dir, UpdateRule rule);
 
-// Runs member `transport.member()` to the end of the run (or a stop request).
+// Runs participant `transport.rank()` — its hosted logical members — to the end
+// of the run (or a stop request).
 MemberOutcome run_member(const TrainContext& ctx, Transport& transport);
 
 }  // namespace zeroth::cli

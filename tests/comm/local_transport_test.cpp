@@ -10,6 +10,7 @@
 #include <fmt/format.h>
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -101,10 +102,10 @@ TEST_P(LocalTransportSteps, EveryMemberGetsTheSameSortedEntry) {
   std::vector<std::string> errors(members);
   run_group(members, [&](uint32_t m) {
     LocalTransport tr(group, m);
-    tr.set_slots(kSlots, exact);
+    tr.set_layout({members, kSlots, exact});
     try {
-      EXPECT_EQ(tr.member(), m);
-      EXPECT_EQ(tr.members(), members);
+      EXPECT_EQ(tr.rank(), m);
+      EXPECT_EQ(tr.ranks(), members);
       EXPECT_EQ(tr.is_leader(), m == 0);
       for (uint64_t t = 0; t < kSteps; ++t) got[m].push_back(tr.exchange(header_of(t), records_of(t, m, exact), false));
       record_bytes[m] = tr.record_bytes_sent();
@@ -131,6 +132,54 @@ TEST_P(LocalTransportSteps, EveryMemberGetsTheSameSortedEntry) {
 INSTANTIATE_TEST_SUITE_P(Members, LocalTransportSteps,
                          testing::Combine(testing::Values(1u, 2u, 4u), testing::Values(false, true)));
 
+// Four logical members shared by 1, 2 or 4 participants (m % ranks): the
+// committed entries are the same whatever the number of participants, so a
+// run's ledger does not depend on how many processes host its members.
+TEST(LocalTransport, EntriesDoNotDependOnHowManyParticipantsHostTheMembers) {
+  constexpr uint32_t kMembers = 4;
+  for (uint32_t ranks : {1u, 2u, 4u}) {
+    SCOPED_TRACE(testing::Message() << ranks << " participants");
+    auto group = std::make_shared<LocalGroup>(ranks);
+    std::vector<std::vector<Commit>> got(ranks);
+    std::vector<std::vector<uint32_t>> hosted(ranks);
+    std::vector<uint64_t> record_bytes(ranks);
+    run_group(ranks, [&](uint32_t p) {
+      LocalTransport tr(group, p);
+      tr.set_layout({kMembers, kSlots, false});
+      hosted[p] = tr.hosted();
+      for (uint64_t t = 0; t < 20; ++t) {
+        std::vector<Record> mine;
+        for (const uint32_t m : tr.hosted()) {
+          auto r = records_of(t, m, false);
+          mine.insert(mine.end(), r.begin(), r.end());
+        }
+        got[p].push_back(tr.exchange(header_of(t), mine, false));
+      }
+      record_bytes[p] = tr.record_bytes_sent();
+    });
+    std::vector<uint32_t> all;
+    for (uint32_t p = 0; p < ranks; ++p) {
+      for (const uint32_t m : hosted[p]) EXPECT_EQ(m % ranks, p);
+      all.insert(all.end(), hosted[p].begin(), hosted[p].end());
+      EXPECT_EQ(record_bytes[p], 20 * hosted[p].size() * (kMemberRecordsHeader + kSlots));
+      for (uint64_t t = 0; t < 20; ++t) EXPECT_EQ(got[p][t].entry, expected_entry(t, kMembers, false)) << "step " << t;
+    }
+    std::sort(all.begin(), all.end());
+    EXPECT_EQ(all, (std::vector<uint32_t>{0, 1, 2, 3}));
+  }
+}
+
+TEST(LocalTransport, MoreParticipantsThanMembersIsAnError) {
+  auto group = std::make_shared<LocalGroup>(4);
+  LocalTransport tr(group, 0);
+  try {
+    tr.set_layout({2, kSlots, false});
+    FAIL() << "no error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("2 logical members cannot be shared by 4"), std::string::npos) << e.what();
+  }
+}
+
 TEST(LocalTransport, StopFromOneMemberStopsAllAtTheSameStep) {
   for (uint32_t members : {1u, 2u, 4u}) {
     const uint32_t asker = members - 1;
@@ -140,7 +189,7 @@ TEST(LocalTransport, StopFromOneMemberStopsAllAtTheSameStep) {
     std::vector<std::string> errors(members);
     run_group(members, [&](uint32_t m) {
       LocalTransport tr(group, m);
-      tr.set_slots(kSlots, false);
+      tr.set_layout({members, kSlots, false});
       try {
         for (uint64_t t = 0; t < 50; ++t) {
           const Commit c = tr.exchange(header_of(t), records_of(t, m, false), m == asker && t >= kAskAt);
@@ -196,7 +245,7 @@ void expect_abort_releases_everyone(uint32_t members, uint32_t failing, uint64_t
   std::vector<uint64_t> steps_done(members, 0);
   run_group(members, [&](uint32_t m) {
     LocalTransport tr(group, m);
-    tr.set_slots(kSlots, false);
+    tr.set_layout({members, kSlots, false});
     try {
       for (uint64_t t = 0; t < 50; ++t) {
         if (m == failing && t == fail_at && where == 0) throw Error("out of memory in the forward");

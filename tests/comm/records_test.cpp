@@ -158,5 +158,34 @@ TEST(MemberRecords, MalformedMessagesAreErrors) {
   }
 }
 
+// A participant's message: its hosted members' messages back to back, each
+// decodable on its own; the decoder checks it holds exactly those members.
+TEST(ParticipantRecords, HostedMembersBackToBack) {
+  const RecordLayout layout{6, 3, false};
+  const std::vector<uint32_t> hosted = {1, 4};
+  std::vector<Record> recs = {code_record(4, 2, 9), code_record(1, 0, 200), code_record(1, 2, 7)};
+  const auto msg = encode_participant_records(11, 0, hosted, layout, recs);
+  const size_t each = kMemberRecordsHeader + 3;
+  ASSERT_EQ(msg.size(), 2 * each);
+  EXPECT_EQ(read_le<uint32_t>(msg, 16), 1u);
+  EXPECT_EQ(read_le<uint32_t>(msg, each + 16), 4u);
+  const auto back = decode_participant_records(msg.data(), msg.size(), 11, hosted, layout);
+  ASSERT_EQ(back.size(), 3u);
+  EXPECT_EQ(back[0].member, 1u);
+  EXPECT_EQ(back[0].code, 200);
+  EXPECT_EQ(back[1].slot, 2u);
+  EXPECT_EQ(back[2].member, 4u);
+  EXPECT_EQ(back[2].code, 9);
+  // The wrong members, a truncated message, a different slot count or width.
+  EXPECT_THROW(decode_participant_records(msg.data(), msg.size(), 11, {1, 5}, layout), Error);
+  EXPECT_THROW(decode_participant_records(msg.data(), msg.size() - 1, 11, hosted, layout), Error);
+  EXPECT_THROW(decode_participant_records(msg.data(), msg.size(), 11, {1}, layout), Error);
+  EXPECT_THROW(decode_participant_records(msg.data(), msg.size(), 11, hosted, RecordLayout{6, 2, false}), Error);
+  EXPECT_THROW(decode_participant_records(msg.data(), msg.size(), 12, hosted, layout), Error);
+  // A record of a member the participant does not host is refused at encode.
+  recs.push_back(code_record(2, 0, 1));
+  EXPECT_THROW(encode_participant_records(11, 0, hosted, layout, recs), Error);
+}
+
 }  // namespace
 }  // namespace zeroth

@@ -1,0 +1,119 @@
+#!/usr/bin/env bash
+# `zeroth train` under mpirun (the MPI transport), on stories260K from ../shared
+# with a small, fast recipe: 4 logical members, q = 2.
+# Usage: mpi_train.sh ZEROTH_BINARY SHARED_DIR REPO_DIR CHECK
+#   CHECK: ranks | kill-resume | private | bad-config | corrupt
+# Exits 77 (CTest's skip code) with a message when SHARED_DIR or mpirun is absent.
+set -euo pipefail
+zeroth=$1; shared=${ZEROTH_SHARED:-$2}; repo=$3; check=$4
+if [ ! -d "$shared/models/stories260K" ]; then
+  echo "skipped: $shared is absent (set ZEROTH_SHARED to the shared folder)"
+  exit 77
+fi
+if ! command -v mpirun >/dev/null; then
+  echo "skipped: mpirun is not installed (scripts/install-deps installs openmpi-bin)"
+  exit 77
+fi
+export ZEROTH_SHARED=$shared
+recipe=$repo/configs/stories260k-tinystories.yaml
+sample=$shared/data/tinystories/sample.txt
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+cd "$tmp"
+
+fast=(--set task.max_length=32 --set zo.samples=1 --set zo.q=2 --set run.members=4 --set run.log_every=50
+      --set run.hash_every=5 --set task.dev_size=1 --set run.eval_every=0 --set run.threads=1)
+fail() { echo "FAILED: $*" >&2; exit 1; }
+# mpi NP OUT [zeroth train arguments]: runs under mpirun (bounded: a hang fails
+# instead of blocking CI); OUT.out/OUT.err hold its output; returns its status.
+mpi() {
+  local np=$1 out=$2; shift 2
+  timeout --kill-after=10 180 mpirun --allow-run-as-root --oversubscribe -np "$np" "$zeroth" train "$@" \
+    >"$out.out" 2>"$out.err"
+}
+final_hash() { sed -n 's/.*"final_hash": "\([0-9a-f]*\)".*/\1/p' "$1/summary.json"; }
+# The ledger's entries: the file after its header frame (the header holds the
+# config, which names the run directory).
+entries() { python3 -c 'import struct,sys; b=open(sys.argv[1],"rb").read(); n=struct.unpack_from("<I",b,4)[0]; sys.stdout.buffer.write(b[8+n+4:])' "$1"; }
+
+case "$check" in
+  ranks)  # np 1, 2, 4 and the local transport: identical ledgers and final hashes
+    for np in 1 2 4; do
+      mpi "$np" "np$np" "$recipe" "${fast[@]}" --set run.steps=40 --set run.dir="np$np" \
+        || { cat "np$np.err" >&2; fail "mpirun -np $np exited $?"; }
+      grep -q "replica hashes: all equal ($np ranks, 4 members" "np$np.out" || { cat "np$np.out"; fail "np $np"; }
+    done
+    "$zeroth" train "$recipe" "${fast[@]}" --set run.steps=40 --set run.dir=local >local.out 2>local.err \
+      || { cat local.err >&2; fail "the local run exited $?"; }
+    want=$(final_hash np1)
+    [ -n "$want" ] || fail "no final hash"
+    for run in np2 np4 local; do
+      [ "$(final_hash $run)" = "$want" ] || fail "$run's final hash $(final_hash $run) differs from np 1's $want"
+      cmp <(entries np1/ledger.zl) <(entries $run/ledger.zl) || fail "$run's ledger entries differ from np 1's"
+    done
+    [ "$(entries np1/ledger.zl | wc -c)" -gt 1000 ] || fail "the ledger holds almost nothing"
+    echo "np 1, 2, 4 and local: identical ledgers, final hash $want" ;;
+
+  kill-resume)  # kill -9 one rank near step 50 of 100: non-zero exit; resume reaches the uninterrupted hash
+    slow=(--set task.max_length=64 --set zo.samples=4 --set run.steps=100 --set run.snapshot_every=20)
+    mpi 2 whole "$recipe" "${fast[@]}" "${slow[@]}" --set run.dir=whole || { cat whole.err >&2; fail "whole run"; }
+    want=$(final_hash whole)
+    ( rc=0; mpi 2 killed "$recipe" "${fast[@]}" "${slow[@]}" --set run.dir=killed || rc=$?; echo $rc >killed.rc ) &
+    for _ in $(seq 1 1200); do
+      grep -q '"step":50,' killed/metrics.jsonl 2>/dev/null && break
+      sleep 0.05
+    done
+    victim=""
+    for p in $(pgrep -f "$zeroth train" || true); do
+      if tr '\0' '\n' <"/proc/$p/environ" 2>/dev/null | grep -qx OMPI_COMM_WORLD_RANK=1; then victim=$p; fi
+    done
+    [ -n "$victim" ] || fail "found no rank 1 process to kill"
+    killed_at=$(date +%s.%N)
+    kill -9 "$victim"
+    wait
+    ended=$(date +%s.%N)
+    rc=$(cat killed.rc)
+    [ "$rc" != 0 ] || fail "the job exited 0 after one rank was killed"
+    steps=$(grep -c '"event":"step"' killed/metrics.jsonl)
+    [ "$steps" -lt 100 ] || fail "the run finished all 100 steps before the kill; nothing was tested"
+    echo "killed rank 1 at step $steps: mpirun exited $rc after $(python3 -c "print(f'{$ended-$killed_at:.1f}')") s"
+    mpi 2 resumed --resume killed || { cat resumed.err >&2; fail "resume exited $?"; }
+    grep -q "resuming killed at step" resumed.err || fail "resume did not say where it resumed"
+    [ "$(final_hash killed)" = "$want" ] || fail "resumed hash $(final_hash killed) != uninterrupted $want" ;;
+
+  private)  # each rank reads its own shard ({rank}); replicas still agree
+    awk 'BEGIN{RS="<\\|endoftext\\|>"} NR<=3{printf "%s<|endoftext|>", $0 > "shard-0.txt"}
+         NR>=3{printf "%s<|endoftext|>", $0 > "shard-1.txt"}' "$sample"
+    mpi 2 priv "$recipe" "${fast[@]}" --set run.members=2 --set run.steps=30 --set run.dir=priv \
+      --set 'task.train=shard-{rank}.txt' || { cat priv.err >&2; fail "private-data run exited $?"; }
+    grep -q "replica hashes: all equal (2 ranks, 2 members" priv.out || { cat priv.out; fail "hashes"; }
+    grep -q "rank 0's" priv.err || fail "the log does not say the task is rank 0's"
+    # The same run on shared data commits other records: the shards mattered.
+    mpi 2 shared "$recipe" "${fast[@]}" --set run.members=2 --set run.steps=30 --set run.dir=shared \
+      || fail "shared-data run"
+    [ "$(final_hash priv)" != "$(final_hash shared)" ] || fail "private shards gave the shared-data hash" ;;
+
+  bad-config)  # a data file missing on one rank only; too few members: one clear error, no hang
+    awk 'BEGIN{RS="<\\|endoftext\\|>"} NR<=3{printf "%s<|endoftext|>", $0 > "shard-0.txt"}' "$sample"
+    if mpi 2 miss "$recipe" "${fast[@]}" --set run.members=2 --set run.steps=10 --set run.dir=miss \
+        --set 'task.train=shard-{rank}.txt'; then fail "a missing file on rank 1 did not fail the job"; fi
+    cat miss.err
+    [ "$(grep -c '^zeroth: error:' miss.err)" = 1 ] || fail "expected exactly one error line"
+    grep -q "^zeroth: error: rank 1 of 2: shard-1.txt: cannot open" miss.err || fail "the error does not name rank 1's file"
+    [ ! -e miss/ledger.zl ] || [ "$(entries miss/ledger.zl | wc -c)" = 0 ] || fail "a step was committed"
+    if mpi 4 few "$recipe" "${fast[@]}" --set run.members=2 --set run.steps=10 --set run.dir=few; then
+      fail "2 members on 4 ranks did not fail"
+    fi
+    grep -q "all 4 ranks: .*run.members is 2 but mpirun started 4 ranks" few.err || { cat few.err; fail "members"; } ;;
+
+  corrupt)  # a corrupted θ on rank 1 is caught by the next hash check, naming ranks and step
+    if mpi 2 bad "$recipe" "${fast[@]}" --set run.steps=40 --set run.dir=bad --debug-corrupt 1:12; then
+      fail "a corrupted replica did not stop the run"
+    fi
+    cat bad.err | grep -v '^step'
+    grep -q "replicas diverged: after step 14 (checked every 5 steps), rank 0 has hash [0-9a-f]*; rank 1 has" bad.err \
+      || fail "the error does not name rank 1 and step 14" ;;
+
+  *) fail "unknown check $check" ;;
+esac
+echo "ok: $check"
