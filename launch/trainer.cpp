@@ -1,5 +1,6 @@
 #include "launch/trainer.h"
 
+#include <sched.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -38,10 +39,16 @@ TrainContext make_train_context(const TrainConfig& c, const ProcessRole& role) {
   TrainContext ctx;
   ctx.config = c;
   ctx.dir.root = c.run.dir;
-  const int cores = int(std::max(1u, std::thread::hardware_concurrency()));
-  // Local: the threads split among the members. MPI: among the node's ranks,
-  // each of which runs its hosted members one after another.
-  const int total = c.run.threads > 0 ? c.run.threads : role.mpi ? std::max(1, cores / role.local_ranks) : cores;
+  // The cores this process may run on: mpirun binds ranks (to a core each when
+  // np <= 2, by default), and a bound rank must not start more threads.
+  const int machine = int(std::max(1u, std::thread::hardware_concurrency()));
+  int usable = machine;
+  if (cpu_set_t set; sched_getaffinity(0, sizeof set, &set) == 0) usable = std::max(1, CPU_COUNT(&set));
+  // Local: the threads split among the members. MPI: among the node's ranks
+  // (when unbound), each of which runs its hosted members one after another.
+  const int total = c.run.threads > 0                             ? c.run.threads
+                    : role.mpi && usable >= machine               ? std::max(1, machine / role.local_ranks)
+                                                                  : usable;
   ctx.member_threads = role.mpi ? total : std::max(1, total / c.run.members);
   ctx.eval_threads = total;
   LoadOptions lo;
@@ -51,6 +58,7 @@ TrainContext make_train_context(const TrainConfig& c, const ProcessRole& role) {
   auto weights = load_llama_weights(c.model.path, lo);
   if (!role.quiet)
     for (const auto& n : weights.notes) fmt::print(stderr, "note: {}\n", n);
+  ctx.model_parameters = weights.parameter_count();
   ctx.model = std::make_unique<LlamaModel>(std::move(weights), ctx.member_threads);
   ctx.tokenizer = load_tokenizer(c.model.path, c.model.tokenizer, ctx.model->vocab_size());
   if (!private_data(c.task)) {
@@ -177,7 +185,9 @@ MemberOutcome run_member(const TrainContext& ctx, Transport& tr) {
     header.step = t;
     header.scale = scale;
     header.lr = lr;
+    const auto t_comm = Clock::now();
     const Commit commit = tr.exchange(header, mine, ctx.stop && ctx.stop->load());
+    double comm_s = std::chrono::duration<double>(Clock::now() - t_comm).count();
     opt.apply(commit.entry);
     const auto codes = codes_of(commit.entry);
     codec.update(commit.entry.scale, codes.data(), codes.size());
@@ -192,7 +202,10 @@ MemberOutcome run_member(const TrainContext& ctx, Transport& tr) {
     // averaged in member order so the figure does not depend on the hosting.
     std::vector<double> member_loss(members, 0.0);
     int64_t tokens = 0;
-    for (const auto& part : tr.allgather(my_losses))
+    const auto t_losses = Clock::now();
+    const auto all_losses = tr.allgather(my_losses);
+    comm_s += std::chrono::duration<double>(Clock::now() - t_losses).count();
+    for (const auto& part : all_losses)
       for (size_t at = 0; at < part.size();) {
         const size_t end = part.find(';', at), c1 = part.find(':', at), c2 = part.find(':', c1 + 1);
         member_loss.at(std::stoul(part.substr(at, c1 - at))) = std::stod(part.substr(c1 + 1, c2 - c1 - 1));
@@ -229,7 +242,8 @@ MemberOutcome run_member(const TrainContext& ctx, Transport& tr) {
                 {"records", commit.entry.records.size()}, {"g_rms", ng ? std::sqrt(g2 / ng) : 0.0},
                 {"g_mean_abs", ng ? gabs / ng : 0.0}, {"clipped", clipped}, {"dropped", dropped},
                 {"record_bytes_per_member", double(bytes) / double(out.steps_run) / double(hosted.size())},
-                {"step_seconds", step_s}, {"tokens_per_second", double(tokens) / step_s}});
+                {"step_seconds", step_s}, {"comm_seconds", comm_s},
+                {"tokens_per_second", double(tokens) / step_s}});
       const double elapsed = std::chrono::duration<double>(Clock::now() - t_run).count();
       const double eta = elapsed / double(out.steps_run) * double(uint64_t(c.run.steps) - t - 1);
       if (tty) {
@@ -275,7 +289,7 @@ MemberOutcome run_member(const TrainContext& ctx, Transport& tr) {
                out.steps_run ? double(out.record_bytes_sent) / double(out.steps_run) / double(hosted.size()) : 0.0},
               {"all_bytes_per_member_per_step",
                out.steps_run ? double(out.bytes_sent) / double(out.steps_run) / double(hosted.size()) : 0.0},
-              {"trainable_parameters", lora.set().size()},
+              {"trainable_parameters", lora.set().size()}, {"model_parameters", ctx.model_parameters},
               {"seconds", std::chrono::duration<double>(Clock::now() - t_run).count()}};
     if (start == 0) s["dev_before"] = eval_json("dev", 0, before);
     s["dev_after"] = eval_json("dev", out.steps_done, after);

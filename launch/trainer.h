@@ -30,6 +30,7 @@ struct TrainContext {
   std::vector<std::unique_ptr<Task>> member_tasks;
   RunDir dir;
   std::string base_hash;
+  int64_t model_parameters = 0;  // of the base, for the bytes-vs-gradient figures
   std::atomic<bool>* stop = nullptr;  // set by SIGINT: stop after the current step
   int member_threads = 1;             // compute threads of each participant (thread or rank)
   int eval_threads = 1;               // threads of the leader's evaluations

@@ -1,0 +1,122 @@
+// MpiTransport under mpirun (CTest starts this binary with -np 1 and -np 3):
+//   - logical members shared unevenly by the ranks (5 members on 3 ranks) give
+//     every rank the same committed entry, equal to all members' records in
+//     (member, slot) order, whatever the rank count;
+//   - allgather returns every rank's value (of any length, empty included);
+//   - broadcast carries rank 0's value; a stop asked by one rank stops all;
+//   - exactly one record message (header + one byte per slot) per hosted member
+//     is counted per step.
+// Every rank runs the same tests in the same order (collectives must match);
+// only rank 0 prints, and the exit status is non-zero if any rank failed.
+#include <gtest/gtest.h>
+#include <mpi.h>
+
+#include <string>
+#include <vector>
+
+#include "comm/mpi_transport.h"
+#include "core/error.h"
+
+namespace zeroth {
+namespace {
+
+MpiSession* g_session = nullptr;
+constexpr uint32_t kSlots = 3;
+
+std::vector<Record> records_of(uint64_t t, uint32_t m) {
+  std::vector<Record> out;
+  for (uint32_t s = 0; s < kSlots; ++s) {
+    if ((t + m + s) % 4 == 0) continue;  // some slots dropped
+    Record r;
+    r.member = m;
+    r.slot = s;
+    r.code = uint8_t((t * 31 + m * 7 + s * 3) % 255);
+    if (r.code == 0x80) r.code = 1;
+    out.push_back(r);
+  }
+  return out;
+}
+
+StepEntry header_of(uint64_t t) {
+  StepEntry h;
+  h.step = t;
+  h.scale = 0.5f + float(t);
+  h.lr = 1e-3f;
+  return h;
+}
+
+TEST(MpiTransport, EveryRankCommitsTheSameEntryForUnevenHosting) {
+  MpiTransport tr(*g_session);
+  constexpr uint32_t kMembers = 5;
+  tr.set_layout({kMembers, kSlots, false});
+  for (const uint32_t m : tr.hosted()) EXPECT_EQ(m % tr.ranks(), tr.rank());
+  for (uint64_t t = 0; t < 30; ++t) {
+    std::vector<Record> mine;
+    for (const uint32_t m : tr.hosted()) {
+      const auto r = records_of(t, m);
+      mine.insert(mine.end(), r.rbegin(), r.rend());
+    }
+    const Commit c = tr.exchange(header_of(t), mine, false);
+    StepEntry want = header_of(t);
+    for (uint32_t m = 0; m < kMembers; ++m) {
+      const auto r = records_of(t, m);
+      want.records.insert(want.records.end(), r.begin(), r.end());
+    }
+    ASSERT_EQ(c.entry, want) << "rank " << tr.rank() << " step " << t;
+    EXPECT_FALSE(c.stop);
+  }
+  EXPECT_EQ(tr.record_bytes_sent(), 30 * tr.hosted().size() * (kMemberRecordsHeader + kSlots));
+}
+
+TEST(MpiTransport, AllgatherAndBroadcast) {
+  MpiTransport tr(*g_session);
+  const std::string mine = tr.rank() == 1 ? "" : std::string(tr.rank() * 1000 + 3, char('a' + tr.rank()));
+  const auto all = tr.allgather(mine);
+  ASSERT_EQ(all.size(), tr.ranks());
+  for (uint32_t r = 0; r < tr.ranks(); ++r)
+    EXPECT_EQ(all[r], r == 1 ? "" : std::string(r * 1000 + 3, char('a' + r))) << "rank " << r;
+  const std::string b = tr.broadcast(tr.rank() == 0 ? std::string("from rank 0\0with a zero", 23) : "ignored");
+  EXPECT_EQ(b, std::string("from rank 0\0with a zero", 23));
+  tr.barrier();
+}
+
+TEST(MpiTransport, StopFromTheLastRankStopsEveryoneAtTheSameStep) {
+  MpiTransport tr(*g_session);
+  tr.set_layout({tr.ranks(), kSlots, false});
+  uint64_t stopped = 0;
+  for (uint64_t t = 0; t < 20; ++t) {
+    const Commit c = tr.exchange(header_of(t), records_of(t, tr.rank()), tr.rank() + 1 == tr.ranks() && t >= 6);
+    if (c.stop) {
+      stopped = t;
+      break;
+    }
+  }
+  EXPECT_EQ(stopped, 6u);
+}
+
+TEST(MpiTransport, ForeignRecordsAreRefusedBeforeAnythingIsSent) {
+  MpiTransport tr(*g_session);
+  tr.set_layout({tr.ranks(), kSlots, false});
+  // A record of a member this rank does not host: an error on this rank, raised
+  // before the collective, so no rank is left waiting (every rank throws here).
+  EXPECT_THROW(tr.exchange(header_of(0), records_of(0, (tr.rank() + 1) % (tr.ranks() + 1) + tr.ranks()), false),
+               Error);
+}
+
+}  // namespace
+}  // namespace zeroth
+
+int main(int argc, char** argv) {
+  testing::InitGoogleTest(&argc, argv);
+  zeroth::MpiSession session(&argc, &argv);
+  zeroth::g_session = &session;
+  if (session.rank() != 0) {
+    auto& listeners = testing::UnitTest::GetInstance()->listeners();
+    delete listeners.Release(listeners.default_result_printer());
+  }
+  const int failed = RUN_ALL_TESTS();
+  int any = 0;
+  MPI_Allreduce(&failed, &any, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
+  if (any && session.rank() == 0) std::fprintf(stderr, "FAILED on at least one rank\n");
+  return any ? 1 : 0;
+}
