@@ -110,7 +110,7 @@ std::string theta0_hash(const TrainContext& ctx, bool say) {
   probe.initialize(c.run.seed);
   if (say)
     fmt::print(stderr, "trainable: {}{}: {} parameters\n",
-               c.trainable.full ? "every projection matrix (full)"
+               c.trainable.full ? "every weight: embedding, projections, output (full)"
                                 : fmt::format("LoRA r {} alpha {} on {} projections", c.lora.rank, c.lora.alpha,
                                               c.lora.targets.size()),
                c.trainable.norms ? " and the norms" : "", probe.set().size());

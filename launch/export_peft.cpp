@@ -1,5 +1,6 @@
 #include "launch/export_peft.h"
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -55,7 +56,15 @@ void export_merged(const std::string& dir, const LlamaModel& model, const Adapte
   const auto& c = w.config;
   TensorList tensors;
   auto full = [](const Tensor& t) { return dequantize(t); };  // an export may hold one f32 matrix at a time
-  tensors.push_back({"model.embed_tokens.weight", full(w.tok_embeddings)});
+  Tensor embed = full(w.tok_embeddings);
+  if (lora.overrides_embeddings()) {  // full training: θ's embedding, row by row
+    float* e = embed.data<float>();
+    for (int64_t t = 0; t < c.vocab_size; ++t) {
+      float* row = e + t * c.dim;
+      if (const float* r = lora.embedding_row(int32_t(t), 0, row); r && r != row) std::copy_n(r, c.dim, row);
+    }
+  }
+  tensors.push_back({"model.embed_tokens.weight", embed});
   for (int l = 0; l < int(c.n_layers); ++l) {
     const auto& L = w.layers[size_t(l)];
     const std::string pre = "model.layers." + std::to_string(l) + ".";
@@ -98,7 +107,20 @@ void export_merged(const std::string& dir, const LlamaModel& model, const Adapte
     tensors.push_back({"model.norm.weight", g ? Tensor::from_vector(std::vector<float>(g, g + c.dim), {c.dim})
                                               : w.final_norm});
   }
-  if (!c.tie_embeddings) tensors.push_back({"lm_head.weight", full(w.output)});
+  {
+    std::vector<float> scratch;
+    const float* o = lora.overrides_output() ? lora.output(0, scratch) : nullptr;
+    const size_t n = size_t(c.vocab_size * c.dim);
+    if (c.tie_embeddings) {
+      // A tied checkpoint holds one matrix: the adapters' output layer must be their embedding.
+      ZEROTH_CHECK(!o || std::equal(o, o + n, embed.data<float>()),
+                   "export --merged: the trained output layer differs from the trained embedding, which this "
+                   "model ties to it");
+    } else {
+      tensors.push_back({"lm_head.weight", o ? Tensor::from_vector(std::vector<float>(o, o + n), w.output.shape())
+                                             : full(w.output)});
+    }
+  }
   write_safetensors(dir + "/model.safetensors", tensors, {{"format", "pt"}});
   json cfg = {{"architectures", {"LlamaForCausalLM"}}, {"model_type", "llama"}, {"hidden_size", c.dim},
               {"intermediate_size", c.hidden_dim}, {"num_hidden_layers", c.n_layers},

@@ -14,9 +14,9 @@ namespace zeroth::cli {
 void export_peft(const std::string& dir, const LoraAdapters& lora, const std::string& base_path,
                  bool base_interleaved, int64_t n_heads, int64_t n_kv_heads);
 // The finetuned model as an HF directory (model.safetensors in f32 +
-// config.json): θ's own weights and norms where the run trained them, and
-// W + (alpha/r)·B·A merged into every adapted projection. `theta` is θ as an
-// AdapterSet (variant 0).
+// config.json): θ's own weights, norms, token embedding and output layer where
+// the run trained them, and W + (alpha/r)·B·A merged into every adapted
+// projection. `theta` is θ as an AdapterSet (variant 0).
 void export_merged(const std::string& dir, const LlamaModel& model, const AdapterSet& theta);
 
 }  // namespace zeroth::cli

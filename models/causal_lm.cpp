@@ -1,6 +1,8 @@
 #include "models/causal_lm.h"
 
 #include <algorithm>
+#include <limits>
+#include <map>
 
 #include "core/error.h"
 #include "core/matmul.h"
@@ -12,52 +14,93 @@ namespace {
 int64_t logit_chunk(int64_t vocab) { return std::max<int64_t>(1, (int64_t(4) << 20) / (4 * vocab)); }
 }  // namespace
 
-std::vector<float> CausalLM::logits(const std::vector<float>& hidden, const std::vector<int64_t>& rows) const {
-  const int64_t d = hidden_size(), V = vocab_size(), m = int64_t(rows.size());
-  std::vector<float> sel(size_t(m * d)), out(size_t(m * V));
-  for (int64_t i = 0; i < m; ++i) {
-    const int64_t r = rows[size_t(i)];
+void CausalLM::logit_chunks(const std::vector<float>& hidden, const std::vector<int64_t>& rows,
+                            const TokenBatch* batch, const AdapterSet* adapters, size_t chunk,
+                            const std::function<void(const std::vector<size_t>&, const std::vector<float>&)>& fn) const {
+  const int64_t d = hidden_size(), V = vocab_size();
+  for (int64_t r : rows)
     ZEROTH_CHECK(r >= 0 && (r + 1) * d <= int64_t(hidden.size()), "logits: row {} outside the hidden states", r);
-    std::copy_n(hidden.data() + r * d, d, sel.data() + i * d);
+  // The positions of `rows` per output matrix: all on the base's (variant -1),
+  // or grouped by variant when the adapters train the output layer.
+  std::map<int32_t, std::vector<size_t>> groups;
+  if (adapters && adapters->overrides_output()) {
+    std::vector<int32_t> row_variant;
+    if (batch) {
+      row_variant.assign(size_t(batch->rows()), 0);
+      for (const auto& vr : batch->variant_rows())
+        std::fill(row_variant.begin() + vr.begin, row_variant.begin() + vr.end, vr.variant);
+    }
+    for (size_t i = 0; i < rows.size(); ++i) {
+      ZEROTH_CHECK(!batch || rows[i] < batch->rows(), "logits: row {} outside the batch of {} rows", rows[i],
+                   batch ? batch->rows() : 0);
+      groups[batch ? row_variant[size_t(rows[i])] : 0].push_back(i);
+    }
+  } else {
+    auto& all = groups[-1];
+    all.resize(rows.size());
+    for (size_t i = 0; i < rows.size(); ++i) all[i] = i;
   }
-  matmul(sel.data(), m, d, output_matrix(), out.data(), V, threads_);
+  std::vector<float> scratch;  // one variant's output matrix, when it is built
+  for (const auto& [variant, positions] : groups) {
+    const float* w = variant >= 0 ? adapters->output(variant, scratch) : nullptr;
+    const Tensor wt = w ? Tensor::over(Storage::borrow(const_cast<float*>(w), size_t(V * d) * 4), 0, DType::F32,
+                                       {V, d})
+                        : output_matrix();
+    for (size_t c0 = 0; c0 < positions.size(); c0 += chunk) {
+      const size_t c1 = std::min(positions.size(), c0 + chunk);
+      const std::vector<size_t> idx(positions.begin() + int64_t(c0), positions.begin() + int64_t(c1));
+      const int64_t m = int64_t(idx.size());
+      std::vector<float> sel(size_t(m * d)), lg(size_t(m * V));
+      for (int64_t i = 0; i < m; ++i) std::copy_n(hidden.data() + rows[idx[size_t(i)]] * d, d, sel.data() + i * d);
+      matmul(sel.data(), m, d, wt, lg.data(), V, threads_);
+      fn(idx, lg);
+    }
+  }
+}
+
+std::vector<float> CausalLM::logits(const std::vector<float>& hidden, const std::vector<int64_t>& rows,
+                                    const TokenBatch* batch, const AdapterSet* adapters) const {
+  const size_t V = size_t(vocab_size());
+  std::vector<float> out(rows.size() * V);
+  logit_chunks(hidden, rows, batch, adapters, std::numeric_limits<size_t>::max(),
+               [&](const std::vector<size_t>& idx, const std::vector<float>& lg) {
+                 for (size_t i = 0; i < idx.size(); ++i)
+                   std::copy_n(lg.data() + i * V, V, out.data() + idx[i] * V);
+               });
   return out;
 }
 
 std::vector<float> CausalLM::token_logprobs(const std::vector<float>& hidden, const std::vector<int64_t>& rows,
-                                            const std::vector<int32_t>& targets) const {
+                                            const std::vector<int32_t>& targets, const TokenBatch* batch,
+                                            const AdapterSet* adapters) const {
   ZEROTH_CHECK(rows.size() == targets.size(), "token_logprobs: {} rows but {} targets", rows.size(), targets.size());
   const int64_t V = vocab_size();
   for (int32_t t : targets) ZEROTH_CHECK(t >= 0 && t < V, "target token {} outside the vocabulary of {}", t, V);
   std::vector<float> out(rows.size());
-  const size_t chunk = size_t(logit_chunk(V));
-  for (size_t r0 = 0; r0 < rows.size(); r0 += chunk) {
-    const size_t r1 = std::min(rows.size(), r0 + chunk);
-    const std::vector<int64_t> part(rows.begin() + int64_t(r0), rows.begin() + int64_t(r1));
-    const std::vector<float> lg = logits(hidden, part);
-    std::vector<float> lse(part.size());
-    logsumexp_rows(lg.data(), int64_t(part.size()), V, lse.data(), threads_);
-    for (size_t i = 0; i < part.size(); ++i) out[r0 + i] = lg[i * size_t(V) + size_t(targets[r0 + i])] - lse[i];
-  }
+  logit_chunks(hidden, rows, batch, adapters, size_t(logit_chunk(V)),
+               [&](const std::vector<size_t>& idx, const std::vector<float>& lg) {
+                 std::vector<float> lse(idx.size());
+                 logsumexp_rows(lg.data(), int64_t(idx.size()), V, lse.data(), threads_);
+                 for (size_t i = 0; i < idx.size(); ++i)
+                   out[idx[i]] = lg[i * size_t(V) + size_t(targets[idx[i]])] - lse[i];
+               });
   return out;
 }
 
 std::vector<float> CausalLM::column_logprobs(const std::vector<float>& hidden, const std::vector<int64_t>& rows,
-                                             const std::vector<int32_t>& columns) const {
+                                             const std::vector<int32_t>& columns, const TokenBatch* batch,
+                                             const AdapterSet* adapters) const {
   const int64_t V = vocab_size();
   for (int32_t c : columns) ZEROTH_CHECK(c >= 0 && c < V, "column {} outside the vocabulary of {}", c, V);
   std::vector<float> out(rows.size() * columns.size());
-  const size_t chunk = size_t(logit_chunk(V));
-  for (size_t r0 = 0; r0 < rows.size(); r0 += chunk) {
-    const size_t r1 = std::min(rows.size(), r0 + chunk);
-    const std::vector<int64_t> part(rows.begin() + int64_t(r0), rows.begin() + int64_t(r1));
-    const std::vector<float> lg = logits(hidden, part);
-    std::vector<float> lse(part.size());
-    logsumexp_rows(lg.data(), int64_t(part.size()), V, lse.data(), threads_);
-    for (size_t i = 0; i < part.size(); ++i)
-      for (size_t j = 0; j < columns.size(); ++j)
-        out[(r0 + i) * columns.size() + j] = lg[i * size_t(V) + size_t(columns[j])] - lse[i];
-  }
+  logit_chunks(hidden, rows, batch, adapters, size_t(logit_chunk(V)),
+               [&](const std::vector<size_t>& idx, const std::vector<float>& lg) {
+                 std::vector<float> lse(idx.size());
+                 logsumexp_rows(lg.data(), int64_t(idx.size()), V, lse.data(), threads_);
+                 for (size_t i = 0; i < idx.size(); ++i)
+                   for (size_t j = 0; j < columns.size(); ++j)
+                     out[idx[i] * columns.size() + j] = lg[i * size_t(V) + size_t(columns[j])] - lse[i];
+               });
   return out;
 }
 

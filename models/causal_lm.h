@@ -3,6 +3,7 @@
 #pragma once
 #include <array>
 #include <cstdint>
+#include <functional>
 #include <string_view>
 #include <vector>
 
@@ -34,20 +35,29 @@ class CausalLM {
   // The frozen base's tensors that full-weight or norm training starts from.
   virtual const Tensor& projection_weight(int layer, Proj p) const = 0;  // (out, in), any dtype
   virtual const Tensor& norm_weight(int layer, NormSlot slot) const = 0;  // (hidden) f32
+  virtual const Tensor& embedding_weight() const = 0;                    // (vocab, hidden), any dtype
+  const Tensor& output_weight() const { return output_matrix(); }        // (vocab, hidden), any dtype
+  virtual bool tied_output() const = 0;  // the output layer is the token embedding itself
   int threads() const { return threads_; }
 
   // Final-normed hidden states (batch.rows(), hidden_size) for every token row.
   // Rows of sequence s use adapter variant batch.variant[s] when adapters are given.
   virtual std::vector<float> forward_hidden(const TokenBatch& batch, const AdapterSet* adapters = nullptr) const = 0;
 
-  // Logits (rows.size(), vocab) for chosen rows of hidden states.
-  std::vector<float> logits(const std::vector<float>& hidden, const std::vector<int64_t>& rows) const;
+  // Logits (rows.size(), vocab) for chosen rows of hidden states. With
+  // `adapters` that override the output layer, row r uses the output matrix of
+  // its variant: that of the sequence of `batch` holding r (the batch that made
+  // `hidden`), or variant 0 without a batch; one variant's matrix at a time.
+  std::vector<float> logits(const std::vector<float>& hidden, const std::vector<int64_t>& rows,
+                            const TokenBatch* batch = nullptr, const AdapterSet* adapters = nullptr) const;
   // log p(targets[i] | row rows[i]); logits exist only a chunk of rows at a time.
   std::vector<float> token_logprobs(const std::vector<float>& hidden, const std::vector<int64_t>& rows,
-                                    const std::vector<int32_t>& targets) const;
+                                    const std::vector<int32_t>& targets, const TokenBatch* batch = nullptr,
+                                    const AdapterSet* adapters = nullptr) const;
   // Log-softmax over the vocabulary, reported only at `columns` (e.g. label words): (rows, columns).
   std::vector<float> column_logprobs(const std::vector<float>& hidden, const std::vector<int64_t>& rows,
-                                     const std::vector<int32_t>& columns) const;
+                                     const std::vector<int32_t>& columns, const TokenBatch* batch = nullptr,
+                                     const AdapterSet* adapters = nullptr) const;
 
   // Incremental decoding: a cache for up to `capacity` positions (0 = the
   // context length); decode feeds `tokens` at positions cache.length.. and
@@ -61,6 +71,13 @@ class CausalLM {
   virtual const Tensor& output_matrix() const = 0;  // (vocab, hidden), any dtype
 
  private:
+  // Calls fn(idx, lg) for chunks of at most `chunk` of the positions i of
+  // `rows` (idx: those positions; lg: their logits (idx.size(), vocab)). The
+  // rows of a chunk share one output matrix: the base's, or one variant's
+  // (variants in increasing order, each matrix built once).
+  void logit_chunks(const std::vector<float>& hidden, const std::vector<int64_t>& rows, const TokenBatch* batch,
+                    const AdapterSet* adapters, size_t chunk,
+                    const std::function<void(const std::vector<size_t>& idx, const std::vector<float>& lg)>& fn) const;
   int threads_;
 };
 

@@ -109,15 +109,6 @@ LlamaModel::LlamaModel(LlamaWeights weights, int threads) : CausalLM(threads), w
   rope_ = make_rope_table(c.hd(), c.max_seq_len, c.rope_theta, c.rope_scaling);
 }
 
-void LlamaModel::embed(const std::vector<int32_t>& tokens, float* x) const {
-  const auto& c = w_.config;
-  for (size_t i = 0; i < tokens.size(); ++i)
-    ZEROTH_CHECK(tokens[i] >= 0 && tokens[i] < c.vocab_size, "token id {} outside the vocabulary of {}", tokens[i],
-                 c.vocab_size);
-  for (size_t i = 0; i < tokens.size(); ++i)
-    dequantize_row(w_.tok_embeddings.dtype(), w_.tok_embeddings.row(tokens[i]), x + int64_t(i) * c.dim, c.dim);
-}
-
 const Tensor& LlamaModel::norm_weight(int layer, NormSlot slot) const {
   if (slot == NormSlot::Final) return w_.final_norm;
   const auto& L = w_.layers[size_t(layer)];
@@ -144,6 +135,32 @@ std::vector<TokenBatch::VariantRows> rows_by_variant(const TokenBatch* batch, in
   return batch->variant_rows();
 }
 }  // namespace
+
+void LlamaModel::embed(const std::vector<int32_t>& tokens, float* x, const TokenBatch* batch,
+                       const AdapterSet* adapters) const {
+  const auto& c = w_.config;
+  for (size_t i = 0; i < tokens.size(); ++i)
+    ZEROTH_CHECK(tokens[i] >= 0 && tokens[i] < c.vocab_size, "token id {} outside the vocabulary of {}", tokens[i],
+                 c.vocab_size);
+  auto base_row = [&](int64_t i) {
+    dequantize_row(w_.tok_embeddings.dtype(), w_.tok_embeddings.row(tokens[size_t(i)]), x + i * c.dim, c.dim);
+  };
+  if (!adapters || !adapters->overrides_embeddings()) {
+    for (int64_t i = 0; i < int64_t(tokens.size()); ++i) base_row(i);
+    return;
+  }
+  // Full training of the embedding: only the rows of the batch's tokens, each
+  // from its own variant (built row by row, never a whole perturbed matrix).
+  for (const auto& vr : rows_by_variant(batch, int64_t(tokens.size())))
+    for (int64_t i = vr.begin; i < vr.end; ++i) {
+      float* xi = x + i * c.dim;
+      if (const float* e = adapters->embedding_row(tokens[size_t(i)], vr.variant, xi)) {
+        if (e != xi) std::copy_n(e, c.dim, xi);
+      } else {
+        base_row(i);
+      }
+    }
+}
 
 void LlamaModel::norm_rows(const float* x, float* out, int64_t n, int layer, NormSlot slot, const TokenBatch* batch,
                            const AdapterSet* adapters) const {
@@ -246,7 +263,7 @@ std::vector<float> LlamaModel::forward_hidden(const TokenBatch& batch, const Ada
   std::vector<float> q(size_t(n * c.q_dim())), att(q.size());        // (n, q)
   std::vector<float> k(size_t(n * c.kv_dim())), v(k.size());         // (n, kv)
   std::vector<float> o(x.size());                                    // (n, d)
-  embed(batch.tokens, x.data());
+  embed(batch.tokens, x.data(), &batch, adapters);
   for (int l = 0; l < int(c.n_layers); ++l) {
     norm_rows(x.data(), xn.data(), n, l, NormSlot::Attention, &batch, adapters);
     project(xn.data(), n, l, Proj::Q, q.data(), &batch, adapters, c.dim, c.q_dim());
@@ -289,7 +306,7 @@ std::vector<float> LlamaModel::decode(KVCache& cache, const std::vector<int32_t>
   std::vector<int32_t> pos(static_cast<size_t>(n));
   for (int64_t i = 0; i < n; ++i) pos[size_t(i)] = int32_t(p0 + i);
   std::vector<float> x(size_t(n * c.dim)), xn(x.size()), q(size_t(n * c.q_dim())), att(q.size()), o(x.size());
-  embed(tokens, x.data());
+  embed(tokens, x.data(), nullptr, adapters);
   for (int l = 0; l < int(c.n_layers); ++l) {
     float* kc = cache.k[size_t(l)].data();
     float* vc = cache.v[size_t(l)].data();
@@ -306,7 +323,7 @@ std::vector<float> LlamaModel::decode(KVCache& cache, const std::vector<int32_t>
   }
   cache.length = p0 + n;
   norm_rows(x.data() + (n - 1) * c.dim, xn.data(), 1, int(c.n_layers), NormSlot::Final, nullptr, adapters);
-  return logits(xn, {0});
+  return logits(xn, {0}, nullptr, adapters);
 }
 
 

@@ -78,6 +78,8 @@ class LlamaModel : public CausalLM {
   ProjectionDims projection_dims() const override;
   const Tensor& projection_weight(int layer, Proj p) const override { return w_.layers[size_t(layer)].proj(p); }
   const Tensor& norm_weight(int layer, NormSlot slot) const override;
+  const Tensor& embedding_weight() const override { return w_.tok_embeddings; }
+  bool tied_output() const override { return w_.config.tie_embeddings; }
   std::vector<float> forward_hidden(const TokenBatch& batch, const AdapterSet* adapters = nullptr) const override;
   KVCache new_cache(int64_t capacity = 0) const override;
   std::vector<float> decode(KVCache& cache, const std::vector<int32_t>& tokens,
@@ -87,7 +89,9 @@ class LlamaModel : public CausalLM {
   const Tensor& output_matrix() const override { return w_.output; }
 
  private:
-  void embed(const std::vector<int32_t>& tokens, float* x) const;
+  // x (tokens, d): each row's token embedding, from its variant's embedding
+  // when the adapters train it (variant 0 without a batch).
+  void embed(const std::vector<int32_t>& tokens, float* x, const TokenBatch* batch, const AdapterSet* adapters) const;
   // out = rmsnorm(x) with the gains of each row's variant (the base's unless the adapters train norms).
   void norm_rows(const float* x, float* out, int64_t n, int layer, NormSlot slot, const TokenBatch* batch,
                  const AdapterSet* adapters) const;

@@ -49,6 +49,18 @@ class AdapterSet {
   virtual bool overrides_weights() const { return false; }
   virtual const float* weight(int /*layer*/, Proj /*p*/, int /*variant*/, float* /*scratch*/) const { return nullptr; }
   virtual size_t weight_scratch_floats(int /*layer*/, Proj /*p*/) const { return 0; }
+
+  // Full training of the token embedding: row `token` (hidden floats, f32) of
+  // the embedding `variant` uses, or nullptr for the frozen base's. May build it
+  // in `scratch` (hidden floats). The lookup asks only for the batch's tokens.
+  virtual bool overrides_embeddings() const { return false; }
+  virtual const float* embedding_row(int32_t /*token*/, int /*variant*/, float* /*scratch*/) const { return nullptr; }
+  // Full training of the output layer (the lm head; the embedding itself when
+  // tied): the (vocab, hidden) f32 matrix `variant`'s logits use, or nullptr for
+  // the frozen base's. May build it in `scratch`, which it resizes only when it
+  // does (vocab·hidden floats: the caller holds one variant's matrix at a time).
+  virtual bool overrides_output() const { return false; }
+  virtual const float* output(int /*variant*/, std::vector<float>& /*scratch*/) const { return nullptr; }
 };
 
 struct LoraConfig {

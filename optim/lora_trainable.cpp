@@ -28,6 +28,23 @@ LoraTrainable::LoraTrainable(const LoraConfig& cfg_in, const CausalLM& model, co
         weights_[index(l, Proj(pi))] = w.to_float_vector();
       }
   }
+  if (opt.full) {
+    // The token embedding, and the output layer where it is not the embedding.
+    hidden_ = model.hidden_size();
+    vocab_ = model.vocab_size();
+    const Tensor& e = model.embedding_weight();
+    ZEROTH_CHECK(is_float(e.dtype()), "trainable.full: the token embedding is {}; full-weight training needs it in "
+                 "full precision (f32/f16/bf16 and no model.quantize_embeddings)", dtype_name(e.dtype()));
+    embedding_ = e.to_float_vector();
+    if (!model.tied_output()) {
+      const Tensor& o = model.output_weight();
+      ZEROTH_CHECK(is_float(o.dtype()), "trainable.full: the output layer is {}; full-weight training needs it in "
+                   "full precision (f32/f16/bf16 and no model.quantize_embeddings)", dtype_name(o.dtype()));
+      output_ = o.to_float_vector();
+    }
+    eoff_ = set_.size();
+    set_.add("tok_embeddings", {vocab_, hidden_}, embedding_.data());
+  }
   if (opt.norms) {
     for (int l = 0; l < model.n_layers(); ++l)
       for (NormSlot s : {NormSlot::Attention, NormSlot::Ffn}) norms_.push_back(model.norm_weight(l, s).to_float_vector());
@@ -62,6 +79,10 @@ LoraTrainable::LoraTrainable(const LoraConfig& cfg_in, const CausalLM& model, co
   if (opt.norms) {
     noff_.back() = set_.size();
     set_.add("final_norm", {int64_t(norms_.back().size())}, norms_.back().data());
+  }
+  if (!output_.empty()) {
+    ooff_ = set_.size();
+    set_.add("output", {vocab_, hidden_}, output_.data());
   }
 }
 
@@ -124,6 +145,34 @@ const float* PerturbedLora::norm(int layer, NormSlot slot, int variant, float* s
   generate_z(v.key, dist_, off, off + n, scratch);
   for (int64_t i = 0; i < n; ++i) scratch[i] = g[i] + v.sigma_eps * scratch[i];
   return scratch;
+}
+
+const float* PerturbedLora::embedding_row(int32_t token, int variant, float* scratch) const {
+  const int64_t d = lora_.hidden_size();
+  ZEROTH_CHECK(token >= 0 && token < lora_.vocab_size(), "token id {} outside the vocabulary of {}", token,
+               lora_.vocab_size());
+  ZEROTH_CHECK(variant >= 0 && size_t(variant) < variants_.size(), "variant {} of {}", variant, variants_.size());
+  const float* e = lora_.embedding() + int64_t(token) * d;
+  const Variant& v = variants_[size_t(variant)];
+  if (v.sigma_eps == 0.0f) return e;
+  // z over this row's global indices only: the same values generate_z over the
+  // whole tensor gives there (z is random-access), so the same as apply() uses.
+  const int64_t off = lora_.offset_embedding() + int64_t(token) * d;
+  generate_z(v.key, dist_, off, off + d, scratch);
+  for (int64_t i = 0; i < d; ++i) scratch[i] = e[i] + v.sigma_eps * scratch[i];
+  return scratch;
+}
+
+const float* PerturbedLora::output(int variant, std::vector<float>& scratch) const {
+  ZEROTH_CHECK(variant >= 0 && size_t(variant) < variants_.size(), "variant {} of {}", variant, variants_.size());
+  const float* w = lora_.output();
+  const Variant& v = variants_[size_t(variant)];
+  if (v.sigma_eps == 0.0f) return w;
+  const int64_t n = lora_.vocab_size() * lora_.hidden_size(), off = lora_.offset_output();
+  scratch.resize(size_t(n));
+  generate_z(v.key, dist_, off, off + n, scratch.data());
+  for (int64_t i = 0; i < n; ++i) scratch[i] = w[i] + v.sigma_eps * scratch[i];
+  return scratch.data();
 }
 
 const float* PerturbedLora::weight(int layer, Proj p, int variant, float* scratch) const {

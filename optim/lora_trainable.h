@@ -18,14 +18,17 @@ namespace zeroth {
 // What a run trains beside (or instead of) LoRA adapters.
 struct TrainableOptions {
   bool norms = false;  // the RMSNorm gains of every block and the final norm
-  bool full = false;   // every projection matrix in f32 (MeZO "full"; needs a full-precision base);
-                       // LoRA targets are then ignored
+  bool full = false;   // every weight in f32 (MeZO "full"; needs a full-precision base): the token
+                       // embedding, every projection matrix and the output layer (the embedding
+                       // itself when tied); LoRA targets are then ignored
 };
 
-// The trainable set of a run, registered in a TrainableSet in this order, per
-// layer: LoRA A/B per target ("layers.{l}.{proj}.lora_A|lora_B"), full weights
-// ("layers.{l}.{proj}.weight"), norms ("layers.{l}.attn_norm|ffn_norm"); then
-// "final_norm". Offsets in that order are the index space of z.
+// The trainable set of a run, registered in a TrainableSet in this order:
+// "tok_embeddings" (full mode); per layer: LoRA A/B per target
+// ("layers.{l}.{proj}.lora_A|lora_B"), full weights ("layers.{l}.{proj}.weight"),
+// norms ("layers.{l}.attn_norm|ffn_norm"); then "final_norm"; then "output"
+// (full mode, untied models only: a tied output layer is "tok_embeddings").
+// Offsets in that order are the index space of z.
 class LoraTrainable {
  public:
   LoraTrainable(const LoraConfig& cfg, const CausalLM& model, const TrainableOptions& opt = {});
@@ -51,6 +54,15 @@ class LoraTrainable {
   const float* norm(int layer, NormSlot slot) const { return norms_[norm_index(layer, slot)].data(); }
   size_t norm_size() const { return norms_.empty() ? 0 : norms_[0].size(); }
   int64_t offset_norm(int layer, NormSlot slot) const { return noff_[norm_index(layer, slot)]; }
+  // Full mode: θ's token embedding (vocab, hidden) f32 and its offset; the
+  // output layer's, which is the embedding's own when the model ties them.
+  const float* embedding() const { return embedding_.data(); }
+  int64_t offset_embedding() const { return eoff_; }
+  int64_t hidden_size() const { return hidden_; }
+  int64_t vocab_size() const { return vocab_; }
+  bool separate_output() const { return !output_.empty(); }
+  const float* output() const { return separate_output() ? output_.data() : embedding_.data(); }
+  int64_t offset_output() const { return separate_output() ? ooff_ : eoff_; }
 
  private:
   size_t index(int layer, Proj p) const { return size_t(layer) * kProjCount + size_t(p); }
@@ -63,6 +75,8 @@ class LoraTrainable {
   std::vector<std::array<int64_t, 2>> off_;
   std::vector<std::vector<float>> weights_, norms_;  // full / norm training: θ's own copies
   std::vector<int64_t> woff_, noff_;
+  std::vector<float> embedding_, output_;  // full mode; output_ only when untied
+  int64_t eoff_ = -1, ooff_ = -1, hidden_ = 0, vocab_ = 0;
 };
 
 // One variant of a step's batched forward: the perturbation key and the signed
@@ -85,6 +99,10 @@ class PerturbedLora : public AdapterSet {
   bool overrides_weights() const override { return lora_.options().full; }
   const float* weight(int layer, Proj p, int variant, float* scratch) const override;
   size_t weight_scratch_floats(int layer, Proj p) const override { return lora_.weight_size(layer, p); }
+  bool overrides_embeddings() const override { return lora_.options().full; }
+  const float* embedding_row(int32_t token, int variant, float* scratch) const override;
+  bool overrides_output() const override { return lora_.options().full; }
+  const float* output(int variant, std::vector<float>& scratch) const override;
 
  private:
   const LoraTrainable& lora_;

@@ -110,7 +110,7 @@ BatchScorer::Result BatchScorer::run(const CausalLM& model, const AdapterSet* ad
   res.example_loss.assign(n, 0.0);
   res.example_tokens.assign(n, cls ? 1 : 0);
   if (!cls) {
-    const std::vector<float> lp = model.token_logprobs(hidden, rows, targets);
+    const std::vector<float> lp = model.token_logprobs(hidden, rows, targets, &batch, adapters);
     for (size_t k = 0; k < lp.size(); ++k) {
       res.example_loss[row_owner[k]] -= double(lp[k]);
       ++res.example_tokens[row_owner[k]];
@@ -121,10 +121,11 @@ BatchScorer::Result BatchScorer::run(const CausalLM& model, const AdapterSet* ad
     if (single) {
       std::vector<int32_t> columns;
       for (const auto& w : words) columns.push_back(w[0]);
-      const std::vector<float> lp = model.column_logprobs(hidden, last_rows, columns);  // (n, n_words)
+      // (n, n_words); the adapters' output layer per variant when they train it.
+      const std::vector<float> lp = model.column_logprobs(hidden, last_rows, columns, &batch, adapters);
       for (size_t k = 0; k < lp.size(); ++k) ll[k] = double(lp[k]);
     } else {
-      const std::vector<float> lp = model.token_logprobs(hidden, rows, targets);
+      const std::vector<float> lp = model.token_logprobs(hidden, rows, targets, &batch, adapters);
       for (size_t k = 0; k < lp.size(); ++k) ll[row_owner[k]] += double(lp[k]);
     }
     res.predicted.resize(n);

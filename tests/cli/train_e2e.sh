@@ -153,6 +153,62 @@ EOF
     "$zeroth" eval --model "$tmp/merged0" --tokenizer "$S/tok512.bin" --data "$sample" >"$tmp/eval0.out"
     grep -qx "mean NLL: 1.2664" "$tmp/eval0.out" || { cat "$tmp/eval0.out"; fail "the 0-step merge is not the base"; } ;;
 
+  full)  # trainable.full (the embedding = the tied output, every projection): replay, snapshots, merged export
+    python3 - "$sample" "$tmp/short.txt" <<'EOF'
+import sys
+docs = [d.strip()[:60] for d in open(sys.argv[1], encoding="utf-8").read().split("<|endoftext|>") if d.strip()]
+open(sys.argv[2], "w", encoding="utf-8").write("<|endoftext|>".join(docs))
+EOF
+    full=(--set trainable.full=true --set optimizer.lr=1e-4 --set task.max_length=64 --set task.test="$tmp/short.txt"
+          --set run.snapshot_every=10)
+    train "$tmp/run" 30 "${full[@]}"
+    want=$(final_hash "$tmp/run")
+    "$zeroth" replay --base "$S/stories260K.bin" --ledger "$tmp/run/ledger.zl" --out "$tmp/rebuilt" >"$tmp/replay.out"
+    got=$(sed -n 's/^hash: //p' "$tmp/replay.out")
+    [ "$got" = "$want" ] || { cat "$tmp/replay.out"; fail "replayed hash $got differs from the run's $want"; }
+    "$zeroth" inspect --json "$tmp/rebuilt/adapter.safetensors" >"$tmp/rebuilt.json"
+    "$zeroth" inspect --json "$tmp/run/snapshots/step-00000030.safetensors" >"$tmp/snap.json"
+    python3 - "$tmp/rebuilt.json" "$tmp/snap.json" <<'EOF'
+import json, sys
+for path in sys.argv[1:]:
+    tensors = {t["name"]: t["shape"] for t in json.load(open(path))["tensors"]}
+    # stories260K: vocab 512, dim 64, tied output (so no "output" tensor), 5 layers of 7 matrices.
+    assert tensors.get("tok_embeddings") == [512, 64], (path, tensors.get("tok_embeddings"))
+    assert "output" not in tensors, path
+    assert len([n for n in tensors if n.endswith(".weight")]) == 35, (path, sorted(tensors))
+print("full trainable set: ok")
+EOF
+    rc=0; "$zeroth" export "$tmp/run" --peft "$tmp/peft" >/dev/null 2>"$tmp/peft.err" || rc=$?
+    [ "$rc" != 0 ] && grep -q "every weight" "$tmp/peft.err" || fail "export --peft of a full run was accepted"
+    "$zeroth" export "$tmp/run" --merged "$tmp/merged" >/dev/null
+    train "$tmp/zero" 0 "${full[@]}"
+    "$zeroth" export "$tmp/zero" --merged "$tmp/merged0" >/dev/null
+    # The merged embedding is the trained one: it differs from the 0-step export (the base's).
+    python3 - "$tmp/merged/model.safetensors" "$tmp/merged0/model.safetensors" <<'EOF'
+import json, struct, sys
+def tensor(path, name):
+    with open(path, "rb") as f:
+        n = struct.unpack("<Q", f.read(8))[0]
+        a, b = json.loads(f.read(n))[name]["data_offsets"]
+        f.seek(8 + n + a)
+        return f.read(b - a)
+e1, e0 = (tensor(p, "model.embed_tokens.weight") for p in sys.argv[1:])
+assert len(e1) == 512 * 64 * 4 and e1 != e0, "the merged embedding is the base's"
+print("merged embedding: trained")
+EOF
+    "$zeroth" eval --model "$tmp/merged" --tokenizer "$S/tok512.bin" --data "$tmp/short.txt" --json >"$tmp/eval.json"
+    "$zeroth" eval --model "$S/stories260K.bin" --tokenizer "$S/tok512.bin" --data "$tmp/short.txt" --json >"$tmp/base.json"
+    python3 - "$tmp/eval.json" "$tmp/base.json" "$tmp/run/summary.json" <<'EOF'
+import json, sys
+ev, base = json.load(open(sys.argv[1])), json.load(open(sys.argv[2]))
+test = json.load(open(sys.argv[3]))["test_after"]["loss"]
+print(f"merged NLL {ev['mean_nll']:.5f}, the run's test loss {test:.5f}, the base's NLL {base['mean_nll']:.5f}")
+assert abs(ev["mean_nll"] - test) < 1e-3, (ev["mean_nll"], test)
+assert abs(ev["mean_nll"] - base["mean_nll"]) > 3e-3, "the merged model equals the base: training changed nothing"
+EOF
+    "$zeroth" eval --model "$tmp/merged0" --tokenizer "$S/tok512.bin" --data "$sample" >"$tmp/eval0.out"
+    grep -qx "mean NLL: 1.2664" "$tmp/eval0.out" || { cat "$tmp/eval0.out"; fail "the 0-step full merge is not the base"; } ;;
+
   bad-config)  # errors name the problem; an existing run is never touched without --resume
     rc=0; "$zeroth" train "$recipe" "${fast[@]}" --set run.dir="$tmp/x" --set task.foo=1 >/dev/null 2>"$tmp/err" || rc=$?
     [ "$rc" != 0 ] || fail "an unknown key was accepted"
