@@ -173,9 +173,34 @@ MemberOutcome run_member(const TrainContext& ctx, Transport& tr) {
     std::vector<Record> mine;
     std::string my_losses;
     int64_t clipped = 0, dropped = 0;
-    for (const uint32_t m : hosted) {
-      const MemberStepResult res = zo_member_step(*ctx.model, ctx.task_of(m), lora, c.zo, c.run.seed,
-                                                  c.task.data_seed, t, m, members, scale);
+    std::vector<MemberStepResult> results(hosted.size());
+    {
+      // Hosted members run side by side, `lanes` at a time, sharing this
+      // participant's threads (small batches use one thread better than many);
+      // each result is a function of its member alone, so the lanes do not
+      // change a bit of it.
+      const int threads = ctx.member_threads;
+      const size_t lanes = std::min<size_t>(hosted.size(), size_t(threads));
+      std::vector<std::string> errors(lanes);
+      auto lane = [&](size_t l) {
+        const ThreadsOverride share(std::max(1, threads / int(lanes)));
+        try {
+          for (size_t i = l; i < hosted.size(); i += lanes)
+            results[i] = zo_member_step(*ctx.model, ctx.task_of(hosted[i]), lora, c.zo, c.run.seed,
+                                        c.task.data_seed, t, hosted[i], members, scale);
+        } catch (const std::exception& e) {
+          errors[l] = e.what();
+        }
+      };
+      std::vector<std::thread> pool;
+      for (size_t l = 1; l < lanes; ++l) pool.emplace_back(lane, l);
+      lane(0);
+      for (auto& th : pool) th.join();
+      for (const auto& e : errors) ZEROTH_CHECK(e.empty(), "{}", e);
+    }
+    for (size_t i = 0; i < hosted.size(); ++i) {
+      const uint32_t m = hosted[i];
+      const MemberStepResult& res = results[i];
       mine.insert(mine.end(), res.records.begin(), res.records.end());
       my_losses += fmt::format("{}:{:.17g}:{};", m, res.loss, res.tokens);
       clipped += res.clipped;
