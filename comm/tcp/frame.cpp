@@ -11,6 +11,7 @@ using Kind = FrameError::Kind;
 
 class Writer {
  public:
+  Writer() { out.reserve(64); }  // also keeps GCC 12 from a false -Wstringop-overflow on an empty vector
   template <typename T>
   void num(T v) {
     static_assert(std::is_arithmetic_v<T>);
