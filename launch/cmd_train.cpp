@@ -26,52 +26,6 @@ extern "C" void on_sigint(int) {
   if (g_stop.exchange(true)) std::_Exit(130);  // a second Ctrl-C: leave at once (the ledger stays recoverable)
 }
 
-// Opens (resume) or creates the run directory and its ledger; returns the history.
-std::unique_ptr<LedgerFile> prepare_run_dir(TrainContext& ctx, const TrainConfig& c, const std::string& theta0_hash) {
-  namespace fs = std::filesystem;
-  const RunDir& dir = ctx.dir;
-  LedgerHeader header;
-  header.run_seed = c.run.seed;
-  header.base_hash = ctx.base_hash;
-  header.trainable_hash = theta0_hash;
-  header.config = c.to_yaml();
-  if (fs::exists(dir.ledger())) {
-    ZEROTH_CHECK(c.run.resume, "{} already holds a run: pass --resume to continue it, or choose another run.dir",
-                 dir.root);
-    auto ledger = std::make_unique<LedgerFile>(LedgerFile::open(dir.ledger()));
-    if (ledger->dropped_bytes() > 0)
-      fmt::print(stderr, "ledger: dropped a torn tail of {} bytes (an interrupted write)\n", ledger->dropped_bytes());
-    const auto& h = ledger->header();
-    ZEROTH_CHECK(h.base_hash == header.base_hash, "{}: the run was trained on a different base model (hash {} vs {})",
-                 dir.ledger(), h.base_hash, header.base_hash);
-    ZEROTH_CHECK(h.trainable_hash == header.trainable_hash && h.run_seed == header.run_seed,
-                 "{}: the run started from a different initialization (seed or LoRA shape changed)", dir.ledger());
-    // Whatever shapes the function or how entries are applied must not change
-    // on resume: the ledger would no longer rebuild the model.
-    std::vector<std::string> keep_path = {"model.path=" + c.model.path, "task.train=" + c.task.train_path};
-    const TrainConfig was = parse_train_config(h.config, dir.ledger() + " (its header)", keep_path);
-    auto same = [&](bool eq, const char* key) {
-      ZEROTH_CHECK(eq, "{}: {} differs from the run being resumed; a resumed run must keep it (start a new run.dir "
-                   "to change it)", c.source, key);
-    };
-    same(was.lora.rank == c.lora.rank && was.lora.alpha == c.lora.alpha && was.lora.targets == c.lora.targets, "lora");
-    same(was.trainable.norms == c.trainable.norms && was.trainable.full == c.trainable.full, "trainable");
-    same(was.zo.distribution == c.zo.distribution, "zo.distribution");
-    same(was.optimizer.rule == c.optimizer.rule, "optimizer.rule");
-    same(was.optimizer.weight_decay == c.optimizer.weight_decay, "optimizer.weight_decay");
-    same(was.optimizer.momentum == c.optimizer.momentum, "optimizer.momentum");
-    same(was.model.quantize == c.model.quantize && was.model.quantize_embeddings == c.model.quantize_embeddings,
-         "model.quantize");
-    ctx.history = ledger->entries();
-    fmt::print(stderr, "resuming {} at step {}\n", dir.root, ctx.history.size());
-    return ledger;
-  }
-  ZEROTH_CHECK(!c.run.resume, "--resume: {} holds no ledger to resume", dir.root);
-  fs::create_directories(dir.root);
-  std::ofstream(dir.config()) << header.config;
-  return std::make_unique<LedgerFile>(LedgerFile::create(dir.ledger(), header));
-}
-
 struct TrainOptions {
   std::string config;
   std::vector<std::string> sets;

@@ -14,5 +14,8 @@ Runner add_eval(CLI::App& app);
 Runner add_train(CLI::App& app);
 Runner add_replay(CLI::App& app);
 Runner add_export(CLI::App& app);
+Runner add_coordinator(CLI::App& app);
+Runner add_worker(CLI::App& app);
+Runner add_status(CLI::App& app);
 
 }  // namespace zeroth::cli

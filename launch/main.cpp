@@ -22,6 +22,9 @@ int main(int argc, char** argv) {
   add(zeroth::cli::add_train);
   add(zeroth::cli::add_replay);
   add(zeroth::cli::add_export);
+  add(zeroth::cli::add_coordinator);
+  add(zeroth::cli::add_worker);
+  add(zeroth::cli::add_status);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -137,6 +137,14 @@ TrainConfig parse_train_config(const std::string& yaml_text, const std::string& 
     r.finish();
   }
   {
+    auto r = top.child("elastic");
+    auto& e = c.elastic;
+    r.get("min_workers", e.min_workers); r.get("max_workers", e.max_workers); r.get("heartbeat_s", e.heartbeat_s);
+    r.get("missed_heartbeats", e.missed_heartbeats); r.get("step_deadline_s", e.step_deadline_s);
+    r.get("wait_s", e.wait_s); r.get("data", e.data);
+    r.finish();
+  }
+  {
     auto r = top.child("eval");
     r.get("batch_tokens", c.eval.batch_tokens);
     r.finish();
@@ -174,6 +182,13 @@ void TrainConfig::validate() const {
   ZEROTH_CHECK(model.quantize.empty() || parse_dtype(model.quantize).has_value(),
                "{}: unknown dtype \"{}\" (try nf4, i8_b64, i4_b32, q8_0)", where("model.quantize"), model.quantize);
   ZEROTH_CHECK(eval.batch_tokens >= 1, "{} must be >= 1", where("eval.batch_tokens"));
+  ZEROTH_CHECK(elastic.min_workers >= 1 && elastic.min_workers <= elastic.max_workers && elastic.max_workers <= 4096,
+               "{}: elastic.min_workers must be in 1..elastic.max_workers, and max_workers <= 4096", source);
+  ZEROTH_CHECK(elastic.heartbeat_s > 0 && elastic.missed_heartbeats >= 1 && elastic.step_deadline_s > 0 &&
+                   elastic.wait_s >= 0,
+               "{}: elastic.heartbeat_s and step_deadline_s must be > 0, missed_heartbeats >= 1, wait_s >= 0", source);
+  ZEROTH_CHECK(elastic.data == "assigned" || elastic.data == "private",
+               "{}: elastic.data is \"{}\"; use assigned or private", where("elastic.data"), elastic.data);
   ZEROTH_CHECK(!trainable.full || model.quantize.empty(),
                "{}: trainable.full trains every weight in f32: it cannot run on a quantized base (model.quantize)",
                source);
@@ -239,6 +254,12 @@ std::string TrainConfig::to_yaml() const {
     << task.skip_bad_rows << YAML::EndMap;
   y << YAML::Key << "eval" << YAML::Value << YAML::BeginMap << YAML::Key << "batch_tokens" << YAML::Value
     << eval.batch_tokens << YAML::EndMap;
+  y << YAML::Key << "elastic" << YAML::Value << YAML::BeginMap << YAML::Key << "min_workers" << YAML::Value
+    << elastic.min_workers << YAML::Key << "max_workers" << YAML::Value << elastic.max_workers << YAML::Key
+    << "heartbeat_s" << YAML::Value << elastic.heartbeat_s << YAML::Key << "missed_heartbeats" << YAML::Value
+    << elastic.missed_heartbeats << YAML::Key << "step_deadline_s" << YAML::Value << elastic.step_deadline_s
+    << YAML::Key << "wait_s" << YAML::Value << elastic.wait_s << YAML::Key << "data" << YAML::Value << elastic.data
+    << YAML::EndMap;
   y << YAML::EndMap;
   return std::string(y.c_str()) + "\n";
 }

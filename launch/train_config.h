@@ -38,6 +38,18 @@ struct EvalSection {
   int64_t batch_tokens = 4096;      // rows per evaluation forward
 };
 
+// `zeroth coordinator` / `zeroth worker`: elastic volunteer runs over TCP.
+struct ElasticSection {
+  int min_workers = 1;            // below this the coordinator waits (wait_s), then fails
+  int max_workers = 8;            // admitted members per step; also the draw lanes of the samples
+  double heartbeat_s = 1.0;       // heartbeats both ways
+  int missed_heartbeats = 5;      // failure-detection bound = heartbeat_s × missed_heartbeats
+  double step_deadline_s = 60;    // results later than this are rejected; the member sits the step out
+  double wait_s = 300;
+  std::string data = "assigned";  // "assigned": the coordinator's task, samples by draw lane;
+                                  // "private": each worker reads its own file (zeroth worker --data)
+};
+
 struct TrainConfig {
   std::string source = "<defaults>";  // where it was read from
   RunConfig run;
@@ -49,6 +61,7 @@ struct TrainConfig {
   CodecConfig codec;
   TaskConfig task;
   EvalSection eval;
+  ElasticSection elastic;
 
   void validate() const;  // errors name the key
   std::string to_yaml() const;  // resolved config, as stored in the run directory and ledger

@@ -77,6 +77,10 @@ struct CollectiveError : Error {
   using Error::Error;
 };
 
+// Opens (run.resume) or creates the run directory and its ledger; on resume,
+// checks the run's shape is unchanged and fills ctx.history.
+std::unique_ptr<LedgerFile> prepare_run_dir(TrainContext& ctx, const TrainConfig& c, const std::string& theta0_hash);
+
 // Brings a freshly initialized θ (and the codec scale) to the end of
 // `history`: the newest usable snapshot in `dir` (SGD only), then a fused replay
 // of the rest. Returns the step reached.

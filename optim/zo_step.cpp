@@ -44,7 +44,7 @@ std::vector<int64_t> sample_indices(int64_t n_train, int64_t count, uint64_t dat
 
 MemberStepResult zo_member_step(const CausalLM& model, const Task& task, const LoraTrainable& lora,
                                 const ZoConfig& cfg, uint64_t run_seed, uint64_t data_seed, uint64_t step,
-                                uint32_t member, uint32_t members, float codec_scale) {
+                                uint32_t member, uint32_t members, float codec_scale, uint32_t lane) {
   const auto& train = task.examples(Split::Train);
   const int q = cfg.q;
   // Variants: central: (+ε, −ε) per slot; forward: +ε per slot, then θ itself
@@ -61,7 +61,9 @@ MemberStepResult zo_member_step(const CausalLM& model, const Task& task, const L
 
   BatchScorer scorer(task);
   const uint64_t groups = cfg.share_samples ? 1 : uint64_t(q);
-  const uint64_t first_draw = (step * members + member) * groups;
+  if (lane == kOwnLane) lane = member;
+  ZEROTH_CHECK(lane < members, "draw lane {} is outside the step's {} lanes", lane, members);
+  const uint64_t first_draw = (step * members + lane) * groups;
   std::vector<int64_t> shared;
   if (cfg.share_samples) shared = sample_indices(int64_t(train.size()), cfg.samples, data_seed, first_draw);
   int32_t v = 0;

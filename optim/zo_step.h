@@ -39,8 +39,13 @@ struct MemberStepResult {
   int64_t clipped = 0, dropped = 0;
 };
 
+// `member` keys the perturbations; the samples come from draw lane `lane` of
+// `members` lanes (by default the member's own: lane = member). The elastic
+// coordinator hands out lanes by position, so samples follow the step's
+// membership while keys follow the member.
+constexpr uint32_t kOwnLane = 0xffffffffu;
 MemberStepResult zo_member_step(const CausalLM& model, const Task& task, const LoraTrainable& lora,
                                 const ZoConfig& cfg, uint64_t run_seed, uint64_t data_seed, uint64_t step,
-                                uint32_t member, uint32_t members, float codec_scale);
+                                uint32_t member, uint32_t members, float codec_scale, uint32_t lane = kOwnLane);
 
 }  // namespace zeroth

@@ -1,0 +1,497 @@
+#include "comm/tcp/coordinator.h"
+
+#include <algorithm>
+#include <cstdio>
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "comm/transport.h"
+#include "core/error.h"
+
+namespace zeroth::tcp {
+namespace {
+
+constexpr size_t kSnapshotChunk = 1u << 20;
+constexpr size_t kEntriesPerFrame = 512;
+
+std::string reason_of(const FrameError& e) {
+  switch (e.kind()) {
+    case FrameError::Kind::Oversize: return "oversize";
+    case FrameError::Kind::UnknownType: return "unknown_type";
+    case FrameError::Kind::Malformed: return "malformed";
+  }
+  return "malformed";
+}
+
+const char* state_name(int s) {
+  static const char* names[] = {"catching up", "ready", "active", "evicted"};
+  return names[s];
+}
+
+}  // namespace
+
+Coordinator::Coordinator(asio::io_context& io, CoordinatorOptions options, RunState& run)
+    : io_(io),
+      opt_(std::move(options)),
+      run_(run),
+      acceptor_(io),
+      tick_timer_(io),
+      deadline_timer_(io),
+      next_id_(opt_.first_member_id) {
+  ZEROTH_CHECK(opt_.min_workers >= 1 && opt_.min_workers <= opt_.max_workers,
+               "elastic.min_workers ({}) must be in 1..elastic.max_workers ({})", opt_.min_workers, opt_.max_workers);
+  log = [](const std::string& line) {
+    std::fprintf(stderr, "%s\n", line.c_str());
+    std::fflush(stderr);
+  };
+}
+
+Coordinator::~Coordinator() = default;
+
+void Coordinator::say(const std::string& line) const {
+  if (log) log(line);
+}
+
+void Coordinator::start() {
+  boost::system::error_code ec;
+  acceptor_.open(opt_.listen.protocol(), ec);
+  if (!ec) acceptor_.set_option(tcp::acceptor::reuse_address(true), ec);
+  if (!ec) acceptor_.bind(opt_.listen, ec);
+  if (!ec) acceptor_.listen(asio::socket_base::max_listen_connections, ec);
+  ZEROTH_CHECK(!ec, "cannot listen on {}:{}: {}", opt_.listen.address().to_string(), opt_.listen.port(), ec.message());
+  if (opt_.http) http_ = std::make_unique<HttpStatusServer>(io_, *opt_.http, [this] { return status_json(); });
+  run_started_ = Clock::now();
+  below_min_since_ = run_started_;
+  say(fmt::format("coordinator: listening on {}:{}{}; {} of {} steps done; waiting for {}..{} workers",
+                  opt_.listen.address().to_string(), port(),
+                  http_ ? fmt::format(", status page http://{}:{}/", opt_.http->address().to_string(), http_port()) : "",
+                  run_.steps_done(), opt_.steps, opt_.min_workers, opt_.max_workers));
+  accept();
+  tick();
+  if (run_.steps_done() >= opt_.steps) asio::post(io_, [this] { maybe_begin_step(); });
+}
+
+uint16_t Coordinator::port() const {
+  boost::system::error_code ec;
+  return acceptor_.local_endpoint(ec).port();
+}
+uint16_t Coordinator::http_port() const { return http_ ? http_->port() : 0; }
+
+void Coordinator::accept() {
+  acceptor_.async_accept([this](boost::system::error_code ec, tcp::socket socket) {
+    if (done_) return;
+    if (!ec) {
+      auto c = std::make_shared<Connection>(std::move(socket));
+      unjoined_[c] = Clock::now();
+      std::weak_ptr<Connection> weak = c;
+      c->start([this, weak](const FrameHeader& h, std::vector<uint8_t> body) {
+                 if (auto c = weak.lock()) on_frame(c, h, std::move(body));
+               },
+               [this, weak](const std::string& why, const FrameError* bad) {
+                 if (auto c = weak.lock()) on_close(c, why, bad);
+               });
+    }
+    accept();
+  });
+}
+
+Coordinator::Member* Coordinator::member_of(const Connection* c) {
+  auto it = by_conn_.find(c);
+  if (it == by_conn_.end()) return nullptr;
+  auto m = members_.find(it->second);
+  return m == members_.end() ? nullptr : &m->second;
+}
+
+void Coordinator::on_frame(const std::shared_ptr<Connection>& c, const FrameHeader& h, std::vector<uint8_t> body) {
+  Member* m = member_of(c.get());
+  if (m) m->last_seen = Clock::now();
+  switch (h.type) {
+    case FrameType::StatusRequest:
+      unjoined_.erase(c);
+      c->send(FrameType::Status, epoch_, run_.steps_done(), encode(TextMsg{status_json()}));
+      c->close("status sent");
+      return;
+    case FrameType::Join:
+      return on_join(c, h, body);
+    case FrameType::Heartbeat:
+      if (m && m->state == State::Evicted) rejections_.add("stale_epoch");
+      return;
+    case FrameType::Ready:
+      if (!m || m->state != State::CatchingUp) {
+        rejections_.add(m ? "stale_epoch" : "unknown_member");
+        return;
+      }
+      return on_ready(*m, body);
+    case FrameType::Result:
+      return on_result(m, h, body);
+    case FrameType::Leave:
+      if (m) {
+        const auto why = decode_text(body).text;
+        remove(m->id, fmt::format("left ({})", why.empty() ? "no reason given" : why));
+      }
+      c->close("left");
+      return;
+    default:
+      // A frame only the coordinator sends: this peer does not speak the protocol.
+      throw FrameError(FrameError::Kind::Malformed,
+                       fmt::format("a worker may not send {} frames", frame_type_name(h.type)));
+  }
+}
+
+void Coordinator::on_close(const std::shared_ptr<Connection>& c, const std::string& why, const FrameError* bad) {
+  unjoined_.erase(c);
+  if (bad) rejections_.add(reason_of(*bad));
+  if (Member* m = member_of(c.get())) remove(m->id, fmt::format("connection closed: {}", why));
+  by_conn_.erase(c.get());
+}
+
+void Coordinator::on_join(const std::shared_ptr<Connection>& c, const FrameHeader&, const std::vector<uint8_t>& body) {
+  const JoinMsg j = decode_join(body);
+  unjoined_.erase(c);
+  auto refuse = [&](const std::string& why) {
+    rejections_.add("refused_join");
+    say(fmt::format("coordinator: refused {} ({}): {}", j.name, c->remote(), why));
+    c->send(FrameType::Refused, epoch_, 0, encode(TextMsg{why}));
+    c->close("refused");
+  };
+  if (done_) return refuse("the run is complete");
+  if (!j.base_hash.empty() && j.base_hash != opt_.base_hash)
+    return refuse(fmt::format("your base model (hash {}) is not the run's (hash {}); load the run's model file",
+                              j.base_hash, opt_.base_hash));
+  // A member joining again on the same connection (after an eviction) starts anew.
+  if (Member* old = member_of(c.get())) {
+    members_.erase(old->id);
+    by_conn_.erase(c.get());
+  }
+  // Bound the waiting room: at most max_workers members beside the active ones.
+  if (members_.size() >= size_t(2) * opt_.max_workers) return refuse("the run is full; try again later");
+
+  Member m;
+  m.id = next_id_++;
+  m.name = j.name.empty() ? fmt::format("worker-{}", m.id) : j.name;
+  m.conn = c;
+  m.last_seen = Clock::now();
+  const uint64_t done = run_.steps_done();
+  const bool resume = j.steps > 0 && j.steps <= done && !j.theta_hash.empty() && run_.hash_at(j.steps) == j.theta_hash;
+  WelcomeMsg w;
+  w.member = m.id;
+  w.config_yaml = opt_.config_yaml;
+  w.base_hash = opt_.base_hash;
+  w.ledger_steps = done;
+  w.from_step = resume ? j.steps : 0;
+  w.reset = !resume;
+  c->send(FrameType::Welcome, epoch_, done, encode(w));
+  auto& slot = members_[m.id] = std::move(m);
+  by_conn_[c.get()] = slot.id;
+  say(fmt::format("coordinator: {} joined from {} as member {}; catching up from step {}{}", slot.name, c->remote(),
+                  slot.id, w.from_step, resume ? "" : " (from the start)"));
+  stream_catch_up(slot, w.from_step, w.reset);
+}
+
+void Coordinator::stream_catch_up(Member& m, uint64_t from, bool reset) {
+  const uint64_t done = run_.steps_done();
+  if (reset && done > 0)
+    if (auto snap = run_.snapshot()) {
+      const auto& bytes = snap->second;
+      for (size_t off = 0; off < bytes.size() || off == 0; off += kSnapshotChunk) {
+        CatchUpMsg part;
+        part.part = CatchUpPart::Snapshot;
+        part.snapshot_step = snap->first;
+        part.offset = off;
+        part.total = bytes.size();
+        const size_t n = std::min(kSnapshotChunk, bytes.size() - off);
+        part.bytes.assign(bytes.begin() + ptrdiff_t(off), bytes.begin() + ptrdiff_t(off + n));
+        m.conn->send(FrameType::CatchUp, epoch_, snap->first, encode(part));
+        if (bytes.empty()) break;
+      }
+    }
+  // Every entry from `from` (from 0 when starting over, even past a snapshot:
+  // the codec scale folds in every step's codes; θ skips what the snapshot has).
+  for (uint64_t at = from; at < done;) {
+    CatchUpMsg part;
+    part.part = CatchUpPart::Entries;
+    part.entries = run_.entries(at, std::min<uint64_t>(done, at + kEntriesPerFrame));
+    auto body = encode(part);
+    while (body.size() > max_body_bytes(FrameType::CatchUp) && part.entries.size() > 1) {  // very wide steps
+      part.entries.resize(part.entries.size() / 2);
+      body = encode(part);
+    }
+    m.conn->send(FrameType::CatchUp, epoch_, at, body);
+    at += part.entries.size();
+  }
+  CatchUpMsg end;
+  end.part = CatchUpPart::End;
+  end.snapshot_step = done;
+  end.hash = run_.hash_at(done);
+  m.conn->send(FrameType::CatchUp, epoch_, done, encode(end));
+  m.state = State::CatchingUp;
+  m.caught_up_to = done;
+}
+
+void Coordinator::on_ready(Member& m, const std::vector<uint8_t>& body) {
+  const ReadyMsg r = decode_ready(body);
+  const std::string want = run_.hash_at(r.steps);
+  if (r.steps != m.caught_up_to || want.empty() || r.theta_hash != want) {
+    rejections_.add("hash_mismatch");
+    const std::string why = fmt::format("after catching up to step {} your θ hash is {}, the run's is {}", r.steps,
+                                        r.theta_hash, want.empty() ? "unknown" : want);
+    say(fmt::format("coordinator: {} (member {}) failed its catch-up check: {}", m.name, m.id, why));
+    m.conn->send(FrameType::Refused, epoch_, r.steps, encode(TextMsg{why}));
+    m.conn->close("refused");
+    remove(m.id, "failed its catch-up check");
+    return;
+  }
+  m.state = State::Ready;
+  say(fmt::format("coordinator: {} (member {}) is caught up at step {}; admitted at the next step boundary", m.name,
+                  m.id, r.steps));
+  asio::post(io_, [this] { maybe_begin_step(); });
+}
+
+void Coordinator::on_result(Member* m, const FrameHeader& h, const std::vector<uint8_t>& body) {
+  if (!m || m->state == State::Evicted) return rejections_.add(m ? "stale_epoch" : "unknown_member");
+  if (h.epoch != epoch_) return rejections_.add("stale_epoch");
+  if (!in_step_ || h.step != step_) return rejections_.add("late");
+  if (!std::binary_search(step_members_.begin(), step_members_.end(), m->id)) return rejections_.add("not_caught_up");
+  if (results_.count(m->id)) return rejections_.add("malformed");  // a second result for the step
+  const ResultMsg r = decode_result(body);
+  if (r.member != m->id) return rejections_.add("unknown_member");
+  std::vector<Record> recs;
+  try {
+    recs = decode_member_records(r.records.data(), r.records.size(), step_, m->id);
+    const size_t each = kMemberRecordsHeader + size_t(opt_.slots) * (opt_.exact ? 4 : 1);
+    ZEROTH_CHECK(r.records.size() == each, "records message of {} bytes, expected {}", r.records.size(), each);
+  } catch (const Error& e) {
+    rejections_.add("malformed");
+    say(fmt::format("coordinator: rejected member {}'s result for step {}: {}", m->id, step_, e.what()));
+    return;
+  }
+  if (step_ % opt_.hash_every == 0) {
+    const std::string want = run_.hash_at(step_);
+    if (r.theta_hash != want) {
+      rejections_.add("hash_mismatch");
+      evict(m->id, fmt::format("its θ hash at step {} is {}, the run's is {}", step_, r.theta_hash, want));
+      return;
+    }
+  }
+  results_[m->id] = std::move(recs);
+  losses_[m->id] = {r.loss, r.tokens};
+  ++result_frames_;
+  result_bytes_ += kFrameHeaderBytes + body.size();
+  payload_bytes_ += opt_.slots * (opt_.exact ? 4 : 1);
+  if (results_.size() == step_members_.size()) finish_step();
+}
+
+void Coordinator::evict(uint32_t id, const std::string& why) {
+  auto it = members_.find(id);
+  if (it == members_.end() || it->second.state == State::Evicted) return;
+  Member& m = it->second;
+  m.state = State::Evicted;
+  say(fmt::format("coordinator: evicted {} (member {}): {}", m.name, id, why));
+  m.conn->send(FrameType::Evicted, epoch_, step_, encode(TextMsg{why}));
+  // The connection stays open: frames the member sent before it heard are
+  // counted as stale, and it may join again on it.
+  if (in_step_ && !results_.count(id) && step_members_.size() > results_.size()) {
+    // Nobody waits for it any more.
+    size_t still = 0;
+    for (const uint32_t x : step_members_)
+      if (!results_.count(x) && members_.count(x) && members_.at(x).state == State::Active) ++still;
+    if (still == 0) asio::post(io_, [this, s = step_] { if (in_step_ && step_ == s) finish_step(); });
+  }
+}
+
+void Coordinator::remove(uint32_t id, const std::string& why) {
+  auto it = members_.find(id);
+  if (it == members_.end()) return;
+  say(fmt::format("coordinator: {} (member {}) {}", it->second.name, id, why));
+  by_conn_.erase(it->second.conn.get());
+  members_.erase(it);
+  if (in_step_) {
+    size_t still = 0;
+    for (const uint32_t x : step_members_)
+      if (!results_.count(x) && members_.count(x) && members_.at(x).state == State::Active) ++still;
+    if (still == 0) asio::post(io_, [this, s = step_] { if (in_step_ && step_ == s) finish_step(); });
+  }
+}
+
+void Coordinator::tick() {
+  if (done_) return;
+  const auto now = Clock::now();
+  const auto bound = std::chrono::duration<double>(opt_.heartbeat_s * opt_.missed_heartbeats);
+  std::vector<uint32_t> silent;
+  for (auto& [id, m] : members_) {
+    m.conn->send(FrameType::Heartbeat, epoch_, run_.steps_done(), std::vector<uint8_t>{});
+    if (m.state != State::Evicted && now - m.last_seen > bound) silent.push_back(id);
+    if (m.state == State::Evicted && now - m.last_seen > 4 * bound) m.conn->close("evicted and silent");
+  }
+  for (const uint32_t id : silent)
+    evict(id, fmt::format("no frame for {:.1f} s (the failure-detection bound)", bound.count()));
+  for (auto it = unjoined_.begin(); it != unjoined_.end();) {
+    if (now - it->second > std::chrono::duration<double>(opt_.join_timeout_s)) {
+      it->first->close("no join in time", false);
+      it = unjoined_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  if (!in_step_) maybe_begin_step();
+  tick_timer_.expires_after(std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(opt_.heartbeat_s)));
+  tick_timer_.async_wait([this](boost::system::error_code ec) {
+    if (!ec) tick();
+  });
+}
+
+void Coordinator::maybe_begin_step() {
+  if (done_ || in_step_) return;
+  if (run_.steps_done() >= opt_.steps) return finish_run("");
+  // Drop evicted members that left; admit caught-up ones, lowest ids first.
+  std::vector<uint32_t> active;
+  for (const auto& [id, m] : members_)
+    if (m.state == State::Active) active.push_back(id);
+  for (auto& [id, m] : members_)
+    if (m.state == State::Ready && active.size() < opt_.max_workers) {
+      m.state = State::Active;
+      active.push_back(id);
+    }
+  std::sort(active.begin(), active.end());
+  if (active.size() < opt_.min_workers) {
+    if (!waiting_) {
+      waiting_ = true;
+      below_min_since_ = Clock::now();
+      say(fmt::format("coordinator: {} active worker(s), {} needed; waiting (up to {:.0f} s)", active.size(),
+                      opt_.min_workers, opt_.wait_s));
+    } else if (Clock::now() - below_min_since_ > std::chrono::duration<double>(opt_.wait_s)) {
+      finish_run(fmt::format("fewer than elastic.min_workers = {} workers for {:.0f} s (elastic.wait_s); {} "
+                             "active at step {}. Start more workers (zeroth worker --join ...) and restart the "
+                             "coordinator on the same run directory to continue.",
+                             opt_.min_workers, opt_.wait_s, active.size(), run_.steps_done()));
+    }
+    return;
+  }
+  waiting_ = false;
+  if (active != last_active_) {
+    if (!last_active_.empty() || run_.steps_done() > 0) ++epoch_;
+    last_active_ = active;
+    say(fmt::format("coordinator: epoch {}: {} member(s) from step {}", epoch_, active.size(), run_.steps_done()));
+  }
+  in_step_ = true;
+  step_ = run_.steps_done();
+  step_members_ = active;
+  results_.clear();
+  losses_.clear();
+  step_started_ = Clock::now();
+  StepMsg s;
+  s.step = step_;
+  s.scale = run_.scale();
+  s.lr = run_.lr(step_);
+  s.members = active;
+  s.lanes = opt_.max_workers;
+  const auto body = encode(s);
+  for (const uint32_t id : active) members_.at(id).conn->send(FrameType::Step, epoch_, step_, body);
+  deadline_timer_.expires_after(
+      std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(opt_.step_deadline_s)));
+  deadline_timer_.async_wait([this, s = step_](boost::system::error_code ec) {
+    if (ec || !in_step_ || step_ != s) return;
+    std::string missing;
+    for (const uint32_t id : step_members_)
+      if (!results_.count(id)) missing += fmt::format("{}{}", missing.empty() ? "" : ", ", id);
+    say(fmt::format("coordinator: step {} deadline passed; left out member(s) {}", s, missing));
+    finish_step();
+  });
+}
+
+void Coordinator::finish_step() {
+  if (!in_step_) return;
+  deadline_timer_.cancel();
+  if (results_.empty()) {  // nobody delivered: run the step again with whoever is left
+    in_step_ = false;
+    last_active_.clear();
+    asio::post(io_, [this] { maybe_begin_step(); });
+    return;
+  }
+  StepEntry e;
+  e.step = step_;
+  e.epoch = uint32_t(epoch_);
+  e.scale = run_.scale();
+  e.lr = run_.lr(step_);
+  e.exact = opt_.exact;
+  for (auto& [id, recs] : results_) {
+    e.records.insert(e.records.end(), recs.begin(), recs.end());
+    if (auto it = members_.find(id); it != members_.end()) ++it->second.contributed;
+  }
+  e.sort_records();
+  try {
+    run_.commit(e);  // durable before any member hears of it
+  } catch (const std::exception& ex) {
+    return finish_run(fmt::format("cannot commit step {}: {}", step_, ex.what()));
+  }
+  const auto body = encode(CommitMsg{e});
+  for (auto& [id, m] : members_)
+    if (m.state != State::Evicted) m.conn->send(FrameType::Commit, epoch_, step_, body);
+  double loss = 0;
+  for (const auto& [id, l] : losses_) loss += l.first / double(losses_.size());
+  loss_curve_.emplace_back(step_, loss);
+  if (loss_curve_.size() > 2000) loss_curve_.erase(loss_curve_.begin(), loss_curve_.begin() + 1000);
+  last_step_s_ = std::chrono::duration<double>(Clock::now() - step_started_).count();
+  ++steps_run_;
+  in_step_ = false;
+  if ((step_ + 1) % 10 == 0 || step_ + 1 == opt_.steps)
+    say(fmt::format("coordinator: step {}/{} loss {:.4f}, {} member(s), epoch {}, {:.2f} s/step", step_ + 1,
+                    opt_.steps, loss, results_.size(), epoch_, last_step_s_));
+  asio::post(io_, [this] { maybe_begin_step(); });
+}
+
+void Coordinator::finish_run(const std::string& failure) {
+  if (done_) return;
+  done_ = true;
+  failure_ = failure;
+  const std::string why = failure.empty() ? "the run is complete" : "the coordinator stopped: " + failure;
+  for (auto& [id, m] : members_) {
+    m.conn->send(FrameType::Leave, epoch_, run_.steps_done(), encode(TextMsg{why}));
+    m.conn->close("run over");
+  }
+  for (auto& [c, t] : unjoined_) c->close("run over", false);
+  unjoined_.clear();
+  boost::system::error_code ec;
+  acceptor_.close(ec);
+  tick_timer_.cancel();
+  deadline_timer_.cancel();
+  if (http_) http_->stop();
+  say(failure.empty() ? fmt::format("coordinator: run complete at step {}", run_.steps_done())
+                      : "coordinator: " + failure);
+  if (on_done) asio::post(io_, on_done);
+}
+
+std::string Coordinator::status_json() const {
+  using nlohmann::json;
+  const auto now = Clock::now();
+  json members = json::array();
+  for (const auto& [id, m] : members_)
+    members.push_back({{"id", id},
+                       {"name", m.name},
+                       {"address", m.conn ? m.conn->remote() : ""},
+                       {"state", state_name(int(m.state))},
+                       {"last_seen_ms", int64_t(std::chrono::duration<double, std::milli>(now - m.last_seen).count())},
+                       {"steps_contributed", m.contributed}});
+  const double elapsed = std::chrono::duration<double>(now - run_started_).count();
+  json j = {{"run", opt_.run_name},
+            {"step", run_.steps_done()},
+            {"steps", opt_.steps},
+            {"epoch", epoch_},
+            {"members", members},
+            {"min_workers", opt_.min_workers},
+            {"max_workers", opt_.max_workers},
+            {"steps_per_second", elapsed > 0 ? double(steps_run_) / elapsed : 0.0},
+            {"last_step_seconds", last_step_s_},
+            {"loss", loss_curve_.empty() ? json(nullptr) : json(loss_curve_.back().second)},
+            {"bytes_per_member_per_step", result_frames_ ? double(result_bytes_) / double(result_frames_) : 0.0},
+            {"payload_bytes_per_member_per_step", result_frames_ ? double(payload_bytes_) / double(result_frames_) : 0.0},
+            {"rejections", rejections_.by_reason},
+            {"done", done_},
+            {"failure", failure_}};
+  json curve = json::array();
+  for (const auto& [s, l] : loss_curve_) curve.push_back({s, l});
+  j["loss_curve"] = curve;
+  return j.dump();
+}
+
+}  // namespace zeroth::tcp

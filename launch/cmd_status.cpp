@@ -1,0 +1,72 @@
+// `zeroth status HOST:PORT`: asks a coordinator for its status over the worker
+// protocol and prints membership, step rate, loss, bytes and rejections.
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "comm/tcp/connection.h"
+#include "core/error.h"
+#include "launch/commands.h"
+#include "launch/elastic.h"
+
+namespace zeroth::cli {
+
+Runner add_status(CLI::App& app) {
+  struct Options {
+    std::string address;
+    bool json = false;
+    double timeout_s = 5;
+  };
+  auto opt = std::make_shared<Options>();
+  auto* sub = app.add_subcommand("status", "Print an elastic run's status (from its coordinator)");
+  sub->add_option("address", opt->address, "The coordinator's HOST:PORT")->required();
+  sub->add_flag("--json", opt->json, "Print the raw JSON");
+  sub->add_option("--timeout", opt->timeout_s, "Seconds to wait for the answer (default 5)");
+  return [opt] {
+    const auto ep = parse_endpoint(opt->address, "address");
+    asio::io_context io;
+    Socket s(io);
+    boost::system::error_code ec;
+    s.connect(ep, ec);
+    ZEROTH_CHECK(!ec, "cannot reach the coordinator at {}: {}", opt->address, ec.message());
+    auto conn = std::make_shared<Connection>(std::move(s));
+    std::string text, error;
+    conn->start(
+        [&](const FrameHeader& h, std::vector<uint8_t> body) {
+          if (h.type == FrameType::Status) {
+            text = decode_text(body).text;
+            conn->close("done", false);
+          }
+        },
+        [&](const std::string& why, const FrameError*) {
+          if (text.empty()) error = why;
+        });
+    conn->send(FrameType::StatusRequest, 0, 0, std::vector<uint8_t>{});
+    io.run_for(std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::duration<double>(opt->timeout_s)));
+    ZEROTH_CHECK(!text.empty(), "no status from {} within {:.0f} s{}", opt->address, opt->timeout_s,
+                 error.empty() ? "" : ": " + error);
+    if (opt->json) {
+      fmt::print("{}\n", text);
+      return 0;
+    }
+    const auto j = nlohmann::json::parse(text);
+    fmt::print("run {}: step {}/{}, epoch {}{}\n", j["run"].get<std::string>(), j["step"].get<uint64_t>(),
+               j["steps"].get<uint64_t>(), j["epoch"].get<uint64_t>(),
+               j["done"].get<bool>() ? " (complete)" : "");
+    fmt::print("members: {} (min {}, max {})\n", j["members"].size(), j["min_workers"].get<int>(),
+               j["max_workers"].get<int>());
+    for (const auto& m : j["members"])
+      fmt::print("  {:>4} {:<20} {:<22} {:<12} last seen {} ms ago, {} steps\n", m["id"].get<uint32_t>(),
+                 m["name"].get<std::string>(), m["address"].get<std::string>(), m["state"].get<std::string>(),
+                 m["last_seen_ms"].get<int64_t>(), m["steps_contributed"].get<uint64_t>());
+    fmt::print("steps/s: {:.3f}; last step {:.3f} s; loss {}\n", j["steps_per_second"].get<double>(),
+               j["last_step_seconds"].get<double>(), j["loss"].is_null() ? "-" : fmt::format("{:.4f}", j["loss"].get<double>()));
+    fmt::print("bytes per member per step: {:.1f} on the socket, {:.1f} payload\n",
+               j["bytes_per_member_per_step"].get<double>(), j["payload_bytes_per_member_per_step"].get<double>());
+    std::string rej;
+    for (const auto& [k, v] : j["rejections"].items()) rej += fmt::format("{}{} {}", rej.empty() ? "" : ", ", k, v.get<uint64_t>());
+    fmt::print("rejections: {}\n", rej.empty() ? "none" : rej);
+    return 0;
+  };
+}
+
+}  // namespace zeroth::cli

@@ -1,0 +1,408 @@
+// `zeroth worker --join HOST:PORT`: a volunteer member of an elastic run. It
+// gets the run's config from the coordinator, checks its own copy of the base
+// model against the run's by hash, catches up by replaying snapshot + ledger,
+// then computes the steps it is given and sends one byte per perturbation.
+// When the coordinator goes away it reconnects and catches up again; Ctrl-C
+// (or SIGTERM) sends Leave and exits within about a second.
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <csignal>
+#include <deque>
+#include <filesystem>
+#include <fmt/format.h>
+#include <fstream>
+#include <mutex>
+#include <thread>
+
+#include "comm/tcp/connection.h"
+#include "comm/transport.h"
+#include "core/error.h"
+#include "launch/commands.h"
+#include "launch/elastic.h"
+
+namespace zeroth::cli {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+std::atomic<bool> g_leave{false};
+extern "C" void on_leave_signal(int) { g_leave = true; }
+
+struct Inbound {
+  FrameHeader header;
+  std::vector<uint8_t> body;
+  bool closed = false;
+  std::string why;
+};
+
+// The network side: an io_context thread that owns the connection, sends
+// heartbeats and watches the coordinator's; frames go to the compute thread
+// through a queue.
+class Link {
+ public:
+  Link() : heartbeat_(io_) {}
+  ~Link() { stop(); }
+  bool connect(const Endpoint& ep, std::string& why) {
+    stop();
+    io_.restart();
+    Socket s(io_);
+    boost::system::error_code ec;
+    s.connect(ep, ec);
+    if (ec) {
+      why = ec.message();
+      return false;
+    }
+    {
+      std::lock_guard lock(mu_);
+      q_.clear();
+    }
+    conn_ = std::make_shared<Connection>(std::move(s));
+    last_heard_ = Clock::now();
+    conn_->start(
+        [this](const FrameHeader& h, std::vector<uint8_t> body) {
+          last_heard_ = Clock::now();
+          if (h.type == FrameType::Heartbeat) return;
+          push({h, std::move(body), false, ""});
+        },
+        [this](const std::string& why, const FrameError*) { push({{}, {}, true, why}); });
+    beat();
+    thread_ = std::thread([this] { io_.run(); });
+    return true;
+  }
+  void send(FrameType t, uint64_t step, std::vector<uint8_t> body) {
+    asio::post(io_, [this, t, step, body = std::move(body)] {
+      if (conn_) conn_->send(t, epoch.load(), step, body);
+    });
+  }
+  std::optional<Inbound> pop(std::chrono::milliseconds wait) {
+    std::unique_lock lock(mu_);
+    if (!cv_.wait_for(lock, wait, [&] { return !q_.empty(); })) return std::nullopt;
+    Inbound in = std::move(q_.front());
+    q_.pop_front();
+    return in;
+  }
+  // Sends Leave and waits (a bounded time) for it to go out.
+  void leave(const std::string& why) {
+    send(FrameType::Leave, 0, encode(TextMsg{why}));
+    asio::post(io_, [this] {
+      if (conn_) conn_->close("left");
+    });
+    const auto until = Clock::now() + std::chrono::milliseconds(800);
+    while (Clock::now() < until && conn_ && conn_->open()) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  void stop() {
+    if (thread_.joinable()) {
+      asio::post(io_, [this] {
+        heartbeat_.cancel();
+        if (conn_) conn_->close("stopping", false);
+      });
+      io_.stop();
+      thread_.join();
+    }
+    conn_.reset();
+  }
+  std::atomic<uint64_t> epoch{0};
+  std::atomic<double> heartbeat_s{1.0};
+  std::atomic<int> missed{5};
+
+ private:
+  void push(Inbound in) {
+    {
+      std::lock_guard lock(mu_);
+      q_.push_back(std::move(in));
+    }
+    cv_.notify_one();
+  }
+  void beat() {
+    if (!conn_ || !conn_->open()) return;
+    if (Clock::now() - last_heard_.load() > std::chrono::duration<double>(heartbeat_s.load() * missed.load())) {
+      conn_->close(fmt::format("the coordinator was silent for {:.1f} s", heartbeat_s.load() * missed.load()), false);
+      return;
+    }
+    conn_->send(FrameType::Heartbeat, epoch.load(), 0, std::vector<uint8_t>{});
+    heartbeat_.expires_after(std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(heartbeat_s.load())));
+    heartbeat_.async_wait([this](boost::system::error_code ec) {
+      if (!ec) beat();
+    });
+  }
+  asio::io_context io_;
+  asio::steady_timer heartbeat_;
+  std::shared_ptr<Connection> conn_;
+  std::thread thread_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<Inbound> q_;
+  std::atomic<Clock::time_point> last_heard_{Clock::now()};
+};
+
+struct WorkerOptions {
+  std::string join, name, data, model, trace;
+  std::vector<std::string> sets;
+  int threads = 0;
+  double retry_s = 60;
+};
+
+class Worker {
+ public:
+  explicit Worker(const WorkerOptions& o) : o_(o), coordinator_(parse_endpoint(o.join, "--join")) {
+    if (!o_.model.empty()) base_hash_ = base_model_hash(o_.model);
+    if (!o_.trace.empty()) {
+      trace_.open(o_.trace, std::ios::app);
+      ZEROTH_CHECK(trace_.good(), "--trace {}: cannot open for appending", o_.trace);
+    }
+  }
+
+  int run() {
+    auto lost_at = Clock::now();
+    double backoff = 0.1;
+    for (;;) {
+      if (g_leave) return 0;
+      std::string why;
+      if (!link_.connect(coordinator_, why)) {
+        if (Clock::now() - lost_at > std::chrono::duration<double>(o_.retry_s))
+          fail("cannot reach the coordinator at {} for {:.0f} s (--retry-seconds): {}", o_.join, o_.retry_s, why);
+        std::this_thread::sleep_for(std::chrono::duration<double>(backoff));
+        backoff = std::min(2.0, backoff * 2);
+        continue;
+      }
+      backoff = 0.1;
+      send_join();
+      const int rc = serve();
+      if (rc >= 0) return rc;
+      lost_at = Clock::now();
+      fmt::print(stderr, "worker {}: connection lost; reconnecting to {}\n", name(), o_.join);
+    }
+  }
+
+ private:
+  std::string name() const { return o_.name.empty() ? fmt::format("member {}", member_) : o_.name; }
+
+  void send_join() {
+    JoinMsg j;
+    j.name = o_.name;
+    j.base_hash = base_hash_;
+    j.steps = replica_ ? replica_->steps : 0;
+    j.theta_hash = replica_ && replica_->steps > 0 ? replica_->hash() : "";
+    j.private_data = !o_.data.empty();
+    link_.send(FrameType::Join, 0, encode(j));
+  }
+
+  // Handles frames until the connection ends (-1: reconnect) or the run does (exit code).
+  int serve() {
+    for (;;) {
+      if (g_leave) {
+        link_.leave("stopped by a signal");
+        link_.stop();
+        fmt::print(stderr, "worker {}: left the run (signal)\n", name());
+        return 0;
+      }
+      auto in = link_.pop(std::chrono::milliseconds(50));
+      if (!in) continue;
+      if (in->closed) {
+        link_.stop();
+        return -1;
+      }
+      const auto& h = in->header;
+      switch (h.type) {
+        case FrameType::Welcome: on_welcome(decode_welcome(in->body)); break;
+        case FrameType::CatchUp: on_catch_up(decode_catch_up(in->body)); break;
+        case FrameType::Step: on_step(h, decode_step(in->body)); break;
+        case FrameType::Commit: on_commit(decode_commit(in->body).entry); break;
+        case FrameType::Evicted:
+          fmt::print(stderr, "worker {}: evicted: {}; joining again\n", name(), decode_text(in->body).text);
+          send_join();
+          break;
+        case FrameType::Refused: {
+          const auto why = decode_text(in->body).text;
+          link_.stop();
+          fail("the coordinator refused this worker: {}", why);
+        }
+        case FrameType::Leave: {
+          const auto why = decode_text(in->body).text;
+          link_.stop();
+          fmt::print(stderr, "worker {}: {} (at step {})\n", name(), why, replica_ ? replica_->steps : 0);
+          if (why == "the run is complete") {
+            fmt::print("worker {}: done; {} steps, hash {}\n", name(), replica_->steps, replica_->hash());
+            return 0;
+          }
+          return 1;
+        }
+        default:
+          fmt::print(stderr, "worker {}: ignoring an unexpected {} frame\n", name(), frame_type_name(h.type));
+      }
+    }
+  }
+
+  void on_welcome(const WelcomeMsg& w) {
+    member_ = w.member;
+    if (!ctx_) {
+      std::vector<std::string> sets = o_.sets;
+      if (!o_.model.empty()) sets.push_back("model.path=" + o_.model);
+      if (!o_.data.empty()) sets.push_back("task.train=" + o_.data);
+      if (o_.threads > 0) sets.push_back(fmt::format("run.threads={}", o_.threads));
+      sets.push_back("run.members=1");
+      TrainConfig c = parse_train_config(w.config_yaml, "the coordinator's config", sets);
+      ZEROTH_CHECK(c.elastic.data != "private" || !o_.data.empty(),
+                   "this run uses private data (elastic.data: private): pass --data PATH with your own file");
+      if (base_hash_.empty()) base_hash_ = base_model_hash(c.model.path);
+      ZEROTH_CHECK(base_hash_ == w.base_hash, "your base model {} (hash {}) is not the run's (hash {}); pass --model "
+                   "with the run's model file", c.model.path, base_hash_, w.base_hash);
+      ctx_ = std::make_unique<TrainContext>(make_train_context(c));
+      replica_ = std::make_unique<Replica>(*ctx_);
+      link_.heartbeat_s = c.elastic.heartbeat_s;
+      link_.missed = c.elastic.missed_heartbeats;
+      fmt::print(stderr, "worker {}: joined as member {}; task: {}\n", o_.name.empty() ? "" : o_.name, member_,
+                 ctx_->task->describe());
+    }
+    if (w.reset && replica_->steps > 0) {
+      fmt::print(stderr, "worker {}: starting over from θ_0 (the coordinator does not know our state)\n", name());
+      replica_->reset();
+    }
+    ZEROTH_CHECK(replica_->steps == w.from_step, "catch-up starts at step {} but this worker holds {} steps",
+                 w.from_step, replica_->steps);
+    theta_from_ = replica_->steps;
+    snapshot_.clear();
+  }
+
+  void on_catch_up(const CatchUpMsg& m) {
+    ZEROTH_CHECK(replica_, "catch-up before welcome");
+    if (m.part == CatchUpPart::Snapshot) {
+      ZEROTH_CHECK(m.offset == snapshot_.size(), "snapshot chunk at offset {}, expected {}", m.offset, snapshot_.size());
+      snapshot_.insert(snapshot_.end(), m.bytes.begin(), m.bytes.end());
+      if (snapshot_.size() == m.total) restore_snapshot(m.snapshot_step);
+    } else if (m.part == CatchUpPart::Entries) {
+      // Entries before the snapshot's step only move the codec scale.
+      std::vector<StepEntry> apply;
+      for (const auto& e : m.entries) {
+        if (e.step < theta_from_) {
+          ZEROTH_CHECK(e.step == codec_steps_, "catch-up entry {} out of order", e.step);
+          fold(e);
+        } else {
+          apply.push_back(e);
+        }
+      }
+      if (!apply.empty()) {
+        replica_->replay(apply);
+        codec_steps_ = replica_->steps;
+        for (const auto& e : apply) trace_commit(e, "");
+      }
+    } else {
+      const std::string h = replica_->hash();
+      ZEROTH_CHECK(replica_->steps == m.snapshot_step, "catch-up ended at step {} but this worker holds {}",
+                   m.snapshot_step, replica_->steps);
+      if (h != m.hash)
+        fmt::print(stderr, "worker {}: after catch-up our hash {} differs from the coordinator's {}\n", name(), h,
+                   m.hash);
+      if (trace_) trace_ << fmt::format("ready {} {}\n", replica_->steps, h) << std::flush;
+      link_.send(FrameType::Ready, replica_->steps, encode(ReadyMsg{replica_->steps, h}));
+    }
+  }
+
+  void restore_snapshot(uint64_t step) {
+    namespace fs = std::filesystem;
+    const fs::path dir = fs::temp_directory_path() / fmt::format("zeroth-worker-{}-{}", ::getpid(), member_);
+    RunDir tmp{dir.string()};
+    fs::create_directories(tmp.snapshots());
+    std::ofstream(tmp.snapshot(step), std::ios::binary)
+        .write(reinterpret_cast<const char*>(snapshot_.data()), std::streamsize(snapshot_.size()));
+    auto snap = latest_snapshot(tmp, step);
+    fs::remove_all(dir);
+    ZEROTH_CHECK(snap && snap->step == step, "the coordinator's snapshot of step {} could not be read", step);
+    replica_->lora->set().restore(snap->tensors, "the coordinator's snapshot");
+    ZEROTH_CHECK(replica_->hash() == snap->hash, "the coordinator's snapshot does not match its hash");
+    // θ is at `step`; the codec still has to fold in entries 0..step-1.
+    codec_steps_ = replica_->steps;  // 0 after reset
+    replica_->steps = step;
+    theta_from_ = step;
+    snapshot_.clear();
+  }
+
+  void fold(const StepEntry& e) {
+    std::vector<uint8_t> codes;
+    if (!e.exact)
+      for (const auto& r : e.records) codes.push_back(r.code);
+    replica_->codec->update(e.scale, codes.data(), codes.size());
+    ++codec_steps_;
+  }
+
+  void on_step(const FrameHeader& h, const StepMsg& s) {
+    ZEROTH_CHECK(replica_, "a step before welcome");
+    if (s.step != replica_->steps) {
+      fmt::print(stderr, "worker {}: asked for step {} but holds {}; joining again\n", name(), s.step, replica_->steps);
+      send_join();
+      return;
+    }
+    link_.epoch = h.epoch;
+    const auto pos = std::find(s.members.begin(), s.members.end(), member_);
+    if (pos == s.members.end()) return;
+    const uint32_t lane = uint32_t(pos - s.members.begin());
+    const TrainConfig& c = ctx_->config;
+    if (s.scale != replica_->codec->scale())
+      fmt::print(stderr, "worker {}: codec scale {} differs from the coordinator's {}\n", name(),
+                 replica_->codec->scale(), s.scale);
+    const MemberStepResult res = zo_member_step(*ctx_->model, *ctx_->task, *replica_->lora, c.zo, c.run.seed,
+                                                c.task.data_seed, s.step, member_, s.lanes, s.scale, lane);
+    ResultMsg r;
+    r.member = member_;
+    r.records = encode_member_records(s.step, uint32_t(h.epoch), member_, uint32_t(c.zo.q), c.zo.exact_gradients,
+                                      res.records);
+    r.loss = res.loss;
+    r.tokens = res.tokens;
+    if (s.step % uint64_t(c.run.hash_every) == 0) r.theta_hash = replica_->hash();
+    link_.send(FrameType::Result, s.step, encode(r));
+  }
+
+  void on_commit(const StepEntry& e) {
+    ZEROTH_CHECK(replica_, "a commit before welcome");
+    if (e.step != replica_->steps) {
+      fmt::print(stderr, "worker {}: commit {} arrived at step {}; joining again\n", name(), e.step, replica_->steps);
+      send_join();
+      return;
+    }
+    replica_->apply(e);
+    codec_steps_ = replica_->steps;
+    trace_commit(e, replica_->hash());
+  }
+
+  void trace_commit(const StepEntry& e, const std::string& hash) {
+    if (!trace_) return;
+    std::string hex;
+    for (const uint8_t b : e.serialize()) hex += fmt::format("{:02x}", b);
+    trace_ << fmt::format("commit {} {} {}\n", e.step, hash.empty() ? "-" : hash, hex) << std::flush;
+  }
+
+  WorkerOptions o_;
+  Endpoint coordinator_;
+  Link link_;
+  std::string base_hash_;
+  std::unique_ptr<TrainContext> ctx_;
+  std::unique_ptr<Replica> replica_;
+  uint32_t member_ = 0;
+  uint64_t theta_from_ = 0, codec_steps_ = 0;
+  std::vector<uint8_t> snapshot_;
+  std::ofstream trace_;
+};
+
+}  // namespace
+
+Runner add_worker(CLI::App& app) {
+  auto opt = std::make_shared<WorkerOptions>();
+  auto* sub = app.add_subcommand("worker", "Join an elastic run as a volunteer member (zeroth coordinator ...)");
+  sub->add_option("--join", opt->join, "The coordinator's HOST:PORT")->required();
+  sub->add_option("--name", opt->name, "A name for this worker in the coordinator's status (printable, <= 64 bytes)");
+  sub->add_option("--data", opt->data, "Your own training data file (runs with elastic.data: private)");
+  sub->add_option("--model", opt->model, "Your copy of the base model (default: the path in the run's config); "
+                                         "checked against the run's by hash");
+  sub->add_option("--threads", opt->threads, "Compute threads (default: all cores)");
+  sub->add_option("--retry-seconds", opt->retry_s, "Keep trying to reach the coordinator this long (default 60)");
+  sub->add_option("--trace", opt->trace, "Append every applied entry and θ hash to this file (for audits and tests)");
+  sub->add_option("--set", opt->sets, "Override a key of the run's config locally, e.g. --set eval.batch_tokens=1024");
+  return [opt] {
+    std::signal(SIGINT, on_leave_signal);
+    std::signal(SIGTERM, on_leave_signal);
+    Worker w(*opt);
+    return w.run();
+  };
+}
+
+}  // namespace zeroth::cli

@@ -1,0 +1,80 @@
+#include "launch/elastic.h"
+
+#include <fmt/format.h>
+
+#include "core/error.h"
+
+namespace zeroth::cli {
+
+Endpoint parse_endpoint(const std::string& text, const char* what, bool resolve) {
+  std::string host, port;
+  if (!text.empty() && text[0] == '[') {
+    const size_t close = text.find(']');
+    ZEROTH_CHECK(close != std::string::npos && close + 1 < text.size() && text[close + 1] == ':',
+                 "{} {}: expected [IPV6]:PORT", what, text);
+    host = text.substr(1, close - 1);
+    port = text.substr(close + 2);
+  } else {
+    const size_t colon = text.rfind(':');
+    ZEROTH_CHECK(colon != std::string::npos, "{} {}: expected HOST:PORT, e.g. 127.0.0.1:7070", what, text);
+    host = text.substr(0, colon);
+    port = text.substr(colon + 1);
+  }
+  unsigned long p = 0;
+  try {
+    size_t used = 0;
+    p = std::stoul(port, &used);
+    ZEROTH_CHECK(used == port.size() && p <= 65535, "");
+  } catch (const std::exception&) {
+    throw Error(fmt::format("{} {}: \"{}\" is not a port number (0..65535)", what, text, port));
+  }
+  if (host.empty()) host = "0.0.0.0";
+  boost::system::error_code ec;
+  const auto addr = asio::ip::make_address(host, ec);
+  if (!ec) return {addr, uint16_t(p)};
+  ZEROTH_CHECK(resolve, "{} {}: \"{}\" is not an IP address", what, text, host);
+  asio::io_context io;
+  asio::ip::tcp::resolver r(io);
+  const auto results = r.resolve(host, port, ec);
+  ZEROTH_CHECK(!ec && !results.empty(), "{} {}: cannot resolve {}: {}", what, text, host, ec.message());
+  return results.begin()->endpoint();
+}
+
+Replica::Replica(const TrainContext& ctx) : config(ctx.config), threads(ctx.member_threads) {
+  lora = std::make_unique<LoraTrainable>(config.lora, *ctx.model, config.trainable);
+  reset();
+}
+
+void Replica::reset() {
+  lora->initialize(config.run.seed);
+  opt = std::make_unique<ZerothOrderOptimizer>(config.optimizer, lora->set(), threads);
+  codec = std::make_unique<CodecScale>(config.codec);
+  steps = 0;
+}
+
+namespace {
+void fold_codes(CodecScale& codec, const StepEntry& e) {
+  std::vector<uint8_t> codes;
+  if (!e.exact)
+    for (const auto& r : e.records) codes.push_back(r.code);
+  codec.update(e.scale, codes.data(), codes.size());
+}
+}  // namespace
+
+void Replica::apply(const StepEntry& e) {
+  ZEROTH_CHECK(e.step == steps, "entry for step {} arrived when step {} was next", e.step, steps);
+  opt->apply(e);
+  fold_codes(*codec, e);
+  ++steps;
+}
+
+void Replica::replay(std::span<const StepEntry> entries) {
+  for (size_t i = 0; i < entries.size(); ++i)
+    ZEROTH_CHECK(entries[i].step == steps + i, "entry for step {} arrived when step {} was next", entries[i].step,
+                 steps + i);
+  opt->replay(entries);
+  for (const auto& e : entries) fold_codes(*codec, e);
+  steps += entries.size();
+}
+
+}  // namespace zeroth::cli

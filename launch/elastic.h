@@ -1,0 +1,59 @@
+// Shared pieces of `zeroth coordinator` and `zeroth worker`: parsing
+// HOST:PORT, and the replica a process keeps of θ (LoRA set, optimizer, codec)
+// with the hashes it has seen.
+#pragma once
+#include <map>
+#include <memory>
+#include <string>
+
+#include "comm/tcp/connection.h"
+#include "launch/trainer.h"
+
+namespace zeroth::cli {
+
+namespace asio = boost::asio;
+using Endpoint = asio::ip::tcp::endpoint;
+using Socket = asio::ip::tcp::socket;
+// The wire protocol's names, for the coordinator, worker and status commands.
+using tcp::CatchUpMsg;
+using tcp::CatchUpPart;
+using tcp::CommitMsg;
+using tcp::Connection;
+using tcp::FrameError;
+using tcp::FrameHeader;
+using tcp::FrameType;
+using tcp::JoinMsg;
+using tcp::ReadyMsg;
+using tcp::ResultMsg;
+using tcp::StepMsg;
+using tcp::TextMsg;
+using tcp::WelcomeMsg;
+using tcp::decode_catch_up;
+using tcp::decode_commit;
+using tcp::decode_step;
+using tcp::decode_text;
+using tcp::decode_welcome;
+using tcp::encode;
+using tcp::frame_type_name;
+
+// "HOST:PORT" (HOST may be a name, an IPv4 address or [IPv6]); `what` names the
+// flag in errors.
+Endpoint parse_endpoint(const std::string& text, const char* what, bool resolve = true);
+
+// θ and everything that evolves with it, as a function of the entries applied.
+struct Replica {
+  Replica(const TrainContext& ctx);
+  const TrainConfig& config;
+  int threads;
+  std::unique_ptr<LoraTrainable> lora;
+  std::unique_ptr<ZerothOrderOptimizer> opt;
+  std::unique_ptr<CodecScale> codec;
+  uint64_t steps = 0;  // entries applied to θ and folded into the codec
+  void reset();        // θ_0, no entries
+  void apply(const StepEntry& e);  // the next entry
+  // Fused replay of consecutive entries starting at `steps`.
+  void replay(std::span<const StepEntry> entries);
+  std::string hash() const { return lora->set().hash().hex(); }
+};
+
+}  // namespace zeroth::cli
