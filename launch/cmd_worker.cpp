@@ -4,6 +4,7 @@
 // then computes the steps it is given and sends one byte per perturbation.
 // When the coordinator goes away it reconnects and catches up again; Ctrl-C
 // (or SIGTERM) sends Leave and exits within about a second.
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -40,12 +41,14 @@ struct Inbound {
 // through a queue.
 class Link {
  public:
-  Link() : heartbeat_(io_) {}
   ~Link() { stop(); }
+  // A fresh io_context per connection: handlers of an old connection never run
+  // against a new one.
   bool connect(const Endpoint& ep, std::string& why) {
     stop();
-    io_.restart();
-    Socket s(io_);
+    io_ = std::make_unique<asio::io_context>();
+    heartbeat_ = std::make_unique<asio::steady_timer>(*io_);
+    Socket s(*io_);
     boost::system::error_code ec;
     s.connect(ep, ec);
     if (ec) {
@@ -66,11 +69,12 @@ class Link {
         },
         [this](const std::string& why, const FrameError*) { push({{}, {}, true, why}); });
     beat();
-    thread_ = std::thread([this] { io_.run(); });
+    thread_ = std::thread([io = io_.get()] { io->run(); });
     return true;
   }
   void send(FrameType t, uint64_t step, std::vector<uint8_t> body) {
-    asio::post(io_, [this, t, step, body = std::move(body)] {
+    if (!io_) return;
+    asio::post(*io_, [this, t, step, body = std::move(body)] {
       if (conn_) conn_->send(t, epoch.load(), step, body);
     });
   }
@@ -83,29 +87,34 @@ class Link {
   }
   // Sends Leave and waits (a bounded time) for it to go out.
   void leave(const std::string& why) {
+    if (!io_) return;
     send(FrameType::Leave, 0, encode(TextMsg{why}));
-    asio::post(io_, [this] {
+    asio::post(*io_, [this] {
       if (conn_) conn_->close("left");
     });
     const auto until = Clock::now() + std::chrono::milliseconds(800);
-    while (Clock::now() < until && conn_ && conn_->open()) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    while (Clock::now() < until && !closed_seen()) std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
   void stop() {
-    if (thread_.joinable()) {
-      asio::post(io_, [this] {
-        heartbeat_.cancel();
-        if (conn_) conn_->close("stopping", false);
-      });
-      io_.stop();
-      thread_.join();
-    }
+    if (!io_) return;
+    io_->stop();
+    if (thread_.joinable()) thread_.join();
+    // The loop is stopped: close here, then drop the loop with whatever handlers it still held.
+    heartbeat_->cancel();
+    if (conn_) conn_->close("stopping", false);
     conn_.reset();
+    heartbeat_.reset();
+    io_.reset();
   }
   std::atomic<uint64_t> epoch{0};
   std::atomic<double> heartbeat_s{1.0};
   std::atomic<int> missed{5};
 
  private:
+  bool closed_seen() {
+    std::lock_guard lock(mu_);
+    return std::any_of(q_.begin(), q_.end(), [](const Inbound& i) { return i.closed; });
+  }
   void push(Inbound in) {
     {
       std::lock_guard lock(mu_);
@@ -115,18 +124,23 @@ class Link {
   }
   void beat() {
     if (!conn_ || !conn_->open()) return;
-    if (Clock::now() - last_heard_.load() > std::chrono::duration<double>(heartbeat_s.load() * missed.load())) {
-      conn_->close(fmt::format("the coordinator was silent for {:.1f} s", heartbeat_s.load() * missed.load()), false);
+    // Workers are patient: the coordinator evicts a silent worker after one
+    // detection bound, a worker gives up on a silent coordinator after four
+    // (a short network stall heals without a reconnect; a dead coordinator's
+    // socket closes at once anyway).
+    const double patience = 4 * heartbeat_s.load() * missed.load();
+    if (Clock::now() - last_heard_.load() > std::chrono::duration<double>(patience)) {
+      conn_->close(fmt::format("the coordinator was silent for {:.1f} s", patience), false);
       return;
     }
     conn_->send(FrameType::Heartbeat, epoch.load(), 0, std::vector<uint8_t>{});
-    heartbeat_.expires_after(std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(heartbeat_s.load())));
-    heartbeat_.async_wait([this](boost::system::error_code ec) {
+    heartbeat_->expires_after(std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(heartbeat_s.load())));
+    heartbeat_->async_wait([this](boost::system::error_code ec) {
       if (!ec) beat();
     });
   }
-  asio::io_context io_;
-  asio::steady_timer heartbeat_;
+  std::unique_ptr<asio::io_context> io_;
+  std::unique_ptr<asio::steady_timer> heartbeat_;
   std::shared_ptr<Connection> conn_;
   std::thread thread_;
   std::mutex mu_;
@@ -178,6 +192,7 @@ class Worker {
   std::string name() const { return o_.name.empty() ? fmt::format("member {}", member_) : o_.name; }
 
   void send_join() {
+    joining_ = true;
     JoinMsg j;
     j.name = o_.name;
     j.base_hash = base_hash_;
@@ -209,6 +224,7 @@ class Worker {
         case FrameType::Step: on_step(h, decode_step(in->body)); break;
         case FrameType::Commit: on_commit(decode_commit(in->body).entry); break;
         case FrameType::Evicted:
+          if (joining_) break;  // already asked to join again: one Join per eviction
           fmt::print(stderr, "worker {}: evicted: {}; joining again\n", name(), decode_text(in->body).text);
           send_join();
           break;
@@ -234,6 +250,7 @@ class Worker {
   }
 
   void on_welcome(const WelcomeMsg& w) {
+    joining_ = false;
     member_ = w.member;
     if (!ctx_) {
       std::vector<std::string> sets = o_.sets;
@@ -293,7 +310,7 @@ class Worker {
       if (h != m.hash)
         fmt::print(stderr, "worker {}: after catch-up our hash {} differs from the coordinator's {}\n", name(), h,
                    m.hash);
-      if (trace_) trace_ << fmt::format("ready {} {}\n", replica_->steps, h) << std::flush;
+      if (trace_) trace_ << fmt::format("ready {} {} {}\n", replica_->steps, h, member_) << std::flush;
       link_.send(FrameType::Ready, replica_->steps, encode(ReadyMsg{replica_->steps, h}));
     }
   }
@@ -379,6 +396,7 @@ class Worker {
   std::unique_ptr<Replica> replica_;
   uint32_t member_ = 0;
   uint64_t theta_from_ = 0, codec_steps_ = 0;
+  bool joining_ = false;  // a Join is on its way; no second one until the Welcome
   std::vector<uint8_t> snapshot_;
   std::ofstream trace_;
 };

@@ -70,6 +70,11 @@ void Connection::write_next() {
   }
   writing_ = true;
   asio::async_write(socket_, asio::buffer(out_.front()), [self = shared_from_this()](boost::system::error_code ec, size_t n) {
+    self->writing_ = false;
+    if (self->closed_) {  // finished while this write was in flight: its buffer could go only now
+      self->out_.clear();
+      return;
+    }
     if (ec) return self->finish(ec.message(), nullptr);
     self->bytes_out_ += n;
     self->queued_ -= self->out_.front().size();
@@ -94,7 +99,7 @@ void Connection::finish(const std::string& why, const FrameError* bad) {
   boost::system::error_code ec;
   socket_.shutdown(tcp::socket::shutdown_both, ec);
   socket_.close(ec);
-  out_.clear();
+  if (!writing_) out_.clear();  // else the write in flight still reads its buffer; its handler clears
   queued_ = 0;
   if (on_close_) {
     auto cb = std::move(on_close_);

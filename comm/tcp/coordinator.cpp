@@ -114,7 +114,7 @@ void Coordinator::on_frame(const std::shared_ptr<Connection>& c, const FrameHead
     case FrameType::Join:
       return on_join(c, h, body);
     case FrameType::Heartbeat:
-      if (m && m->state == State::Evicted) rejections_.add("stale_epoch");
+      if (m && m->state == State::Evicted) stale_from_evicted(*m);
       return;
     case FrameType::Ready:
       if (!m || m->state != State::CatchingUp) {
@@ -247,8 +247,20 @@ void Coordinator::on_ready(Member& m, const std::vector<uint8_t>& body) {
   asio::post(io_, [this] { maybe_begin_step(); });
 }
 
+void Coordinator::stale_from_evicted(Member& m) {
+  // Frames it sent before it heard of its eviction (say, across a stalled
+  // link): rejected; tell it again, at most once a second, so it joins anew.
+  rejections_.add("stale_epoch");
+  const auto now = Clock::now();
+  if (now - m.evicted_told > std::chrono::seconds(1)) {
+    m.evicted_told = now;
+    m.conn->send(FrameType::Evicted, epoch_, step_, encode(TextMsg{"you were evicted; join again"}));
+  }
+}
+
 void Coordinator::on_result(Member* m, const FrameHeader& h, const std::vector<uint8_t>& body) {
-  if (!m || m->state == State::Evicted) return rejections_.add(m ? "stale_epoch" : "unknown_member");
+  if (m && m->state == State::Evicted) return stale_from_evicted(*m);
+  if (!m) return rejections_.add("unknown_member");
   if (h.epoch != epoch_) return rejections_.add("stale_epoch");
   if (!in_step_ || h.step != step_) return rejections_.add("late");
   if (!std::binary_search(step_members_.begin(), step_members_.end(), m->id)) return rejections_.add("not_caught_up");
@@ -286,6 +298,7 @@ void Coordinator::evict(uint32_t id, const std::string& why) {
   if (it == members_.end() || it->second.state == State::Evicted) return;
   Member& m = it->second;
   m.state = State::Evicted;
+  m.evicted_told = Clock::now();
   say(fmt::format("coordinator: evicted {} (member {}): {}", m.name, id, why));
   m.conn->send(FrameType::Evicted, epoch_, step_, encode(TextMsg{why}));
   // The connection stays open: frames the member sent before it heard are

@@ -110,6 +110,7 @@ class Coordinator {
     uint64_t caught_up_to = 0;  // End's step
     std::chrono::steady_clock::time_point last_seen;
     uint64_t contributed = 0;
+    std::chrono::steady_clock::time_point evicted_told;
   };
   using Clock = std::chrono::steady_clock;
 
@@ -121,6 +122,7 @@ class Coordinator {
   void on_result(Member* m, const FrameHeader& h, const std::vector<uint8_t>& body);
   void stream_catch_up(Member& m, uint64_t from, bool reset);
   void evict(uint32_t id, const std::string& why);
+  void stale_from_evicted(Member& m);
   void remove(uint32_t id, const std::string& why);
   void tick();             // heartbeats, failure detection, join timeouts
   void maybe_begin_step();

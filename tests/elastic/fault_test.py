@@ -1,0 +1,424 @@
+#!/usr/bin/env python3
+"""Fault tests of elastic runs (zeroth coordinator / zeroth worker) on loopback.
+
+Each scenario runs a real coordinator and real worker processes on stories260K
+(../shared), injects faults, and then checks invariants, not just that the run
+finished:
+  * the ledger reopens with no gaps and holds every step;
+  * replaying the ledger from the base gives the coordinator's final hash;
+  * every entry a worker applied (its --trace) is byte-equal to the ledger's
+    entry of that step, so no worker applied an entry that is not in the
+    recovered ledger;
+  * after every committed step, every worker that applied it reports the same
+    θ hash as the coordinator's replica;
+  * no step had more than max_workers members.
+
+Scenarios: workers (8 workers, random kill -9 and restart), coordinator (kill -9
+of the coordinator at random points, restart), partition (a proxy blackholes
+one worker for 3x the detection bound), joins (12 workers for max_workers 4).
+
+Usage: fault_test.py ZEROTH SHARED_DIR REPO SCENARIO [--seed N]
+Exits 77 when SHARED_DIR is absent (CTest's skip code).
+"""
+import json
+import os
+import random
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+ZEROTH, SHARED, REPO, SCENARIO = sys.argv[1:5]
+SEED = int(sys.argv[sys.argv.index("--seed") + 1]) if "--seed" in sys.argv else int(time.time()) % 100000
+SHARED = os.environ.get("ZEROTH_SHARED", SHARED)
+if not os.path.isdir(os.path.join(SHARED, "models", "stories260K")):
+    print(f"skipped: {SHARED} is absent (set ZEROTH_SHARED to the shared folder)")
+    sys.exit(77)
+os.environ["ZEROTH_SHARED"] = SHARED
+rng = random.Random(SEED)
+print(f"scenario {SCENARIO}, seed {SEED} (rerun with --seed {SEED})", flush=True)
+
+RECIPE = os.path.join(REPO, "configs", "stories260k-tinystories.yaml")
+BASE = os.path.join(SHARED, "models", "stories260K", "stories260K.bin")
+TMP = tempfile.mkdtemp(prefix="zeroth-fault-")
+RUN = os.path.join(TMP, "run")
+HEARTBEAT, MISSED = 0.2, 5  # detection bound 1 s
+DEADLINE = 1000.0  # wall-clock bound of a whole scenario (CTest's timeout is the hard one)
+T0 = time.time()
+
+
+def fail(msg):
+    print(f"FAILED: {msg}", flush=True)
+    for name in sorted(os.listdir(TMP)):
+        if name.endswith(".err"):
+            with open(os.path.join(TMP, name), errors="replace") as f:
+                tail = f.read()[-1500:]
+            print(f"--- {name} (tail)\n{tail}", flush=True)
+    kill_all()
+    sys.exit(1)
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+PROCS = []
+
+
+def spawn(args, name):
+    out = open(os.path.join(TMP, name + ".out"), "ab")
+    err = open(os.path.join(TMP, name + ".err"), "ab")
+    p = subprocess.Popen([ZEROTH] + args, stdout=out, stderr=err, stdin=subprocess.DEVNULL)
+    PROCS.append(p)
+    return p
+
+
+def kill_all():
+    for p in PROCS:
+        if p.poll() is None:
+            p.kill()
+    for p in PROCS:
+        try:
+            p.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            pass
+
+
+def coordinator_args(port, steps, min_w, max_w, extra=()):
+    return ["coordinator", RECIPE, "--listen", f"127.0.0.1:{port}", "--run", RUN, "--no-http",
+            "--set", "task.max_length=32", "--set", "zo.samples=1", "--set", "zo.q=2", "--set", "run.hash_every=5",
+            "--set", "task.dev_size=1", "--set", "run.eval_every=0", "--set", f"run.steps={steps}",
+            "--set", "run.snapshot_every=25", "--set", f"elastic.min_workers={min_w}",
+            "--set", f"elastic.max_workers={max_w}", "--set", f"elastic.heartbeat_s={HEARTBEAT}",
+            "--set", f"elastic.missed_heartbeats={MISSED}", "--set", "elastic.step_deadline_s=5",
+            "--set", "elastic.wait_s=60", *extra]
+
+
+def worker(port, i, gen=0):
+    return spawn(["worker", "--join", f"127.0.0.1:{port}", "--name", f"w{i}", "--threads", "1",
+                  "--retry-seconds", "60", "--trace", os.path.join(TMP, f"trace-w{i}.txt")], f"w{i}-{gen}")
+
+
+def steps_committed():
+    path = os.path.join(RUN, "metrics.jsonl")
+    if not os.path.exists(path):
+        return 0
+    with open(path) as f:
+        steps = [json.loads(l)["step"] for l in f if '"event":"step"' in l]
+    return max(steps) + 1 if steps else 0
+
+
+def wait_until(pred, what, limit=120):
+    end = time.time() + limit
+    while time.time() < end:
+        if pred():
+            return
+        time.sleep(0.05)
+    fail(f"timed out waiting for {what}")
+
+
+def ledger_entries():
+    """The entry bodies of RUN/ledger.zl, by step (frames: magic, length, body, crc)."""
+    with open(os.path.join(RUN, "ledger.zl"), "rb") as f:
+        b = f.read()
+    at, bodies = 0, []
+    while at + 8 <= len(b):
+        magic, n = struct.unpack_from("<II", b, at)
+        if at + 8 + n + 4 > len(b):
+            break
+        if at > 0:
+            bodies.append(b[at + 8:at + 8 + n])
+        at += 8 + n + 4
+    return bodies
+
+
+def check_invariants(steps, max_workers):
+    entries = ledger_entries()
+    if len(entries) != steps:
+        fail(f"the ledger holds {len(entries)} entries, expected {steps}")
+    # Replay from the base: the coordinator's final hash.
+    rep = subprocess.run([ZEROTH, "replay", "--base", BASE, "--ledger", os.path.join(RUN, "ledger.zl"), "--out",
+                          os.path.join(TMP, "replayed")], capture_output=True, text=True)
+    if rep.returncode != 0:
+        fail(f"replay failed: {rep.stderr}")
+    replay_hash = [l.split()[1] for l in rep.stdout.splitlines() if l.startswith("hash:")][0]
+    with open(os.path.join(RUN, "summary.json")) as f:
+        summary = json.load(f)
+    if summary["final_hash"] != replay_hash:
+        fail(f"coordinator's final hash {summary['final_hash']} != replay {replay_hash}")
+    # The coordinator's hash after each step (metrics; a step may be logged twice
+    # around a restart, with the same hash).
+    coord = {}
+    with open(os.path.join(RUN, "metrics.jsonl")) as f:
+        for l in f:
+            j = json.loads(l)
+            if j.get("event") == "step":
+                if j["step"] in coord and coord[j["step"]] != j["hash"]:
+                    fail(f"step {j['step']} was committed twice with different hashes")
+                coord[j["step"]] = j["hash"]
+    applied = checked = 0
+    for name in os.listdir(TMP):
+        if not name.startswith("trace-"):
+            continue
+        with open(os.path.join(TMP, name)) as f:
+            for line in f:
+                parts = line.split()
+                if parts[0] != "commit":
+                    continue
+                s, h, body = int(parts[1]), parts[2], bytes.fromhex(parts[3])
+                if s >= len(entries) or entries[s] != body:
+                    fail(f"{name} applied an entry for step {s} that is not the ledger's")
+                applied += 1
+                if h != "-":
+                    if s in coord and coord[s] != h:
+                        fail(f"{name}: θ hash after step {s} is {h}; the coordinator's is {coord[s]}")
+                    checked += s in coord
+    # At most max_workers members per step (records carry the member id).
+    for s, body in enumerate(entries):
+        n = struct.unpack_from("<I", body, 24)[0] if len(body) >= 28 else 0
+        members = {struct.unpack_from("<I", body, 28 + 10 * k)[0] for k in range(n)} if n else set()
+        if len(members) > max_workers:
+            fail(f"step {s} had {len(members)} members, more than max_workers {max_workers}")
+    if applied == 0 or checked == 0:
+        fail("the traces hold no applied entries: nothing was checked")
+    print(f"invariants hold: {steps} entries, replay hash {replay_hash}, {applied} applied entries byte-equal to "
+          f"the ledger, {checked} per-step hashes equal to the coordinator's", flush=True)
+    return summary
+
+
+def scenario_workers():
+    port, steps, n = free_port(), 200, 8
+    coord = spawn(coordinator_args(port, steps, 2, 8), "coordinator")
+    ws = {i: worker(port, i) for i in range(n)}
+    gens = {i: 0 for i in range(n)}
+    kills = 0
+    while coord.poll() is None and time.time() - T0 < DEADLINE:
+        time.sleep(rng.uniform(0.2, 0.8))
+        i = rng.randrange(n)
+        if ws[i].poll() is None and steps_committed() < steps - 10:
+            ws[i].kill()  # kill -9
+            kills += 1
+            time.sleep(rng.uniform(0.0, 0.5))
+            gens[i] += 1
+            ws[i] = worker(port, i, gens[i])
+    if coord.wait(timeout=120) != 0:
+        fail(f"coordinator exited {coord.returncode}")
+    kill_all()
+    print(f"{kills} workers killed with SIGKILL and restarted", flush=True)
+    if kills < 3:
+        fail("fewer than 3 kills happened: the run was too short to test anything")
+    check_invariants(steps, 8)
+
+
+def scenario_coordinator():
+    port, steps = free_port(), 120
+    coord = spawn(coordinator_args(port, steps, 2, 4), "coordinator-0")
+    ws = [worker(port, i) for i in range(4)]
+    restarts = 0
+    for k in range(3):
+        target = rng.randrange(15 + 30 * k, 30 + 30 * k)
+        wait_until(lambda: steps_committed() >= target or coord.poll() is not None, f"step {target}")
+        if coord.poll() is not None:
+            break
+        coord.kill()  # kill -9 of the coordinator, mid-step
+        coord.wait()
+        restarts += 1
+        print(f"killed the coordinator at step ~{steps_committed()}", flush=True)
+        time.sleep(rng.uniform(0.0, 1.0))
+        coord = spawn(coordinator_args(port, steps, 2, 4), f"coordinator-{restarts}")
+    if coord.wait(timeout=180) != 0:
+        fail(f"restarted coordinator exited {coord.returncode}")
+    for w in ws:
+        try:
+            w.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            fail("a worker did not finish after the run completed")
+    if restarts < 3:
+        fail(f"only {restarts} coordinator restarts happened")
+    summary = check_invariants(steps, 4)
+    print(f"{restarts} coordinator kills; rejections {summary.get('rejections')}", flush=True)
+
+
+class Proxy:
+    """A userspace TCP proxy that can blackhole: while `hole` is set it stops
+    forwarding both ways (bytes wait, as TCP would retransmit them through a
+    dead link) and delivers them, late, once healed."""
+
+    def __init__(self, target_port):
+        self.target = target_port
+        self.srv = socket.socket()
+        self.srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.srv.bind(("127.0.0.1", 0))
+        self.srv.listen(8)
+        self.port = self.srv.getsockname()[1]
+        self.hole = threading.Event()
+        threading.Thread(target=self.accept, daemon=True).start()
+
+    def accept(self):
+        while True:
+            c, _ = self.srv.accept()
+            try:
+                u = socket.create_connection(("127.0.0.1", self.target))
+            except OSError:
+                c.close()
+                continue
+            for a, b in ((c, u), (u, c)):
+                threading.Thread(target=self.pipe, args=(a, b), daemon=True).start()
+
+    def pipe(self, a, b):
+        try:
+            while True:
+                while self.hole.is_set():
+                    time.sleep(0.01)
+                d = a.recv(65536)
+                if not d:
+                    break
+                while self.hole.is_set():
+                    time.sleep(0.01)
+                b.sendall(d)
+        except OSError:
+            pass
+        for s in (a, b):
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+
+def status(port):
+    r = subprocess.run([ZEROTH, "status", f"127.0.0.1:{port}", "--json"], capture_output=True, text=True, timeout=20)
+    return json.loads(r.stdout) if r.returncode == 0 else None
+
+
+def scenario_partition():
+    port, steps = free_port(), 500
+    coord = spawn(coordinator_args(port, steps, 2, 4), "coordinator")
+    proxy = Proxy(port)
+    ws = [worker(port, i) for i in range(2)]
+    cut = spawn(["worker", "--join", f"127.0.0.1:{proxy.port}", "--name", "cut", "--threads", "1",
+                 "--retry-seconds", "60", "--trace", os.path.join(TMP, "trace-cut.txt")], "cut")
+    wait_until(lambda: steps_committed() >= 30, "step 30")
+    proxy.hole.set()
+    print(f"blackholed the worker 'cut' at step {steps_committed()} for {3 * HEARTBEAT * MISSED:.1f} s", flush=True)
+    time.sleep(3 * HEARTBEAT * MISSED)
+    st = status(port)
+    names = {m["name"]: m["state"] for m in st["members"]} if st else {}
+    if names.get("cut") not in ("evicted", None):
+        fail(f"the cut-off worker was not evicted: {names}")
+    healed_at = steps_committed()
+    if healed_at >= steps - 100:
+        fail(f"the run was nearly over ({healed_at} of {steps} steps) when healed: nothing left to test")
+    proxy.hole.clear()
+    print(f"healed at step {healed_at}", flush=True)
+    if coord.wait(timeout=180) != 0:
+        fail(f"coordinator exited {coord.returncode}")
+    kill_all()
+    summary = check_invariants(steps, 4)
+    rej = summary.get("rejections", {})
+    if rej.get("stale_epoch", 0) < 1:
+        fail(f"no stale-epoch rejection was counted: {rej}")
+    # It came back only through catch-up: a 'ready' line after the heal, and
+    # commits after it, in its trace.
+    with open(os.path.join(TMP, "trace-cut.txt")) as f:
+        lines = [l.split() for l in f]
+    readies = [int(l[1]) for l in lines if l[0] == "ready"]
+    if len(readies) < 2 or readies[-1] < healed_at:
+        fail(f"the healed worker did not catch up again (ready lines at steps {readies})")
+    after = [int(l[1]) for l in lines if l[0] == "commit" and int(l[1]) >= readies[-1]]
+    if not after:
+        fail("the healed worker applied nothing after catching up")
+    print(f"evicted, {rej.get('stale_epoch')} stale frames rejected, caught up again at step {readies[-1]}", flush=True)
+
+
+def scenario_joins():
+    port, steps, max_w = free_port(), 80, 4
+    coord = spawn(coordinator_args(port, steps, 2, max_w), "coordinator")
+    ws = [worker(port, 0), worker(port, 1)]
+    for i in range(2, 12):  # ten more join while the run goes on
+        time.sleep(rng.uniform(0.05, 0.3))
+        ws.append(worker(port, i))
+    if coord.wait(timeout=180) != 0:
+        fail(f"coordinator exited {coord.returncode}")
+    kill_all()
+    check_invariants(steps, max_w)
+    # Joins happen between steps: a member's records appear only at steps at or
+    # after the one it caught up to (its "ready" line names step and member id).
+    ready_at = {}
+    for i in range(12):
+        path = os.path.join(TMP, f"trace-w{i}.txt")
+        if os.path.exists(path):
+            with open(path) as f:
+                for l in f:
+                    p = l.split()
+                    if p[0] == "ready":
+                        ready_at[int(p[3])] = int(p[1])
+    entries = ledger_entries()
+    seen = 0
+    for s, body in enumerate(entries):
+        n = struct.unpack_from("<I", body, 24)[0]
+        for k in range(n):
+            m = struct.unpack_from("<I", body, 28 + 10 * k)[0]
+            if m not in ready_at:
+                fail(f"member {m} contributed to step {s} without ever catching up")
+            if s < ready_at[m]:
+                fail(f"member {m} contributed to step {s} before it caught up (at step {ready_at[m]})")
+            seen += 1
+    refused = sum("the run is full" in open(os.path.join(TMP, n), errors="replace").read()
+                  for n in os.listdir(TMP) if n.endswith(".err") and n.startswith("w"))
+    print(f"{len(ready_at)} members caught up and joined; {seen} records all after their member's catch-up; "
+          f"{refused} joins refused while the waiting room was full", flush=True)
+
+def scenario_status():
+    """The status page of a live coordinator in headless Chromium, and `zeroth status`."""
+    import shutil
+    port, http, steps = free_port(), free_port(), 400
+    coord = spawn([a for a in coordinator_args(port, steps, 2, 4) if a != "--no-http"] + ["--http", f"127.0.0.1:{http}"],
+                  "coordinator")
+    ws = [worker(port, i) for i in range(2)]
+    wait_until(lambda: steps_committed() >= 20, "step 20")
+    st = subprocess.run([ZEROTH, "status", f"127.0.0.1:{port}"], capture_output=True, text=True, timeout=20)
+    print(st.stdout, flush=True)
+    if st.returncode != 0 or "members: 2" not in st.stdout or " w0 " not in st.stdout:
+        fail(f"zeroth status did not show the run: {st.stdout} {st.stderr}")
+    chromium = shutil.which("chromium")
+    if not chromium:
+        print("chromium is not installed (apt-get install chromium): the page itself is not checked", flush=True)
+    else:
+        def dump():
+            profile = tempfile.mkdtemp(dir=TMP)
+            r = subprocess.run(["timeout", "-k", "5", "60", chromium, "--headless=new", "--no-sandbox", "--disable-gpu",
+                                "--no-first-run", "--disable-dev-shm-usage", f"--user-data-dir={profile}",
+                                "--virtual-time-budget=3000", "--dump-dom", f"http://127.0.0.1:{http}/"],
+                               capture_output=True, text=True)
+            return r.stdout
+        import re
+        def shown_step(dom):
+            m = re.search(r'id="step"[^>]*>([0-9]+)<', dom)
+            return int(m.group(1)) if m else None
+        first = dump()
+        s1 = shown_step(first)
+        if s1 is None or s1 < 20 or "w0" not in first or "loss-curve-path" not in first:
+            fail(f"the page did not render the live run (step shown: {s1})")
+        time.sleep(1.0)
+        s2 = shown_step(dump())
+        if s2 is None or s2 <= s1:
+            fail(f"the page's step did not advance ({s1} then {s2})")
+        print(f"status page in Chromium: step {s1}, then {s2}; members and loss curve rendered", flush=True)
+    coord.wait(timeout=180)
+    kill_all()
+
+
+try:
+    {"status": scenario_status, "workers": scenario_workers, "coordinator": scenario_coordinator, "partition": scenario_partition,
+     "joins": scenario_joins}[SCENARIO]()
+except KeyError:
+    fail(f"unknown scenario {SCENARIO}")
+finally:
+    kill_all()
+print(f"ok: {SCENARIO} ({time.time() - T0:.1f} s)")
