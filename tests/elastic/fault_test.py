@@ -414,8 +414,64 @@ def scenario_status():
     kill_all()
 
 
+def scenario_lifecycle():
+    """Too few workers: the coordinator fails in time with a clear error. Private
+    data: each worker trains on its own shard. SIGTERM: a worker leaves within
+    about a second and the run goes on."""
+    global RUN
+    # 1. min_workers 2, one worker, wait_s 2: a clear failure, non-zero, in time.
+    port = free_port()
+    RUN = os.path.join(TMP, "lonely")
+    args = coordinator_args(port, 50, 2, 4)
+    args[args.index("elastic.wait_s=60")] = "elastic.wait_s=2"
+    t = time.time()
+    coord = spawn(args, "lonely")
+    w = worker(port, 99)
+    rc = coord.wait(timeout=60)
+    took = time.time() - t
+    err = open(os.path.join(TMP, "lonely.err")).read()
+    if rc == 0 or "fewer than elastic.min_workers = 2 workers" not in err:
+        fail(f"one worker for min_workers 2 did not fail clearly (exit {rc})")
+    if took > 20:
+        fail(f"the coordinator took {took:.1f} s to give up after wait_s = 2")
+    w.wait(timeout=20)
+    print(f"too few workers: the coordinator failed after {took:.1f} s with a clear error", flush=True)
+    # 2. + 3. Private shards, and a worker that gets SIGTERM mid-run.
+    RUN = os.path.join(TMP, "run")
+    sample = os.path.join(SHARED, "data", "tinystories", "sample.txt")
+    docs = open(sample).read().split("<|endoftext|>")
+    for i, part in enumerate((docs[:3], docs[2:])):
+        with open(os.path.join(TMP, f"shard-{i}.txt"), "w") as f:
+            f.write("<|endoftext|>".join(part))
+    port, steps = free_port(), 300
+    coord = spawn(coordinator_args(port, steps, 2, 4, ["--set", "elastic.data=private"]), "coordinator")
+    no_data = spawn(["worker", "--join", f"127.0.0.1:{port}", "--name", "nodata"], "nodata")
+    ws = [spawn(["worker", "--join", f"127.0.0.1:{port}", "--name", f"p{i}", "--threads", "1", "--data",
+                 os.path.join(TMP, f"shard-{i % 2}.txt"), "--trace", os.path.join(TMP, f"trace-p{i}.txt")], f"p{i}")
+          for i in range(3)]
+    if no_data.wait(timeout=60) == 0 or "pass --data PATH" not in open(os.path.join(TMP, "nodata.err")).read():
+        fail("a worker without --data joined a private-data run")
+    wait_until(lambda: steps_committed() >= 40, "step 40")
+    t = time.time()
+    ws[2].send_signal(signal.SIGTERM)
+    rc = ws[2].wait(timeout=10)
+    took = time.time() - t
+    if rc != 0 or took > 2.0:
+        fail(f"SIGTERM: the worker exited {rc} after {took:.2f} s (want 0 within 2 s)")
+    at = steps_committed()
+    if coord.wait(timeout=180) != 0:
+        fail(f"coordinator exited {coord.returncode}")
+    kill_all()
+    if "p2 (member" not in open(os.path.join(TMP, "coordinator.err")).read().split("left (stopped by a signal)")[0][-200:]:
+        fail("the coordinator did not log that p2 left")
+    if at >= steps:
+        fail("the run was over before the worker left")
+    check_invariants(steps, 4)
+    print(f"private shards trained; p2 left on SIGTERM in {took:.2f} s at step {at}, the run went on", flush=True)
+
+
 try:
-    {"status": scenario_status, "workers": scenario_workers, "coordinator": scenario_coordinator, "partition": scenario_partition,
+    {"lifecycle": scenario_lifecycle, "status": scenario_status, "workers": scenario_workers, "coordinator": scenario_coordinator, "partition": scenario_partition,
      "joins": scenario_joins}[SCENARIO]()
 except KeyError:
     fail(f"unknown scenario {SCENARIO}")
