@@ -25,6 +25,12 @@ void Connection::read_header() {
                      FrameHeader h;
                      try {
                        h = decode_frame_header(self->header_);
+                       if ((h.flags & kFlagTagged) && !self->keys_)
+                         throw FrameError(FrameError::Kind::Malformed, "a tagged frame before any session key");
+                       if (!(h.flags & kFlagTagged) && self->keys_)
+                         throw FrameError(FrameError::Kind::Malformed,
+                                          fmt::format("an untagged {} frame on an authenticated connection",
+                                                      frame_type_name(h.type)));
                        if (h.sequence != self->seq_in_ + 1)
                          throw FrameError(FrameError::Kind::Malformed,
                                           fmt::format("{} frame has sequence {}, expected {} (replayed or reordered)",
@@ -38,13 +44,23 @@ void Connection::read_header() {
 }
 
 void Connection::read_body(const FrameHeader& h) {
-  body_.assign(h.length, 0);  // at most max_body_bytes(h.type), checked above
-  asio::async_read(socket_, asio::buffer(body_), [self = shared_from_this(), h](boost::system::error_code ec, size_t n) {
+  const bool tagged = h.flags & kFlagTagged;
+  body_.assign(h.length + (tagged ? kTagBytes : 0), 0);  // at most max_body_bytes(h.type) + a tag, checked above
+  asio::async_read(socket_, asio::buffer(body_), [self = shared_from_this(), h, tagged](boost::system::error_code ec, size_t n) {
     if (ec) return self->finish(ec == asio::error::eof ? "closed by peer mid-frame" : ec.message(), nullptr);
     self->bytes_in_ += n;
     if (!self->open_) return;
     std::vector<uint8_t> body = std::move(self->body_);
     self->body_.clear();
+    if (tagged) {
+      const std::span<const uint8_t> all(body);
+      try {
+        verify_tag(self->header_, all.first(h.length), all.subspan(h.length), self->keys_->recv, h.type, h.sequence);
+      } catch (const FrameError& e) {
+        return self->finish(e.what(), &e);
+      }
+      body.resize(h.length);
+    }
     try {
       self->on_frame_(h, std::move(body));
     } catch (const FrameError& e) {
@@ -56,7 +72,8 @@ void Connection::read_body(const FrameHeader& h) {
 
 void Connection::send(FrameType type, uint64_t epoch, uint64_t step, std::span<const uint8_t> body) {
   if (!open_ || closing_) return;
-  auto frame = encode_frame({type, uint32_t(body.size()), epoch, step, ++seq_out_}, body);
+  auto frame = encode_frame({type, uint32_t(body.size()), 0, epoch, step, ++seq_out_}, body,
+                            keys_ ? &keys_->send : nullptr);
   queued_ += frame.size();
   out_.push_back(std::move(frame));
   if (!writing_) write_next();

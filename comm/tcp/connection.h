@@ -9,9 +9,11 @@
 #include <deque>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
+#include "comm/tcp/auth.h"
 #include "comm/tcp/frame.h"
 
 namespace zeroth::tcp {
@@ -33,6 +35,11 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void send(FrameType type, uint64_t epoch, uint64_t step, const std::vector<uint8_t>& body) {
     send(type, epoch, step, std::span<const uint8_t>(body));
   }
+  // From now on every frame sent is tagged with keys.send, and every frame
+  // received must carry a valid tag under keys.recv (else the connection ends
+  // with a FrameError: "bad tag"). Frames already queued keep their form.
+  void set_keys(const SessionKeys& keys) { keys_ = keys; }
+  bool authenticated() const { return keys_.has_value(); }
   // Closes after the queued frames are written (or at once when `flush` is false).
   void close(const std::string& why, bool flush = true);
   bool open() const { return open_; }
@@ -51,6 +58,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   std::string remote_;
   OnFrame on_frame_;
   OnClose on_close_;
+  std::optional<SessionKeys> keys_;
   std::array<uint8_t, kFrameHeaderBytes> header_{};
   std::vector<uint8_t> body_;
   std::deque<std::vector<uint8_t>> out_;

@@ -19,6 +19,7 @@ std::string reason_of(const FrameError& e) {
     case FrameError::Kind::Oversize: return "oversize";
     case FrameError::Kind::UnknownType: return "unknown_type";
     case FrameError::Kind::Malformed: return "malformed";
+    case FrameError::Kind::BadTag: return "bad_tag";
   }
   return "malformed";
 }

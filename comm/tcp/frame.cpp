@@ -1,5 +1,7 @@
 #include "comm/tcp/frame.h"
 
+#include "comm/tcp/auth.h"
+
 #include <cmath>
 #include <cstring>
 #include <fmt/format.h>
@@ -115,6 +117,9 @@ const char* frame_type_name(FrameType t) {
     case FrameType::StatusRequest: return "status request";
     case FrameType::Status: return "status";
     case FrameType::Refused: return "refused";
+    case FrameType::Challenge: return "challenge";
+    case FrameType::Hello: return "hello";
+    case FrameType::HelloOk: return "hello-ok";
   }
   return "unknown";
 }
@@ -134,11 +139,15 @@ uint32_t max_body_bytes(FrameType t) {
     case FrameType::StatusRequest: return 0;
     case FrameType::Status: return 1 * kMiB;
     case FrameType::Refused: return 1024;
+    case FrameType::Challenge: return 32;
+    case FrameType::Hello: return 1 + 4 + 64 + 8 + 32 + 32;
+    case FrameType::HelloOk: return 32;
   }
   return 0;
 }
 
-std::vector<uint8_t> encode_frame(const FrameHeader& h, std::span<const uint8_t> body) {
+std::vector<uint8_t> encode_frame(const FrameHeader& h, std::span<const uint8_t> body,
+                                  const std::array<uint8_t, 32>* tag_key) {
   if (body.size() > max_body_bytes(h.type))
     throw FrameError(Kind::Oversize, fmt::format("{} body of {} bytes exceeds its cap of {}", frame_type_name(h.type),
                                                  body.size(), max_body_bytes(h.type)));
@@ -147,13 +156,17 @@ std::vector<uint8_t> encode_frame(const FrameHeader& h, std::span<const uint8_t>
   w.num(kProtocolVersion);
   w.num(uint16_t(h.type));
   w.num(uint32_t(body.size()));
-  w.num(uint32_t(0));
+  w.num(uint32_t(tag_key ? kFlagTagged : 0));
   w.num(h.epoch);
   w.num(h.step);
   w.num(h.sequence);
   const size_t at = w.out.size();
   w.out.resize(at + body.size());
   if (!body.empty()) std::memcpy(w.out.data() + at, body.data(), body.size());
+  if (tag_key) {
+    const Tag tag = hmac_sha256(*tag_key, w.out);
+    w.out.insert(w.out.end(), tag.begin(), tag.end());
+  }
   return std::move(w.out);
 }
 
@@ -168,12 +181,13 @@ FrameHeader decode_frame_header(std::span<const uint8_t> bytes) {
     throw FrameError(Kind::Malformed, fmt::format("protocol version {} (this build speaks {})", version,
                                                   kProtocolVersion));
   const auto type = r.num<uint16_t>("type");
-  if (type < 1 || type > uint16_t(FrameType::Refused))
+  if (type < 1 || type > uint16_t(FrameType::HelloOk))
     throw FrameError(Kind::UnknownType, fmt::format("unknown frame type {}", type));
   FrameHeader h;
   h.type = FrameType(type);
   h.length = r.num<uint32_t>("length");
-  if (r.num<uint32_t>("flags") != 0) throw FrameError(Kind::Malformed, "frame flags must be 0");
+  h.flags = r.num<uint32_t>("flags");
+  if ((h.flags & ~kFlagTagged) != 0) throw FrameError(Kind::Malformed, fmt::format("unknown frame flags {:#x}", h.flags));
   h.epoch = r.num<uint64_t>("epoch");
   h.step = r.num<uint64_t>("step");
   h.sequence = r.num<uint64_t>("sequence");
@@ -181,6 +195,14 @@ FrameHeader decode_frame_header(std::span<const uint8_t> bytes) {
     throw FrameError(Kind::Oversize, fmt::format("{} frame declares {} bytes; its cap is {}", frame_type_name(h.type),
                                                  h.length, max_body_bytes(h.type)));
   return h;
+}
+
+void verify_tag(std::span<const uint8_t> header, std::span<const uint8_t> body, std::span<const uint8_t> tag,
+                const std::array<uint8_t, 32>& key, FrameType type, uint64_t sequence) {
+  const Tag want = hmac_sha256(key, std::vector<std::span<const uint8_t>>{header, body});
+  if (!equal_constant_time(want, tag))
+    throw FrameError(Kind::BadTag, fmt::format("{} frame {} fails its integrity check (altered, replayed or forged)",
+                                               frame_type_name(type), sequence));
 }
 
 // ---- bodies ------------------------------------------------------------------
@@ -392,6 +414,45 @@ TextMsg decode_text(std::span<const uint8_t> body) {
   Reader r(body, "text");
   TextMsg m;
   m.text = r.str("text", kMiB);
+  r.finish();
+  return m;
+}
+
+std::vector<uint8_t> encode(const ChallengeMsg& m) { return {m.nonce.begin(), m.nonce.end()}; }
+ChallengeMsg decode_challenge(std::span<const uint8_t> body) {
+  Reader r(body, "challenge");
+  ChallengeMsg m;
+  for (auto& b : m.nonce) b = r.num<uint8_t>("nonce");
+  r.finish();
+  return m;
+}
+
+std::vector<uint8_t> encode(const HelloMsg& m) {
+  Writer w;
+  w.num(m.kind);
+  w.str(m.name);
+  w.num(m.expiry);
+  for (const uint8_t b : m.nonce) w.num(b);
+  for (const uint8_t b : m.proof) w.num(b);
+  return std::move(w.out);
+}
+HelloMsg decode_hello(std::span<const uint8_t> body) {
+  Reader r(body, "hello");
+  HelloMsg m;
+  m.kind = r.num<uint8_t>("kind");
+  m.name = r.str("name", kNameBytes);
+  m.expiry = r.num<uint64_t>("expiry");
+  for (auto& b : m.nonce) b = r.num<uint8_t>("nonce");
+  for (auto& b : m.proof) b = r.num<uint8_t>("proof");
+  r.finish();
+  return m;
+}
+
+std::vector<uint8_t> encode(const HelloOkMsg& m) { return {m.proof.begin(), m.proof.end()}; }
+HelloOkMsg decode_hello_ok(std::span<const uint8_t> body) {
+  Reader r(body, "hello-ok");
+  HelloOkMsg m;
+  for (auto& b : m.proof) b = r.num<uint8_t>("proof");
   r.finish();
   return m;
 }

@@ -1,7 +1,8 @@
 // The coordinator ↔ worker wire protocol: length-prefixed binary frames.
 //
 //   header (40 bytes, little-endian):
-//     u32 magic "ZTP1" | u16 version | u16 type | u32 body length | u32 flags (0)
+//     u32 magic "ZTP1" | u16 version | u16 type | u32 body length | u32 flags
+//     (bit 0: a 32-byte HMAC tag follows the body: see comm/tcp/auth.h)
 //     u64 epoch | u64 step | u64 sequence
 //   body: the message of `type`, encoded field by field (see the structs below)
 //
@@ -16,6 +17,7 @@
 // out of sequence is rejected. `epoch` is the membership epoch the sender
 // believes in; `step` the step the frame is about (0 where none).
 #pragma once
+#include <array>
 #include <cstdint>
 #include <span>
 #include <stdexcept>
@@ -44,18 +46,24 @@ enum class FrameType : uint16_t {
   StatusRequest = 11,  // anyone → coordinator
   Status = 12,         // coordinator → asker: JSON
   Refused = 13,        // coordinator → worker: join refused (why); the connection closes
+  Challenge = 14,      // coordinator → worker, first frame of an authenticated run: a nonce
+  Hello = 15,          // worker → coordinator: its credential's proof for that nonce
+  HelloOk = 16,        // coordinator → worker: its own proof; from here on every frame is tagged
 };
+constexpr uint32_t kFlagTagged = 1;
+constexpr size_t kTagBytes = 32;
 const char* frame_type_name(FrameType t);
 
 struct FrameHeader {
   FrameType type = FrameType::Heartbeat;
   uint32_t length = 0;
+  uint32_t flags = 0;
   uint64_t epoch = 0, step = 0, sequence = 0;
 };
 
 class FrameError : public std::runtime_error {
  public:
-  enum class Kind { Malformed, Oversize, UnknownType };
+  enum class Kind { Malformed, Oversize, UnknownType, BadTag };
   FrameError(Kind kind, const std::string& what) : std::runtime_error(what), kind_(kind) {}
   Kind kind() const { return kind_; }
 
@@ -66,9 +74,17 @@ class FrameError : public std::runtime_error {
 // The largest body a frame of `type` may carry.
 uint32_t max_body_bytes(FrameType type);
 
-std::vector<uint8_t> encode_frame(const FrameHeader& header, std::span<const uint8_t> body);
+// The frame's bytes; with `tag_key` the frame is tagged: flag set, and
+// HMAC-SHA256(tag_key, header | body) appended.
+std::vector<uint8_t> encode_frame(const FrameHeader& header, std::span<const uint8_t> body,
+                                  const std::array<uint8_t, 32>* tag_key = nullptr);
 // Checks magic, version, flags, type and the length cap. Throws FrameError.
 FrameHeader decode_frame_header(std::span<const uint8_t> bytes);
+// Checks a tagged frame's tag: HMAC-SHA256(key, header | body) must equal the
+// 32 bytes after the body (compared in constant time). Throws FrameError
+// (BadTag) otherwise.
+void verify_tag(std::span<const uint8_t> header, std::span<const uint8_t> body, std::span<const uint8_t> tag,
+                const std::array<uint8_t, 32>& key, FrameType type, uint64_t sequence);
 
 // ---- message bodies --------------------------------------------------------
 
@@ -119,6 +135,18 @@ struct CommitMsg {
 struct TextMsg {  // Leave, Evicted, Refused, Status (JSON)
   std::string text;
 };
+struct ChallengeMsg {
+  std::array<uint8_t, 32> nonce{};
+};
+struct HelloMsg {
+  uint8_t kind = 0;  // CredentialKind
+  std::string name;
+  uint64_t expiry = 0;
+  std::array<uint8_t, 32> nonce{}, proof{};
+};
+struct HelloOkMsg {
+  std::array<uint8_t, 32> proof{};
+};
 
 std::vector<uint8_t> encode(const JoinMsg&);
 std::vector<uint8_t> encode(const WelcomeMsg&);
@@ -128,6 +156,9 @@ std::vector<uint8_t> encode(const StepMsg&);
 std::vector<uint8_t> encode(const ResultMsg&);
 std::vector<uint8_t> encode(const CommitMsg&);
 std::vector<uint8_t> encode(const TextMsg&);
+std::vector<uint8_t> encode(const ChallengeMsg&);
+std::vector<uint8_t> encode(const HelloMsg&);
+std::vector<uint8_t> encode(const HelloOkMsg&);
 
 JoinMsg decode_join(std::span<const uint8_t> body);
 WelcomeMsg decode_welcome(std::span<const uint8_t> body);
@@ -137,5 +168,8 @@ StepMsg decode_step(std::span<const uint8_t> body);
 ResultMsg decode_result(std::span<const uint8_t> body);
 CommitMsg decode_commit(std::span<const uint8_t> body);
 TextMsg decode_text(std::span<const uint8_t> body);
+ChallengeMsg decode_challenge(std::span<const uint8_t> body);
+HelloMsg decode_hello(std::span<const uint8_t> body);
+HelloOkMsg decode_hello_ok(std::span<const uint8_t> body);
 
 }  // namespace zeroth::tcp

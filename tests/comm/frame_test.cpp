@@ -32,7 +32,7 @@ StepEntry entry_at(uint64_t step) {
 const std::string kHash = "00112233445566778899aabbccddeeff";
 
 TEST(Frame, HeaderRoundTripAndChecks) {
-  FrameHeader h{FrameType::Result, 3, 7, 42, 99};
+  FrameHeader h{FrameType::Result, 3, 0, 7, 42, 99};
   const std::vector<uint8_t> body = {1, 2, 3};
   auto f = encode_frame(h, body);
   ASSERT_EQ(f.size(), kFrameHeaderBytes + 3);
@@ -60,14 +60,14 @@ TEST(Frame, HeaderRoundTripAndChecks) {
   g[6] = 200;  // type
   expect_kind(g, FrameError::Kind::UnknownType);
   g = f;
-  g[12] = 1;  // flags
+  g[12] = 2;  // an unknown flag
   expect_kind(g, FrameError::Kind::Malformed);
   g = f;
   g[8] = g[9] = g[10] = g[11] = 0xff;  // declares 4 GiB: refused from the header alone
   expect_kind(g, FrameError::Kind::Oversize);
   expect_kind(std::vector<uint8_t>(f.begin(), f.begin() + 39), FrameError::Kind::Malformed);
   // Heartbeats carry no body; one with a body is oversize.
-  EXPECT_THROW(encode_frame({FrameType::Heartbeat, 0, 0, 0, 1}, body), FrameError);
+  EXPECT_THROW(encode_frame({FrameType::Heartbeat, 0, 0, 0, 0, 1}, body), FrameError);
 }
 
 TEST(Frame, EveryMessageRoundTrips) {
