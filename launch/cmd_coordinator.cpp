@@ -95,7 +95,7 @@ uint32_t first_free_member_id(const std::vector<StepEntry>& history) {
 
 Runner add_coordinator(CLI::App& app) {
   struct Options {
-    std::string config, listen = "127.0.0.1:7070", http = "127.0.0.1:0", run;
+    std::string config, listen = "127.0.0.1:7070", http = "127.0.0.1:0", run, secret;
     std::vector<std::string> sets;
     bool no_http = false;
   };
@@ -107,6 +107,9 @@ Runner add_coordinator(CLI::App& app) {
   sub->add_option("--run", opt->run, "Run directory (default: the config's run.dir); an existing run continues");
   sub->add_option("--http", opt->http, "HOST:PORT of the read-only status page (default 127.0.0.1, any free port)");
   sub->add_flag("--no-http", opt->no_http, "No status page");
+  sub->add_option("--secret", opt->secret, "The run secret file (zeroth token secret FILE): workers must then prove a "
+                                           "token or the secret, and every frame is authenticated. Without it the "
+                                           "run is open: use only on a network you trust");
   sub->add_option("--set", opt->sets, "Override a config key, e.g. --set elastic.min_workers=4 (repeatable)");
   return [opt] {
     std::vector<std::string> sets = opt->sets;
@@ -155,6 +158,15 @@ Runner add_coordinator(CLI::App& app) {
     o.base_hash = ctx.base_hash;
     o.config_yaml = c.to_yaml();
     o.first_member_id = first_free_member_id(ctx.history);
+    o.max_per_identity = uint32_t(c.elastic.max_per_identity);
+    o.joins_per_minute = uint32_t(c.elastic.joins_per_minute);
+    if (!opt->secret.empty()) {
+      o.secret = tcp::read_secret(opt->secret);
+      o.revoked_path = ctx.dir.root + "/revoked";
+    } else {
+      fmt::print(stderr, "coordinator: no --secret: anyone who can reach {} may join (trusted networks only)\n",
+                 opt->listen);
+    }
 
     asio::io_context io;
     tcp::Coordinator coord(io, o, run);

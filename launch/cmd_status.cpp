@@ -12,7 +12,7 @@ namespace zeroth::cli {
 
 Runner add_status(CLI::App& app) {
   struct Options {
-    std::string address;
+    std::string address, token, secret;
     bool json = false;
     double timeout_s = 5;
   };
@@ -20,6 +20,8 @@ Runner add_status(CLI::App& app) {
   auto* sub = app.add_subcommand("status", "Print an elastic run's status (from its coordinator)");
   sub->add_option("address", opt->address, "The coordinator's HOST:PORT")->required();
   sub->add_flag("--json", opt->json, "Print the raw JSON");
+  sub->add_option("--token", opt->token, "A member token (or a file holding it), for a run with a secret");
+  sub->add_option("--secret", opt->secret, "The run secret file, for a run with a secret");
   sub->add_option("--timeout", opt->timeout_s, "Seconds to wait for the answer (default 5)");
   return [opt] {
     const auto ep = parse_endpoint(opt->address, "address");
@@ -30,17 +32,39 @@ Runner add_status(CLI::App& app) {
     ZEROTH_CHECK(!ec, "cannot reach the coordinator at {}: {}", opt->address, ec.message());
     auto conn = std::make_shared<Connection>(std::move(s));
     std::string text, error;
+    const auto cred = load_credential(opt->token, opt->secret);
+    ChallengeMsg challenge;
+    tcp::Nonce nonce_w{};
     conn->start(
         [&](const FrameHeader& h, std::vector<uint8_t> body) {
-          if (h.type == FrameType::Status) {
+          if (h.type == FrameType::Challenge) {
+            if (!cred) {
+              error = "this run requires a credential: pass --token or --secret";
+              conn->close("no credential", false);
+              return;
+            }
+            challenge = decode_challenge(body);
+            conn->send(FrameType::Hello, 0, 0, hello_for(*cred, challenge, nonce_w));
+          } else if (h.type == FrameType::HelloOk) {
+            if (!tcp::check_hello_ok(cred->key, challenge.nonce, nonce_w, decode_hello_ok(body).proof)) {
+              error = "the coordinator failed to prove it knows the key";
+              conn->close("bad hello-ok", false);
+              return;
+            }
+            conn->set_keys(tcp::worker_keys(cred->key, challenge.nonce, nonce_w));
+            conn->send(FrameType::StatusRequest, 0, 0, std::vector<uint8_t>{});
+          } else if (h.type == FrameType::Refused) {
+            error = decode_text(body).text;
+            conn->close("refused", false);
+          } else if (h.type == FrameType::Status) {
             text = decode_text(body).text;
             conn->close("done", false);
           }
         },
         [&](const std::string& why, const FrameError*) {
-          if (text.empty()) error = why;
+          if (text.empty() && error.empty()) error = why;
         });
-    conn->send(FrameType::StatusRequest, 0, 0, std::vector<uint8_t>{});
+    if (!cred) conn->send(FrameType::StatusRequest, 0, 0, std::vector<uint8_t>{});
     io.run_for(std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::duration<double>(opt->timeout_s)));
     ZEROTH_CHECK(!text.empty(), "no status from {} within {:.0f} s{}", opt->address, opt->timeout_s,
                  error.empty() ? "" : ": " + error);

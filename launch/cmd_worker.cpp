@@ -65,6 +65,27 @@ class Link {
         [this](const FrameHeader& h, std::vector<uint8_t> body) {
           last_heard_ = Clock::now();
           if (h.type == FrameType::Heartbeat) return;
+          // The handshake runs here, on the loop, so the keys are in place
+          // before the next frame is read.
+          if (h.type == FrameType::Challenge) {
+            if (!credential) {
+              push({{}, {}, true, "this run requires a credential: pass --token (or --secret)"});
+              conn_->close("no credential", false);
+              return;
+            }
+            challenge_ = decode_challenge(body);
+            conn_->send(FrameType::Hello, 0, 0, hello_for(*credential, challenge_, nonce_w_));
+            return;
+          }
+          if (h.type == FrameType::HelloOk) {
+            const auto ok = decode_hello_ok(body);
+            if (!tcp::check_hello_ok(credential->key, challenge_.nonce, nonce_w_, ok.proof)) {
+              push({{}, {}, true, "the coordinator failed to prove it knows our key: not the run's coordinator"});
+              conn_->close("bad hello-ok", false);
+              return;
+            }
+            conn_->set_keys(tcp::worker_keys(credential->key, challenge_.nonce, nonce_w_));
+          }
           push({h, std::move(body), false, ""});
         },
         [this](const std::string& why, const FrameError*) { push({{}, {}, true, why}); });
@@ -109,8 +130,11 @@ class Link {
   std::atomic<uint64_t> epoch{0};
   std::atomic<double> heartbeat_s{1.0};
   std::atomic<int> missed{5};
+  std::optional<Credential> credential;
 
  private:
+  ChallengeMsg challenge_;
+  tcp::Nonce nonce_w_{};
   bool closed_seen() {
     std::lock_guard lock(mu_);
     return std::any_of(q_.begin(), q_.end(), [](const Inbound& i) { return i.closed; });
@@ -133,7 +157,8 @@ class Link {
       conn_->close(fmt::format("the coordinator was silent for {:.1f} s", patience), false);
       return;
     }
-    conn_->send(FrameType::Heartbeat, epoch.load(), 0, std::vector<uint8_t>{});
+    // Nothing but the handshake goes out before authentication.
+    if (!credential || conn_->authenticated()) conn_->send(FrameType::Heartbeat, epoch.load(), 0, std::vector<uint8_t>{});
     heartbeat_->expires_after(std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(heartbeat_s.load())));
     heartbeat_->async_wait([this](boost::system::error_code ec) {
       if (!ec) beat();
@@ -150,7 +175,7 @@ class Link {
 };
 
 struct WorkerOptions {
-  std::string join, name, data, model, trace;
+  std::string join, name, data, model, trace, token, secret;
   std::vector<std::string> sets;
   int threads = 0;
   double retry_s = 60;
@@ -160,6 +185,7 @@ class Worker {
  public:
   explicit Worker(const WorkerOptions& o) : o_(o), coordinator_(parse_endpoint(o.join, "--join")) {
     if (!o_.model.empty()) base_hash_ = base_model_hash(o_.model);
+    link_.credential = load_credential(o_.token, o_.secret);
     if (!o_.trace.empty()) {
       trace_.open(o_.trace, std::ios::app);
       ZEROTH_CHECK(trace_.good(), "--trace {}: cannot open for appending", o_.trace);
@@ -180,11 +206,12 @@ class Worker {
         continue;
       }
       backoff = 0.1;
-      send_join();
+      // With a credential, Join goes after the handshake (on HelloOk).
+      if (!link_.credential) send_join();
       const int rc = serve();
       if (rc >= 0) return rc;
       lost_at = Clock::now();
-      fmt::print(stderr, "worker {}: connection lost; reconnecting to {}\n", name(), o_.join);
+      fmt::print(stderr, "worker {}: connection lost ({}); reconnecting to {}\n", name(), lost_why_, o_.join);
     }
   }
 
@@ -214,11 +241,15 @@ class Worker {
       auto in = link_.pop(std::chrono::milliseconds(50));
       if (!in) continue;
       if (in->closed) {
+        lost_why_ = in->why;
         link_.stop();
+        if (in->why.rfind("this run requires a credential", 0) == 0 || in->why.rfind("the coordinator failed", 0) == 0)
+          fail("{}", in->why);
         return -1;
       }
       const auto& h = in->header;
       switch (h.type) {
+        case FrameType::HelloOk: send_join(); break;  // authenticated: now join
         case FrameType::Welcome: on_welcome(decode_welcome(in->body)); break;
         case FrameType::CatchUp: on_catch_up(decode_catch_up(in->body)); break;
         case FrameType::Step: on_step(h, decode_step(in->body)); break;
@@ -396,7 +427,8 @@ class Worker {
   std::unique_ptr<Replica> replica_;
   uint32_t member_ = 0;
   uint64_t theta_from_ = 0, codec_steps_ = 0;
-  bool joining_ = false;  // a Join is on its way; no second one until the Welcome
+  bool joining_ = false;
+  std::string lost_why_;  // a Join is on its way; no second one until the Welcome
   std::vector<uint8_t> snapshot_;
   std::ofstream trace_;
 };
@@ -412,6 +444,8 @@ Runner add_worker(CLI::App& app) {
   sub->add_option("--model", opt->model, "Your copy of the base model (default: the path in the run's config); "
                                          "checked against the run's by hash");
   sub->add_option("--threads", opt->threads, "Compute threads (default: all cores)");
+  sub->add_option("--token", opt->token, "Your member token (zt1....), or a file holding it (zeroth token issue)");
+  sub->add_option("--secret", opt->secret, "The run secret file (the operator's own workers)");
   sub->add_option("--retry-seconds", opt->retry_s, "Keep trying to reach the coordinator this long (default 60)");
   sub->add_option("--trace", opt->trace, "Append every applied entry and θ hash to this file (for audits and tests)");
   sub->add_option("--set", opt->sets, "Override a key of the run's config locally, e.g. --set eval.batch_tokens=1024");

@@ -17,5 +17,6 @@ Runner add_export(CLI::App& app);
 Runner add_coordinator(CLI::App& app);
 Runner add_worker(CLI::App& app);
 Runner add_status(CLI::App& app);
+Runner add_token(CLI::App& app);
 
 }  // namespace zeroth::cli

@@ -1,6 +1,7 @@
 #include "launch/elastic.h"
 
 #include <fmt/format.h>
+#include <fstream>
 
 #include "core/error.h"
 
@@ -38,6 +39,43 @@ Endpoint parse_endpoint(const std::string& text, const char* what, bool resolve)
   const auto results = r.resolve(host, port, ec);
   ZEROTH_CHECK(!ec && !results.empty(), "{} {}: cannot resolve {}: {}", what, text, host, ec.message());
   return results.begin()->endpoint();
+}
+
+std::optional<Credential> load_credential(const std::string& token, const std::string& secret_file) {
+  ZEROTH_CHECK(token.empty() || secret_file.empty(), "give --token or --secret, not both");
+  if (!secret_file.empty()) {
+    Credential c;
+    c.kind = tcp::CredentialKind::Secret;
+    c.name = "operator";
+    c.key = tcp::read_secret(secret_file);
+    return c;
+  }
+  if (token.empty()) return std::nullopt;
+  std::string text = token;
+  if (text.rfind("zt1.", 0) != 0) {  // a file holding the token
+    std::ifstream in(token);
+    ZEROTH_CHECK(in.good(), "--token {}: neither a token (zt1....) nor a readable file", token);
+    std::getline(in, text);
+  }
+  const tcp::Token t = tcp::parse_token(text);
+  Credential c;
+  c.kind = tcp::CredentialKind::Token;
+  c.name = t.name;
+  c.expiry = t.expiry;
+  c.key = t.key;
+  return c;
+}
+
+std::vector<uint8_t> hello_for(const Credential& cred, const tcp::ChallengeMsg& ch, tcp::Nonce& nonce_w) {
+  const tcp::HelloProof h = tcp::make_hello(cred.kind, cred.name, cred.expiry, cred.key, ch.nonce);
+  nonce_w = h.nonce_w;
+  tcp::HelloMsg m;
+  m.kind = uint8_t(h.kind);
+  m.name = h.name;
+  m.expiry = h.expiry;
+  m.nonce = h.nonce_w;
+  m.proof = h.proof;
+  return tcp::encode(m);
 }
 
 Replica::Replica(const TrainContext& ctx) : config(ctx.config), threads(ctx.member_threads) {

@@ -6,6 +6,7 @@
 #include <memory>
 #include <string>
 
+#include "comm/tcp/auth.h"
 #include "comm/tcp/connection.h"
 #include "launch/trainer.h"
 
@@ -35,6 +36,23 @@ using tcp::decode_text;
 using tcp::decode_welcome;
 using tcp::encode;
 using tcp::frame_type_name;
+using tcp::ChallengeMsg;
+using tcp::HelloOkMsg;
+using tcp::decode_challenge;
+using tcp::decode_hello_ok;
+
+// What a worker (or `zeroth status`) proves itself with: a member token
+// (--token TOKEN or a file holding it) or the run secret (--secret FILE).
+struct Credential {
+  tcp::CredentialKind kind = tcp::CredentialKind::Token;
+  std::string name;
+  uint64_t expiry = 0;
+  tcp::Key key{};
+};
+std::optional<Credential> load_credential(const std::string& token, const std::string& secret_file);
+// The answer to a coordinator's Challenge, and checking its HelloOk: the
+// worker's half of the handshake. Returns the Hello body; fills `nonce_w`.
+std::vector<uint8_t> hello_for(const Credential& cred, const tcp::ChallengeMsg& ch, tcp::Nonce& nonce_w);
 
 // "HOST:PORT" (HOST may be a name, an IPv4 address or [IPv6]); `what` names the
 // flag in errors.

@@ -25,6 +25,7 @@ int main(int argc, char** argv) {
   add(zeroth::cli::add_coordinator);
   add(zeroth::cli::add_worker);
   add(zeroth::cli::add_status);
+  add(zeroth::cli::add_token);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

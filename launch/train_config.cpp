@@ -141,7 +141,8 @@ TrainConfig parse_train_config(const std::string& yaml_text, const std::string& 
     auto& e = c.elastic;
     r.get("min_workers", e.min_workers); r.get("max_workers", e.max_workers); r.get("heartbeat_s", e.heartbeat_s);
     r.get("missed_heartbeats", e.missed_heartbeats); r.get("step_deadline_s", e.step_deadline_s);
-    r.get("wait_s", e.wait_s); r.get("data", e.data);
+    r.get("wait_s", e.wait_s); r.get("data", e.data); r.get("max_per_identity", e.max_per_identity);
+    r.get("joins_per_minute", e.joins_per_minute);
     r.finish();
   }
   {
@@ -187,6 +188,8 @@ void TrainConfig::validate() const {
   ZEROTH_CHECK(elastic.heartbeat_s > 0 && elastic.missed_heartbeats >= 1 && elastic.step_deadline_s > 0 &&
                    elastic.wait_s >= 0,
                "{}: elastic.heartbeat_s and step_deadline_s must be > 0, missed_heartbeats >= 1, wait_s >= 0", source);
+  ZEROTH_CHECK(elastic.max_per_identity >= 0 && elastic.joins_per_minute >= 1,
+               "{}: elastic.max_per_identity must be >= 0 and elastic.joins_per_minute >= 1", source);
   ZEROTH_CHECK(elastic.data == "assigned" || elastic.data == "private",
                "{}: elastic.data is \"{}\"; use assigned or private", where("elastic.data"), elastic.data);
   ZEROTH_CHECK(!trainable.full || model.quantize.empty(),
@@ -259,7 +262,8 @@ std::string TrainConfig::to_yaml() const {
     << "heartbeat_s" << YAML::Value << elastic.heartbeat_s << YAML::Key << "missed_heartbeats" << YAML::Value
     << elastic.missed_heartbeats << YAML::Key << "step_deadline_s" << YAML::Value << elastic.step_deadline_s
     << YAML::Key << "wait_s" << YAML::Value << elastic.wait_s << YAML::Key << "data" << YAML::Value << elastic.data
-    << YAML::EndMap;
+    << YAML::Key << "max_per_identity" << YAML::Value << elastic.max_per_identity << YAML::Key << "joins_per_minute"
+    << YAML::Value << elastic.joins_per_minute << YAML::EndMap;
   y << YAML::EndMap;
   return std::string(y.c_str()) + "\n";
 }

@@ -46,6 +46,8 @@ struct ElasticSection {
   int missed_heartbeats = 5;      // failure-detection bound = heartbeat_s × missed_heartbeats
   double step_deadline_s = 60;    // results later than this are rejected; the member sits the step out
   double wait_s = 300;
+  int max_per_identity = 0;       // members one credential may hold at once (0 = no cap)
+  int joins_per_minute = 60;      // per remote address
   std::string data = "assigned";  // "assigned": the coordinator's task, samples by draw lane;
                                   // "private": each worker reads its own file (zeroth worker --data)
 };

@@ -25,6 +25,10 @@ void Connection::read_header() {
                      FrameHeader h;
                      try {
                        h = decode_frame_header(self->header_);
+                       if (h.length > self->body_limit_)
+                         throw FrameError(FrameError::Kind::Oversize,
+                                          fmt::format("{} frame of {} bytes before authentication (at most {})",
+                                                      frame_type_name(h.type), h.length, self->body_limit_));
                        if ((h.flags & kFlagTagged) && !self->keys_)
                          throw FrameError(FrameError::Kind::Malformed, "a tagged frame before any session key");
                        if (!(h.flags & kFlagTagged) && self->keys_)

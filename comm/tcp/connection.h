@@ -40,6 +40,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
   // with a FrameError: "bad tag"). Frames already queued keep their form.
   void set_keys(const SessionKeys& keys) { keys_ = keys; }
   bool authenticated() const { return keys_.has_value(); }
+  // Bodies longer than this end the connection as oversize, whatever their
+  // type's cap (the coordinator's limit before authentication).
+  void limit_body(uint32_t n) { body_limit_ = n; }
   // Closes after the queued frames are written (or at once when `flush` is false).
   void close(const std::string& why, bool flush = true);
   bool open() const { return open_; }
@@ -59,6 +62,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   OnFrame on_frame_;
   OnClose on_close_;
   std::optional<SessionKeys> keys_;
+  uint32_t body_limit_ = UINT32_MAX;
   std::array<uint8_t, kFrameHeaderBytes> header_{};
   std::vector<uint8_t> body_;
   std::deque<std::vector<uint8_t>> out_;

@@ -39,6 +39,7 @@ Coordinator::Coordinator(asio::io_context& io, CoordinatorOptions options, RunSt
       tick_timer_(io),
       deadline_timer_(io),
       next_id_(opt_.first_member_id) {
+  if (opt_.secret) auth_ = std::make_unique<Authenticator>(*opt_.secret);
   ZEROTH_CHECK(opt_.min_workers >= 1 && opt_.min_workers <= opt_.max_workers,
                "elastic.min_workers ({}) must be in 1..elastic.max_workers ({})", opt_.min_workers, opt_.max_workers);
   log = [](const std::string& line) {
@@ -83,7 +84,15 @@ void Coordinator::accept() {
     if (done_) return;
     if (!ec) {
       auto c = std::make_shared<Connection>(std::move(socket));
-      unjoined_[c] = Clock::now();
+      Pending& p = unjoined_[c];
+      p.since = Clock::now();
+      if (auth_) {
+        // Before authentication a peer may send one small Hello and nothing
+        // else: no frame may make us allocate more than that.
+        c->limit_body(max_body_bytes(FrameType::Hello));
+        p.nonce = random_nonce();
+        c->send(FrameType::Challenge, epoch_, 0, encode(ChallengeMsg{p.nonce}));
+      }
       std::weak_ptr<Connection> weak = c;
       c->start([this, weak](const FrameHeader& h, std::vector<uint8_t> body) {
                  if (auto c = weak.lock()) on_frame(c, h, std::move(body));
@@ -103,10 +112,59 @@ Coordinator::Member* Coordinator::member_of(const Connection* c) {
   return m == members_.end() ? nullptr : &m->second;
 }
 
+bool Coordinator::authed(const std::shared_ptr<Connection>& c) const {
+  if (!auth_) return true;
+  if (by_conn_.count(c.get())) return true;
+  auto it = unjoined_.find(c);
+  return it != unjoined_.end() && it->second.authed;
+}
+
+void Coordinator::on_hello(const std::shared_ptr<Connection>& c, Pending& p, const std::vector<uint8_t>& body) {
+  const HelloMsg hm = decode_hello(body);
+  HelloProof h;
+  h.kind = CredentialKind(hm.kind);
+  h.name = hm.name;
+  h.expiry = hm.expiry;
+  h.nonce_w = hm.nonce;
+  h.proof = hm.proof;
+  const uint64_t now = uint64_t(std::chrono::duration_cast<std::chrono::seconds>(
+                                    std::chrono::system_clock::now().time_since_epoch()).count());
+  const auto v = auth_->verify(h, p.nonce, now);
+  if (!v.key) {
+    rejections_.add("auth_failed");
+    say(fmt::format("coordinator: refused {} ({}): {}", c->remote(), hm.name, v.why));
+    c->send(FrameType::Refused, epoch_, 0, encode(TextMsg{"authentication failed: " + v.why}));
+    c->close("authentication failed");
+    return;
+  }
+  c->send(FrameType::HelloOk, epoch_, 0, encode(HelloOkMsg{auth_->hello_ok(*v.key, p.nonce, h.nonce_w)}));
+  c->set_keys(auth_->coordinator_keys(*v.key, p.nonce, h.nonce_w));
+  c->limit_body(UINT32_MAX);
+  p.authed = true;
+  p.identity = h.kind == CredentialKind::Secret ? "operator" : h.name;
+}
+
 void Coordinator::on_frame(const std::shared_ptr<Connection>& c, const FrameHeader& h, std::vector<uint8_t> body) {
   Member* m = member_of(c.get());
   if (m) m->last_seen = Clock::now();
+  if (auth_ && !m) {
+    auto it = unjoined_.find(c);
+    if (it != unjoined_.end() && !it->second.authed) {
+      if (h.type != FrameType::Hello) {
+        rejections_.add("unauthenticated");
+        c->send(FrameType::Refused, epoch_, 0,
+                encode(TextMsg{fmt::format("a {} frame before authentication: this run requires a credential",
+                                           frame_type_name(h.type))}));
+        c->close("unauthenticated");
+        return;
+      }
+      return on_hello(c, it->second, body);
+    }
+  }
   switch (h.type) {
+    case FrameType::Hello:
+      rejections_.add("malformed");  // one handshake per connection
+      throw FrameError(FrameError::Kind::Malformed, "a second hello");
     case FrameType::StatusRequest:
       unjoined_.erase(c);
       c->send(FrameType::Status, epoch_, run_.steps_done(), encode(TextMsg{status_json()}));
@@ -156,6 +214,27 @@ void Coordinator::on_join(const std::shared_ptr<Connection>& c, const FrameHeade
     c->close("refused");
   };
   if (done_) return refuse("the run is complete");
+  std::string identity;
+  if (Member* old = member_of(c.get())) identity = old->identity;
+  else if (auto it = unjoined_.find(c); it != unjoined_.end()) identity = it->second.identity;
+  {
+    // Join rate per remote address (its IP), over the last minute.
+    const std::string addr = c->remote().substr(0, c->remote().rfind(':'));
+    auto& times = joins_by_address_[addr];
+    const auto now = Clock::now();
+    while (!times.empty() && now - times.front() > std::chrono::minutes(1)) times.erase(times.begin());
+    if (times.size() >= opt_.joins_per_minute)
+      return refuse(fmt::format("too many joins from {} (more than {} a minute)", addr, opt_.joins_per_minute));
+    times.push_back(now);
+  }
+  if (opt_.max_per_identity > 0 && !identity.empty()) {
+    uint32_t held = 0;
+    for (const auto& [id, x] : members_)
+      held += x.identity == identity && x.state != State::Evicted && x.conn != c;
+    if (held >= opt_.max_per_identity)
+      return refuse(fmt::format("credential {} already holds {} member(s), the most one credential may hold "
+                                "(elastic.max_per_identity)", identity, held));
+  }
   if (!j.base_hash.empty() && j.base_hash != opt_.base_hash)
     return refuse(fmt::format("your base model (hash {}) is not the run's (hash {}); load the run's model file",
                               j.base_hash, opt_.base_hash));
@@ -168,6 +247,7 @@ void Coordinator::on_join(const std::shared_ptr<Connection>& c, const FrameHeade
   if (members_.size() >= size_t(2) * opt_.max_workers) return refuse("the run is full; try again later");
 
   Member m;
+  m.identity = identity;
   m.id = next_id_++;
   m.name = j.name.empty() ? fmt::format("worker-{}", m.id) : j.name;
   m.conn = c;
@@ -289,7 +369,7 @@ void Coordinator::on_result(Member* m, const FrameHeader& h, const std::vector<u
   results_[m->id] = std::move(recs);
   losses_[m->id] = {r.loss, r.tokens};
   ++result_frames_;
-  result_bytes_ += kFrameHeaderBytes + body.size();
+  result_bytes_ += kFrameHeaderBytes + body.size() + (m->conn->authenticated() ? kTagBytes : 0);
   payload_bytes_ += opt_.slots * (opt_.exact ? 4 : 1);
   if (results_.size() == step_members_.size()) finish_step();
 }
@@ -339,8 +419,20 @@ void Coordinator::tick() {
   }
   for (const uint32_t id : silent)
     evict(id, fmt::format("no frame for {:.1f} s (the failure-detection bound)", bound.count()));
+  if (auth_ && !opt_.revoked_path.empty()) {
+    auth_->set_revoked(read_revoked(opt_.revoked_path));
+    std::vector<uint32_t> revoked;
+    for (const auto& [id, m] : members_)
+      if (auth_->revoked().count(m.identity)) revoked.push_back(id);
+    for (const uint32_t id : revoked) {
+      auto& m = members_.at(id);
+      m.conn->send(FrameType::Refused, epoch_, step_, encode(TextMsg{"your token was revoked"}));
+      m.conn->close("revoked");
+      remove(id, "was revoked");
+    }
+  }
   for (auto it = unjoined_.begin(); it != unjoined_.end();) {
-    if (now - it->second > std::chrono::duration<double>(opt_.join_timeout_s)) {
+    if (now - it->second.since > std::chrono::duration<double>(opt_.join_timeout_s)) {
       it->first->close("no join in time", false);
       it = unjoined_.erase(it);
     } else {

@@ -54,6 +54,13 @@ struct CoordinatorOptions {
   bool exact = false;
   std::string base_hash, config_yaml;
   uint32_t first_member_id = 0;   // ids never reused within a ledger
+  // Authentication (comm/tcp/auth.h): with a secret, every connection must
+  // complete the challenge-response before anything else, and every later frame
+  // is tagged. Without one the run is open (trusted networks only).
+  std::optional<Key> secret;
+  std::string revoked_path;       // revocation list, re-read every tick
+  uint32_t max_per_identity = 0;  // members one credential may hold at once (0 = no cap)
+  uint32_t joins_per_minute = 60; // per remote address
 };
 
 // What the coordinator needs of the run (launch/ implements it on the ledger).
@@ -111,6 +118,14 @@ class Coordinator {
     std::chrono::steady_clock::time_point last_seen;
     uint64_t contributed = 0;
     std::chrono::steady_clock::time_point evicted_told;
+    std::string identity;  // the credential's name ("" in an open run)
+  };
+  // A connection that has not joined yet: its challenge and handshake state.
+  struct Pending {
+    std::chrono::steady_clock::time_point since;
+    Nonce nonce{};
+    bool authed = false;
+    std::string identity;
   };
   using Clock = std::chrono::steady_clock;
 
@@ -139,7 +154,11 @@ class Coordinator {
   std::unique_ptr<HttpStatusServer> http_;
   std::map<uint32_t, Member> members_;
   std::map<const Connection*, uint32_t> by_conn_;
-  std::map<std::shared_ptr<Connection>, Clock::time_point> unjoined_;
+  std::map<std::shared_ptr<Connection>, Pending> unjoined_;
+  std::unique_ptr<Authenticator> auth_;
+  std::map<std::string, std::vector<Clock::time_point>> joins_by_address_;
+  void on_hello(const std::shared_ptr<Connection>& c, Pending& p, const std::vector<uint8_t>& body);
+  bool authed(const std::shared_ptr<Connection>& c) const;
   uint32_t next_id_;
   uint64_t epoch_ = 1;
   std::vector<uint32_t> last_active_;  // the active set of the last step (epoch changes when it changes)

@@ -1,0 +1,65 @@
+// `zeroth token`: credentials of an authenticated elastic run.
+//   zeroth token secret FILE                              a new run secret (0600)
+//   zeroth token issue --secret FILE --name N --expires 6h a member token
+//   zeroth token revoke N --run DIR                       refused from its next heartbeat tick on
+#include <chrono>
+#include <fmt/format.h>
+
+#include "comm/tcp/auth.h"
+#include "core/error.h"
+#include "launch/commands.h"
+
+namespace zeroth::cli {
+namespace {
+
+// "90s", "30m", "6h", "7d" → seconds.
+uint64_t parse_duration(const std::string& s) {
+  size_t used = 0;
+  uint64_t n = 0;
+  try {
+    n = std::stoull(s, &used);
+  } catch (const std::exception&) {
+    used = 0;
+  }
+  const std::string unit = s.substr(used);
+  const uint64_t mult = unit == "s" ? 1 : unit == "m" ? 60 : unit == "h" ? 3600 : unit == "d" ? 86400 : 0;
+  ZEROTH_CHECK(used > 0 && mult > 0 && n > 0, "--expires {}: expected a number and a unit: 90s, 30m, 6h or 7d", s);
+  return n * mult;
+}
+
+}  // namespace
+
+Runner add_token(CLI::App& app) {
+  struct Options {
+    std::string secret_out, secret, name, expires = "24h", revoke, run;
+  };
+  auto opt = std::make_shared<Options>();
+  auto* sub = app.add_subcommand("token", "Credentials for authenticated elastic runs (zeroth coordinator --secret)");
+  sub->require_subcommand(1);
+  auto* secret = sub->add_subcommand("secret", "Create a new run secret file (mode 0600; never overwritten)");
+  secret->add_option("file", opt->secret_out, "Where to write it")->required();
+  auto* issue = sub->add_subcommand("issue", "Issue a member token (prints it)");
+  issue->add_option("--secret", opt->secret, "The run secret file")->required();
+  issue->add_option("--name", opt->name, "The member's name (letters, digits, '_' or '-')")->required();
+  issue->add_option("--expires", opt->expires, "Lifetime: 90s, 30m, 6h, 7d (default 24h)");
+  auto* revoke = sub->add_subcommand("revoke", "Revoke a member's tokens (its name) in a run directory");
+  revoke->add_option("name", opt->revoke, "The member's name")->required();
+  revoke->add_option("--run", opt->run, "The coordinator's run directory")->required();
+  return [opt, secret, issue, revoke] {
+    if (secret->parsed()) {
+      tcp::write_new_secret(opt->secret_out);
+      fmt::print("wrote a new run secret to {} (keep it private; issue tokens from it)\n", opt->secret_out);
+    } else if (issue->parsed()) {
+      const uint64_t now = uint64_t(std::chrono::duration_cast<std::chrono::seconds>(
+                                        std::chrono::system_clock::now().time_since_epoch()).count());
+      const auto t = tcp::issue_token(tcp::read_secret(opt->secret), opt->name, now + parse_duration(opt->expires));
+      fmt::print("{}\n", t.text());
+    } else if (revoke->parsed()) {
+      tcp::append_revoked(opt->run + "/revoked", opt->revoke);
+      fmt::print("revoked {} in {} (the coordinator drops it within a heartbeat)\n", opt->revoke, opt->run);
+    }
+    return 0;
+  };
+}
+
+}  // namespace zeroth::cli
