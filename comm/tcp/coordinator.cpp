@@ -206,6 +206,9 @@ void Coordinator::on_close(const std::shared_ptr<Connection>& c, const std::stri
 
 void Coordinator::on_join(const std::shared_ptr<Connection>& c, const FrameHeader&, const std::vector<uint8_t>& body) {
   const JoinMsg j = decode_join(body);
+  std::string identity;
+  if (Member* old = member_of(c.get())) identity = old->identity;
+  else if (auto it = unjoined_.find(c); it != unjoined_.end()) identity = it->second.identity;
   unjoined_.erase(c);
   auto refuse = [&](const std::string& why) {
     rejections_.add("refused_join");
@@ -214,9 +217,6 @@ void Coordinator::on_join(const std::shared_ptr<Connection>& c, const FrameHeade
     c->close("refused");
   };
   if (done_) return refuse("the run is complete");
-  std::string identity;
-  if (Member* old = member_of(c.get())) identity = old->identity;
-  else if (auto it = unjoined_.find(c); it != unjoined_.end()) identity = it->second.identity;
   {
     // Join rate per remote address (its IP), over the last minute.
     const std::string addr = c->remote().substr(0, c->remote().rfind(':'));

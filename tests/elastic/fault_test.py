@@ -470,8 +470,219 @@ def scenario_lifecycle():
     print(f"private shards trained; p2 left on SIGTERM in {took:.2f} s at step {at}, the run went on", flush=True)
 
 
+def token(secret, name, expires="1h"):
+    r = subprocess.run([ZEROTH, "token", "issue", "--secret", secret, "--name", name, "--expires", expires],
+                       capture_output=True, text=True)
+    if r.returncode != 0:
+        fail(f"zeroth token issue failed: {r.stderr}")
+    return r.stdout.strip()
+
+
+class Recorder:
+    """A proxy that forwards one worker's connection and records what the worker sent."""
+
+    def __init__(self, target_port):
+        self.target, self.sent = target_port, bytearray()
+        self.srv = socket.socket()
+        self.srv.bind(("127.0.0.1", 0))
+        self.srv.listen(1)
+        self.port = self.srv.getsockname()[1]
+        threading.Thread(target=self.run, daemon=True).start()
+
+    def run(self):
+        c, _ = self.srv.accept()
+        u = socket.create_connection(("127.0.0.1", self.target))
+
+        def pipe(a, b, record):
+            try:
+                while True:
+                    d = a.recv(65536)
+                    if not d:
+                        break
+                    if record:
+                        self.sent += d
+                    b.sendall(d)
+            except OSError:
+                pass
+            for x in (a, b):
+                try:
+                    x.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+        threading.Thread(target=pipe, args=(c, u, True), daemon=True).start()
+        threading.Thread(target=pipe, args=(u, c, False), daemon=True).start()
+
+
+def frames_of(data):
+    """Splits a recorded stream into whole frames (header, body, tag when flagged)."""
+    out, at = [], 0
+    while at + 40 <= len(data):
+        n, flags = struct.unpack_from("<II", data, at + 8)
+        end = at + 40 + n + (32 if flags & 1 else 0)
+        if end > len(data):
+            break
+        out.append(bytes(data[at:end]))
+        at = end
+    return out
+
+
+def scenario_auth():
+    """An authenticated run: tokens work; no credential, a forged, an expired
+    and a revoked token are refused with clear errors and counted; a captured
+    session replayed whole and in shuffled pieces against the live coordinator
+    is rejected, and the ledger equals that of the same run without the attack."""
+    global RUN
+    secret = os.path.join(TMP, "run.secret")
+    if subprocess.run([ZEROTH, "token", "secret", secret], capture_output=True).returncode != 0:
+        fail("zeroth token secret failed")
+    ta, tb = token(secret, "alice"), token(secret, "bob")
+    hashes, ledgers = {}, {}
+    for attack in (False, True):
+        RUN = os.path.join(TMP, f"run-{'attacked' if attack else 'clean'}")
+        port, steps = free_port(), 150
+        coord = spawn(coordinator_args(port, steps, 2, 2, ["--secret", secret]), f"coord-{attack}")
+        wait_listening(port)
+        rec = Recorder(port) if attack else None
+        wa = spawn(["worker", "--join", f"127.0.0.1:{rec.port if attack else port}", "--token", ta, "--name", "a",
+                    "--threads", "1"], f"a-{attack}")
+        wb = spawn(["worker", "--join", f"127.0.0.1:{port}", "--token", tb, "--name", "b", "--threads", "1"],
+                   f"b-{attack}")
+        if attack:
+            wait_until(lambda: steps_committed() >= 30, "step 30")
+            # Refusals, each with a clear error.
+            for name, args, want in (
+                    ("nocred", [], "requires a credential"),
+                    ("forged", ["--token", ta.replace("alice", "mallory")], "proof is wrong"),
+                    ("expired", ["--token", token(secret, "carol", "1s")], "expired")):
+                if name == "expired":
+                    time.sleep(2.5)
+                p = spawn(["worker", "--join", f"127.0.0.1:{port}", "--threads", "1", "--retry-seconds", "5", *args],
+                          name)
+                if p.wait(timeout=60) == 0 or want not in open(os.path.join(TMP, name + ".err")).read():
+                    fail(f"the {name} worker was not refused with '{want}'")
+            # Replay alice's captured session: whole, then shuffled.
+            captured = frames_of(rec.sent)
+            if len(captured) < 10:
+                fail(f"captured only {len(captured)} frames")
+            for order in ("whole", "shuffled"):
+                frames = list(captured)
+                if order == "shuffled":
+                    rng.shuffle(frames)
+                with socket.create_connection(("127.0.0.1", port)) as sock:
+                    sock.settimeout(5)
+                    try:
+                        sock.sendall(b"".join(frames))
+                        while sock.recv(65536):
+                            pass
+                    except OSError:
+                        pass
+            st = status_with(port, ta)
+            if st["rejections"].get("auth_failed", 0) + st["rejections"].get("unauthenticated", 0) < 4:
+                fail(f"the replays and bad credentials were not all counted: {st['rejections']}")
+            print(f"refused and counted: {st['rejections']}", flush=True)
+        if coord.wait(timeout=180) != 0:
+            fail(f"coordinator exited {coord.returncode}")
+        for w in (wa, wb):
+            w.wait(timeout=30)
+        with open(os.path.join(RUN, "summary.json")) as f:
+            hashes[attack] = json.load(f)["final_hash"]
+        ledgers[attack] = ledger_entries()
+    if ledgers[True] != ledgers[False] or hashes[True] != hashes[False]:
+        fail(f"the attacked run's ledger differs from the clean one (hashes {hashes})")
+    # Revocation: bob is revoked mid-run and cannot come back.
+    RUN = os.path.join(TMP, "run-revoke")
+    port = free_port()
+    coord = spawn(coordinator_args(port, 400, 1, 2, ["--secret", secret]), "coord-revoke")
+    wa = spawn(["worker", "--join", f"127.0.0.1:{port}", "--token", ta, "--threads", "1"], "a-revoke")
+    wb = spawn(["worker", "--join", f"127.0.0.1:{port}", "--token", tb, "--threads", "1", "--retry-seconds", "5"],
+               "b-revoke")
+    wait_until(lambda: steps_committed() >= 20, "step 20")
+    subprocess.run([ZEROTH, "token", "revoke", "bob", "--run", RUN], check=True, capture_output=True)
+    if wb.wait(timeout=30) == 0 or "revoked" not in open(os.path.join(TMP, "b-revoke.err")).read():
+        fail("the revoked worker was not dropped with a clear error")
+    at = steps_committed()
+    if coord.wait(timeout=180) != 0:
+        fail(f"coordinator exited {coord.returncode}")
+    kill_all()
+    print(f"identical ledgers and hash {hashes[True]} with and without the attack; bob revoked at step {at}",
+          flush=True)
+
+
+def wait_listening(port):
+    def up():
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return True
+        except OSError:
+            return False
+    wait_until(up, f"the coordinator to listen on {port}", 60)
+
+
+def status_with(port, tok):
+    r = subprocess.run([ZEROTH, "status", f"127.0.0.1:{port}", "--json", "--token", tok], capture_output=True,
+                       text=True, timeout=20)
+    if r.returncode != 0:
+        fail(f"zeroth status failed: {r.stderr}")
+    return json.loads(r.stdout)
+
+
+def rss_kib(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+def scenario_hostile():
+    """10^4 frames that declare 4 GiB bodies, from many connections, against an
+    authenticated coordinator while honest members train: each connection is
+    closed at the header, the coordinator's RSS stays flat, training goes on."""
+    global RUN
+    secret = os.path.join(TMP, "run.secret")
+    subprocess.run([ZEROTH, "token", "secret", secret], check=True, capture_output=True)
+    RUN = os.path.join(TMP, "run")
+    port, steps = free_port(), 2000
+    coord = spawn(coordinator_args(port, steps, 2, 2, ["--secret", secret]), "coordinator")
+    ws = [spawn(["worker", "--join", f"127.0.0.1:{port}", "--token", token(secret, f"h{i}"), "--threads", "1"],
+                f"h{i}") for i in range(2)]
+    wait_until(lambda: steps_committed() >= 20, "step 20")
+    rss0, step0 = rss_kib(coord.pid), steps_committed()
+    evil = bytearray(struct.pack("<IHHIIQQQ", 0x3150545a, 1, 7, 0xFFFFFFFF, 0, 1, 0, 1))  # a Commit of 4 GiB
+    sent = 0
+    for burst in range(100):
+        socks = []
+        for k in range(100):
+            try:
+                s2 = socket.create_connection(("127.0.0.1", port), timeout=5)
+                s2.sendall(evil)
+                socks.append(s2)
+                sent += 1
+            except OSError:
+                pass
+        for s2 in socks:
+            s2.close()
+    time.sleep(1.0)
+    rss1, step1 = rss_kib(coord.pid), steps_committed()
+    if coord.poll() is not None:
+        fail("the coordinator died under the flood")
+    if step1 <= step0:
+        fail("training stopped during the flood")
+    if rss1 > rss0 + 32 * 1024:
+        fail(f"the coordinator's RSS grew from {rss0} KiB to {rss1} KiB")
+    st = status_with(port, token(secret, "observer"))
+    oversize = st["rejections"].get("oversize", 0)
+    if oversize < 0.9 * sent:
+        fail(f"only {oversize} of {sent} oversize frames were counted: {st['rejections']}")
+    print(f"rejections counted: {st['rejections']}", flush=True)
+    coord.kill()
+    kill_all()
+    print(f"{sent} frames declaring 4 GiB: coordinator RSS {rss0} → {rss1} KiB; steps {step0} → {step1} meanwhile",
+          flush=True)
+
+
 try:
-    {"lifecycle": scenario_lifecycle, "status": scenario_status, "workers": scenario_workers, "coordinator": scenario_coordinator, "partition": scenario_partition,
+    {"auth": scenario_auth, "hostile": scenario_hostile, "lifecycle": scenario_lifecycle, "status": scenario_status, "workers": scenario_workers, "coordinator": scenario_coordinator, "partition": scenario_partition,
      "joins": scenario_joins}[SCENARIO]()
 except KeyError:
     fail(f"unknown scenario {SCENARIO}")
