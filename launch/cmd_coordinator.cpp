@@ -160,6 +160,7 @@ Runner add_coordinator(CLI::App& app) {
     o.first_member_id = first_free_member_id(ctx.history);
     o.max_per_identity = uint32_t(c.elastic.max_per_identity);
     o.joins_per_minute = uint32_t(c.elastic.joins_per_minute);
+    o.robust = c.robust;
     if (!opt->secret.empty()) {
       o.secret = tcp::read_secret(opt->secret);
       o.revoked_path = ctx.dir.root + "/revoked";

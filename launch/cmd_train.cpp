@@ -31,6 +31,7 @@ struct TrainOptions {
   std::vector<std::string> sets;
   std::string resume;
   std::string corrupt;  // RANK:STEP
+  std::string attack;   // KIND:M,M,...
 };
 
 TrainConfig load_config(const TrainOptions& opt) {
@@ -43,6 +44,24 @@ TrainConfig load_config(const TrainOptions& opt) {
   }
   return path.empty() ? parse_train_config(kDefaultConfigYaml, "<embedded default>", sets)
                       : load_train_config(path, sets);
+}
+
+void parse_attack_spec(const std::string& spec, TrainContext& ctx) {
+  if (spec.empty()) return;
+  const size_t colon = spec.find(':');
+  ZEROTH_CHECK(colon != std::string::npos, "--debug-attack {}: expected KIND:MEMBERS, e.g. huge:0,1,2", spec);
+  ctx.attack = parse_attack(spec.substr(0, colon));
+  const std::string list = spec.substr(colon + 1);
+  for (size_t at = 0; at < list.size();) {
+    const size_t comma = std::min(list.find(',', at), list.size());
+    try {
+      ctx.attackers.push_back(uint32_t(std::stoul(list.substr(at, comma - at))));
+    } catch (const std::exception&) {
+      throw Error(fmt::format("--debug-attack {}: \"{}\" is not a member number", spec, list.substr(at, comma - at)));
+    }
+    at = comma + 1;
+  }
+  ZEROTH_CHECK(!ctx.attackers.empty(), "--debug-attack {}: name at least one member", spec);
 }
 
 void parse_corrupt(const std::string& spec, TrainContext& ctx) {
@@ -93,6 +112,7 @@ int train_local(const TrainOptions& opt) {
   fmt::print(stderr, "zeroth train: {} ({} steps, {} members)\n", c.source, c.run.steps, c.run.members);
   TrainContext ctx = make_train_context(c);
   parse_corrupt(opt.corrupt, ctx);
+  parse_attack_spec(opt.attack, ctx);
   fmt::print(stderr, "task: {}{}\n", ctx.task->describe(),
              ctx.member_tasks.empty() ? "" : " (member 0's; each member reads its own data)");
   const std::string theta0 = theta0_hash(ctx, true);
@@ -158,6 +178,7 @@ int train_mpi(const TrainOptions& opt) {
     role.quiet = !leader;
     ctx = make_train_context(c, role);
     parse_corrupt(opt.corrupt, ctx);
+    parse_attack_spec(opt.attack, ctx);
     tr.set_layout({uint32_t(c.run.members), uint32_t(c.zo.q), c.zo.exact_gradients});
     if (leader) fmt::print(stderr, "task: {}{}\n", ctx.task->describe(), private_data(c.task) ? " (rank 0's)" : "");
     const std::string theta0 = theta0_hash(ctx, leader);
@@ -248,6 +269,9 @@ Runner add_train(CLI::App& app) {
   sub->add_option("--debug-corrupt", opt->corrupt,
                   "Debugging: change θ on member/rank RANK after step STEP, to see the replica hash check stop the "
                   "run (RANK:STEP)");
+  sub->add_option("--debug-attack", opt->attack,
+                  "Attack suite: members M,M,... poison their codes (KIND:M,M,...; KIND huge, sign or bias); "
+                  "see robust.rule");
   return [opt] { return launched_by_mpi() ? train_mpi(*opt) : train_local(*opt); };
 }
 

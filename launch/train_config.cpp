@@ -137,6 +137,12 @@ TrainConfig parse_train_config(const std::string& yaml_text, const std::string& 
     r.finish();
   }
   {
+    auto r = top.child("robust");
+    r.get("rule", c.robust.rule); r.get("clip_k", c.robust.clip_k); r.get("min_clip", c.robust.min_clip);
+    r.get("trim", c.robust.trim);
+    r.finish();
+  }
+  {
     auto r = top.child("elastic");
     auto& e = c.elastic;
     r.get("min_workers", e.min_workers); r.get("max_workers", e.max_workers); r.get("heartbeat_s", e.heartbeat_s);
@@ -201,6 +207,7 @@ void TrainConfig::validate() const {
     optimizer.validate();
     codec.validate();
     task.validate();
+    robust.validate();
   } catch (const Error& e) {
     fail("{}: {}", source, e.what());
   }
@@ -257,6 +264,9 @@ std::string TrainConfig::to_yaml() const {
     << task.skip_bad_rows << YAML::EndMap;
   y << YAML::Key << "eval" << YAML::Value << YAML::BeginMap << YAML::Key << "batch_tokens" << YAML::Value
     << eval.batch_tokens << YAML::EndMap;
+  y << YAML::Key << "robust" << YAML::Value << YAML::BeginMap << YAML::Key << "rule" << YAML::Value << robust.rule
+    << YAML::Key << "clip_k" << YAML::Value << robust.clip_k << YAML::Key << "min_clip" << YAML::Value
+    << robust.min_clip << YAML::Key << "trim" << YAML::Value << robust.trim << YAML::EndMap;
   y << YAML::Key << "elastic" << YAML::Value << YAML::BeginMap << YAML::Key << "min_workers" << YAML::Value
     << elastic.min_workers << YAML::Key << "max_workers" << YAML::Value << elastic.max_workers << YAML::Key
     << "heartbeat_s" << YAML::Value << elastic.heartbeat_s << YAML::Key << "missed_heartbeats" << YAML::Value

@@ -8,6 +8,7 @@
 #include "models/tasks/task.h"
 #include "optim/codec.h"
 #include "optim/lora_trainable.h"
+#include "optim/robust.h"
 #include "optim/update.h"
 #include "optim/zo_step.h"
 
@@ -64,6 +65,7 @@ struct TrainConfig {
   TaskConfig task;
   EvalSection eval;
   ElasticSection elastic;
+  RobustConfig robust;              // aggregation against poisoned contributions
 
   void validate() const;  // errors name the key
   std::string to_yaml() const;  // resolved config, as stored in the run directory and ledger

@@ -246,7 +246,10 @@ MemberOutcome run_member(const TrainContext& ctx, Transport& tr) {
     }
     for (size_t i = 0; i < hosted.size(); ++i) {
       const uint32_t m = hosted[i];
-      const MemberStepResult& res = results[i];
+      MemberStepResult& res = results[i];
+      if (ctx.attack != Attack::None &&
+          std::find(ctx.attackers.begin(), ctx.attackers.end(), m) != ctx.attackers.end())
+        for (auto& r : res.records) r.code = attack_code(ctx.attack, r.code);
       mine.insert(mine.end(), res.records.begin(), res.records.end());
       my_losses += fmt::format("{}:{:.17g}:{};", m, res.loss, res.tokens);
       clipped += res.clipped;
@@ -257,8 +260,11 @@ MemberOutcome run_member(const TrainContext& ctx, Transport& tr) {
     header.scale = scale;
     header.lr = lr;
     const auto t_comm = Clock::now();
-    const Commit commit = tr.exchange(header, mine, ctx.stop && ctx.stop->load());
+    Commit commit = tr.exchange(header, mine, ctx.stop && ctx.stop->load());
     double comm_s = std::chrono::duration<double>(Clock::now() - t_comm).count();
+    // Every participant filters the identical entry identically: the ledger
+    // holds the result.
+    const RobustStats robust = robust_filter(commit.entry, c.robust);
     opt.apply(commit.entry);
     const auto codes = codes_of(commit.entry);
     codec.update(commit.entry.scale, codes.data(), codes.size());
@@ -312,6 +318,7 @@ MemberOutcome run_member(const TrainContext& ctx, Transport& tr) {
       log_json({{"event", "step"}, {"step", t}, {"loss", mean_loss}, {"lr", lr}, {"scale", scale},
                 {"records", commit.entry.records.size()}, {"g_rms", ng ? std::sqrt(g2 / ng) : 0.0},
                 {"g_mean_abs", ng ? gabs / ng : 0.0}, {"clipped", clipped}, {"dropped", dropped},
+                {"robust_clipped", robust.clipped}, {"robust_trimmed", robust.trimmed},
                 {"record_bytes_per_member", double(bytes) / double(out.steps_run) / double(hosted.size())},
                 {"step_seconds", step_s}, {"comm_seconds", comm_s},
                 {"tokens_per_second", double(tokens) / step_s}});

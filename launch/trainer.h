@@ -11,6 +11,7 @@
 #include "core/error.h"
 #include "optim/ledger.h"
 #include "optim/lora_trainable.h"
+#include "optim/robust.h"
 #include "optim/update.h"
 #include "launch/run_dir.h"
 #include "launch/train_config.h"
@@ -37,6 +38,9 @@ struct TrainContext {
   // Debug: corrupt θ on participant corrupt_rank after step corrupt_step, to
   // show the hash check stops the run (--debug-corrupt RANK:STEP).
   int64_t corrupt_rank = -1, corrupt_step = -1;
+  // Debug/attack suite: these logical members poison their codes (--debug-attack KIND:M,M,...).
+  Attack attack = Attack::None;
+  std::vector<uint32_t> attackers;
   // Resuming: the committed entries so far (read once), and the leader's
   // ledger file to append to.
   std::vector<StepEntry> history;

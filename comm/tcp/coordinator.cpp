@@ -525,6 +525,9 @@ void Coordinator::finish_step() {
     if (auto it = members_.find(id); it != members_.end()) ++it->second.contributed;
   }
   e.sort_records();
+  const RobustStats rs = robust_filter(e, opt_.robust);
+  robust_clipped_ += uint64_t(rs.clipped);
+  robust_trimmed_ += uint64_t(rs.trimmed);
   try {
     run_.commit(e);  // durable before any member hears of it
   } catch (const std::exception& ex) {
@@ -592,6 +595,7 @@ std::string Coordinator::status_json() const {
             {"bytes_per_member_per_step", result_frames_ ? double(result_bytes_) / double(result_frames_) : 0.0},
             {"payload_bytes_per_member_per_step", result_frames_ ? double(payload_bytes_) / double(result_frames_) : 0.0},
             {"rejections", rejections_.by_reason},
+            {"robust", {{"rule", opt_.robust.rule}, {"clipped", robust_clipped_}, {"trimmed", robust_trimmed_}}},
             {"done", done_},
             {"failure", failure_}};
   json curve = json::array();

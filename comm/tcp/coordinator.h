@@ -35,6 +35,7 @@
 
 #include "comm/tcp/connection.h"
 #include "comm/tcp/http_status.h"
+#include "optim/robust.h"
 
 namespace zeroth::tcp {
 
@@ -61,6 +62,7 @@ struct CoordinatorOptions {
   std::string revoked_path;       // revocation list, re-read every tick
   uint32_t max_per_identity = 0;  // members one credential may hold at once (0 = no cap)
   uint32_t joins_per_minute = 60; // per remote address
+  RobustConfig robust;            // applied to each entry before it is committed
 };
 
 // What the coordinator needs of the run (launch/ implements it on the ledger).
@@ -175,6 +177,7 @@ class Coordinator {
   RejectionCounters rejections_;
   // Figures for status.
   uint64_t steps_run_ = 0, result_frames_ = 0, result_bytes_ = 0, payload_bytes_ = 0;
+  uint64_t robust_clipped_ = 0, robust_trimmed_ = 0;
   std::vector<std::pair<uint64_t, double>> loss_curve_;
   double last_step_s_ = 0;
 };

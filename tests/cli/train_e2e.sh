@@ -237,6 +237,25 @@ EOF
     [ "$rc" != 0 ] || fail "--resume of an empty directory was accepted"
     grep -q "holds no ledger to resume" "$tmp/err" || { cat "$tmp/err"; fail "unclear error for --resume"; } ;;
 
+  attack)  # 3 of 16 members send ±127 codes: without a robust rule the held-out loss blows up;
+           # with robust.rule=clip it stays near the honest run's, and replay still equals the run
+    atk=(--set run.members=16 --set zo.q=1 --set task.max_length=64 --set optimizer.lr=5e-3 --set task.dev_size=2
+         --set run.hash_every=10)
+    dev_after() { python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["dev_after"]["loss"])' "$1/summary.json"; }
+    "$zeroth" train "$recipe" "${fast[@]}" "${atk[@]}" --set run.dir="$tmp/honest" --set run.steps=100 \
+      --set robust.rule=clip >"$tmp/honest.out" 2>"$tmp/honest.err" || fail "the honest run failed"
+    "$zeroth" train "$recipe" "${fast[@]}" "${atk[@]}" --set run.dir="$tmp/none" --set run.steps=100 \
+      --debug-attack huge:0,1,2 >"$tmp/none.out" 2>"$tmp/none.err" || fail "the unprotected attacked run failed"
+    "$zeroth" train "$recipe" "${fast[@]}" "${atk[@]}" --set run.dir="$tmp/clip" --set run.steps=100 \
+      --set robust.rule=clip --debug-attack huge:0,1,2 >"$tmp/clip.out" 2>"$tmp/clip.err" || fail "the clipped run failed"
+    h=$(dev_after "$tmp/honest"); n=$(dev_after "$tmp/none"); c=$(dev_after "$tmp/clip")
+    echo "dev loss after 100 steps: honest $h, attacked $n, attacked with clip $c"
+    python3 -c "import sys; h,n,c=map(float,sys.argv[1:]); sys.exit(0 if n > h + 0.5 and abs(c - h) < 0.3 else 1)" \
+      "$h" "$n" "$c" || fail "expected the attack to hurt (> honest + 0.5) and clip to hold (within 0.3 of honest)"
+    grep -q '"robust_clipped":[1-9]' "$tmp/clip/metrics.jsonl" || fail "clip never clipped"
+    got=$("$zeroth" replay --base "$S/stories260K.bin" --ledger "$tmp/clip/ledger.zl" --out "$tmp/rc" | sed -n 's/^hash: //p')
+    [ "$got" = "$(final_hash "$tmp/clip")" ] || fail "the clipped run does not replay to its hash" ;;
+
   *) echo "unknown check $check"; exit 2 ;;
 esac
 echo "ok: $check"
