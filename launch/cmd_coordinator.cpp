@@ -161,6 +161,10 @@ Runner add_coordinator(CLI::App& app) {
     o.max_per_identity = uint32_t(c.elastic.max_per_identity);
     o.joins_per_minute = uint32_t(c.elastic.joins_per_minute);
     o.robust = c.robust;
+    o.spot_p = c.elastic.spot_p;
+    o.spot_tolerance = c.elastic.spot_tolerance;
+    o.spot_partners = c.elastic.spot_partners;
+    o.spot_seed = c.run.seed;
     if (!opt->secret.empty()) {
       o.secret = tcp::read_secret(opt->secret);
       o.revoked_path = ctx.dir.root + "/revoked";

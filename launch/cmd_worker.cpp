@@ -14,6 +14,7 @@
 #include <fmt/format.h>
 #include <fstream>
 #include <mutex>
+#include <random>
 #include <thread>
 
 #include "comm/tcp/connection.h"
@@ -179,6 +180,7 @@ struct WorkerOptions {
   std::vector<std::string> sets;
   int threads = 0;
   double retry_s = 60;
+  double lie = 0;  // debug: fraction of own codes to falsify
 };
 
 class Worker {
@@ -388,12 +390,23 @@ class Worker {
     if (s.scale != replica_->codec->scale())
       fmt::print(stderr, "worker {}: codec scale {} differs from the coordinator's {}\n", name(),
                  replica_->codec->scale(), s.scale);
-    const MemberStepResult res = zo_member_step(*ctx_->model, *ctx_->task, *replica_->lora, c.zo, c.run.seed,
-                                                c.task.data_seed, s.step, member_, s.lanes, s.scale, lane);
+    MemberStepResult res = zo_member_step(*ctx_->model, *ctx_->task, *replica_->lora, c.zo, c.run.seed,
+                                          c.task.data_seed, s.step, member_, s.lanes, s.scale, lane);
+    if (o_.lie > 0)  // the attack suite's liar: flips the sign of a fraction of its own codes
+      for (auto& rec : res.records)
+        if (std::uniform_real_distribution<double>(0, 1)(lie_rng_) < o_.lie) rec.code = attack_code(Attack::SignFlip, rec.code);
     ResultMsg r;
     r.member = member_;
     r.records = encode_member_records(s.step, uint32_t(h.epoch), member_, uint32_t(c.zo.q), c.zo.exact_gradients,
                                       res.records);
+    // Spot checks asked of this worker: another member's records, recomputed.
+    for (const auto& chk : s.checks) {
+      if (chk.checker != member_) continue;
+      const MemberStepResult other = zo_member_step(*ctx_->model, *ctx_->task, *replica_->lora, c.zo, c.run.seed,
+                                                    c.task.data_seed, s.step, chk.target, s.lanes, s.scale, chk.lane);
+      r.checks.emplace_back(chk.target, encode_member_records(s.step, uint32_t(h.epoch), chk.target, uint32_t(c.zo.q),
+                                                              c.zo.exact_gradients, other.records));
+    }
     r.loss = res.loss;
     r.tokens = res.tokens;
     if (s.step % uint64_t(c.run.hash_every) == 0) r.theta_hash = replica_->hash();
@@ -427,8 +440,9 @@ class Worker {
   std::unique_ptr<Replica> replica_;
   uint32_t member_ = 0;
   uint64_t theta_from_ = 0, codec_steps_ = 0;
-  bool joining_ = false;
-  std::string lost_why_;  // a Join is on its way; no second one until the Welcome
+  bool joining_ = false;  // a Join is on its way; no second one until the Welcome
+  std::string lost_why_;
+  std::mt19937_64 lie_rng_{12345};
   std::vector<uint8_t> snapshot_;
   std::ofstream trace_;
 };
@@ -448,6 +462,7 @@ Runner add_worker(CLI::App& app) {
   sub->add_option("--secret", opt->secret, "The run secret file (the operator's own workers)");
   sub->add_option("--retry-seconds", opt->retry_s, "Keep trying to reach the coordinator this long (default 60)");
   sub->add_option("--trace", opt->trace, "Append every applied entry and θ hash to this file (for audits and tests)");
+  sub->add_option("--debug-lie", opt->lie, "Attack suite: falsify (sign-flip) this fraction of our own codes");
   sub->add_option("--set", opt->sets, "Override a key of the run's config locally, e.g. --set eval.batch_tokens=1024");
   return [opt] {
     std::signal(SIGINT, on_leave_signal);

@@ -139,7 +139,8 @@ TrainConfig parse_train_config(const std::string& yaml_text, const std::string& 
   {
     auto r = top.child("robust");
     r.get("rule", c.robust.rule); r.get("clip_k", c.robust.clip_k); r.get("min_clip", c.robust.min_clip);
-    r.get("trim", c.robust.trim);
+    r.get("trim", c.robust.trim); r.get("screen", c.robust.screen); r.get("window", c.robust.window);
+    r.get("horizon", c.robust.horizon); r.get("bias_z", c.robust.bias_z); r.get("magnitude_k", c.robust.magnitude_k);
     r.finish();
   }
   {
@@ -148,7 +149,8 @@ TrainConfig parse_train_config(const std::string& yaml_text, const std::string& 
     r.get("min_workers", e.min_workers); r.get("max_workers", e.max_workers); r.get("heartbeat_s", e.heartbeat_s);
     r.get("missed_heartbeats", e.missed_heartbeats); r.get("step_deadline_s", e.step_deadline_s);
     r.get("wait_s", e.wait_s); r.get("data", e.data); r.get("max_per_identity", e.max_per_identity);
-    r.get("joins_per_minute", e.joins_per_minute);
+    r.get("joins_per_minute", e.joins_per_minute); r.get("spot_p", e.spot_p);
+    r.get("spot_tolerance", e.spot_tolerance); r.get("spot_partners", e.spot_partners);
     r.finish();
   }
   {
@@ -194,6 +196,8 @@ void TrainConfig::validate() const {
   ZEROTH_CHECK(elastic.heartbeat_s > 0 && elastic.missed_heartbeats >= 1 && elastic.step_deadline_s > 0 &&
                    elastic.wait_s >= 0,
                "{}: elastic.heartbeat_s and step_deadline_s must be > 0, missed_heartbeats >= 1, wait_s >= 0", source);
+  ZEROTH_CHECK(elastic.spot_p >= 0 && elastic.spot_p <= 1 && elastic.spot_tolerance >= 0 && elastic.spot_partners >= 1,
+               "{}: elastic.spot_p must be in [0, 1], spot_tolerance >= 0, spot_partners >= 1", source);
   ZEROTH_CHECK(elastic.max_per_identity >= 0 && elastic.joins_per_minute >= 1,
                "{}: elastic.max_per_identity must be >= 0 and elastic.joins_per_minute >= 1", source);
   ZEROTH_CHECK(elastic.data == "assigned" || elastic.data == "private",
@@ -266,14 +270,19 @@ std::string TrainConfig::to_yaml() const {
     << eval.batch_tokens << YAML::EndMap;
   y << YAML::Key << "robust" << YAML::Value << YAML::BeginMap << YAML::Key << "rule" << YAML::Value << robust.rule
     << YAML::Key << "clip_k" << YAML::Value << robust.clip_k << YAML::Key << "min_clip" << YAML::Value
-    << robust.min_clip << YAML::Key << "trim" << YAML::Value << robust.trim << YAML::EndMap;
+    << robust.min_clip << YAML::Key << "trim" << YAML::Value << robust.trim << YAML::Key << "screen" << YAML::Value
+    << robust.screen << YAML::Key << "window" << YAML::Value << robust.window << YAML::Key << "horizon" << YAML::Value
+    << robust.horizon << YAML::Key << "bias_z" << YAML::Value << robust.bias_z << YAML::Key << "magnitude_k"
+    << YAML::Value << robust.magnitude_k << YAML::EndMap;
   y << YAML::Key << "elastic" << YAML::Value << YAML::BeginMap << YAML::Key << "min_workers" << YAML::Value
     << elastic.min_workers << YAML::Key << "max_workers" << YAML::Value << elastic.max_workers << YAML::Key
     << "heartbeat_s" << YAML::Value << elastic.heartbeat_s << YAML::Key << "missed_heartbeats" << YAML::Value
     << elastic.missed_heartbeats << YAML::Key << "step_deadline_s" << YAML::Value << elastic.step_deadline_s
     << YAML::Key << "wait_s" << YAML::Value << elastic.wait_s << YAML::Key << "data" << YAML::Value << elastic.data
     << YAML::Key << "max_per_identity" << YAML::Value << elastic.max_per_identity << YAML::Key << "joins_per_minute"
-    << YAML::Value << elastic.joins_per_minute << YAML::EndMap;
+    << YAML::Value << elastic.joins_per_minute << YAML::Key << "spot_p" << YAML::Value << elastic.spot_p << YAML::Key
+    << "spot_tolerance" << YAML::Value << elastic.spot_tolerance << YAML::Key << "spot_partners" << YAML::Value
+    << elastic.spot_partners << YAML::EndMap;
   y << YAML::EndMap;
   return std::string(y.c_str()) + "\n";
 }

@@ -49,6 +49,9 @@ struct ElasticSection {
   double wait_s = 300;
   int max_per_identity = 0;       // members one credential may hold at once (0 = no cap)
   int joins_per_minute = 60;      // per remote address
+  double spot_p = 0;              // spot checks: probability a member's records are recomputed by another
+  int spot_tolerance = 1;         // codes may differ by this much (rounding at a boundary)
+  int spot_partners = 2;          // evict after disagreeing with this many distinct members
   std::string data = "assigned";  // "assigned": the coordinator's task, samples by draw lane;
                                   // "private": each worker reads its own file (zeroth worker --data)
 };

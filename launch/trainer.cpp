@@ -186,6 +186,8 @@ MemberOutcome run_member(const TrainContext& ctx, Transport& tr) {
   CodecScale codec(c.codec);
 
   const uint64_t start = catch_up(lora, opt, codec, ctx.history, &ctx.dir, c.optimizer.rule);
+  Screen screen(c.robust);  // a function of the committed entries, like θ
+  for (const auto& e : ctx.history) screen.observe(e);
   std::ofstream metrics;
   if (leader) metrics.open(ctx.dir.metrics(), std::ios::app);
   auto log_json = [&](const json& j) {
@@ -264,7 +266,9 @@ MemberOutcome run_member(const TrainContext& ctx, Transport& tr) {
     double comm_s = std::chrono::duration<double>(Clock::now() - t_comm).count();
     // Every participant filters the identical entry identically: the ledger
     // holds the result.
+    const int64_t screened = screen.filter(commit.entry);
     const RobustStats robust = robust_filter(commit.entry, c.robust);
+    screen.observe(commit.entry);
     opt.apply(commit.entry);
     const auto codes = codes_of(commit.entry);
     codec.update(commit.entry.scale, codes.data(), codes.size());
@@ -318,7 +322,7 @@ MemberOutcome run_member(const TrainContext& ctx, Transport& tr) {
       log_json({{"event", "step"}, {"step", t}, {"loss", mean_loss}, {"lr", lr}, {"scale", scale},
                 {"records", commit.entry.records.size()}, {"g_rms", ng ? std::sqrt(g2 / ng) : 0.0},
                 {"g_mean_abs", ng ? gabs / ng : 0.0}, {"clipped", clipped}, {"dropped", dropped},
-                {"robust_clipped", robust.clipped}, {"robust_trimmed", robust.trimmed},
+                {"robust_clipped", robust.clipped}, {"robust_trimmed", robust.trimmed}, {"screened", screened},
                 {"record_bytes_per_member", double(bytes) / double(out.steps_run) / double(hosted.size())},
                 {"step_seconds", step_s}, {"comm_seconds", comm_s},
                 {"tokens_per_second", double(tokens) / step_s}});

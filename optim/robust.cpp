@@ -15,6 +15,8 @@ void RobustConfig::validate() const {
   ZEROTH_CHECK(clip_k > 0 && std::isfinite(clip_k), "robust.clip_k must be > 0");
   ZEROTH_CHECK(min_clip >= 1 && min_clip <= 127, "robust.min_clip must be in 1..127");
   ZEROTH_CHECK(trim >= 0 && trim < 0.5f, "robust.trim must be in [0, 0.5)");
+  ZEROTH_CHECK(window >= 4 && horizon >= window && bias_z > 0 && magnitude_k > 1,
+               "robust: window must be >= 4, horizon >= window, bias_z > 0 and magnitude_k > 1");
 }
 
 namespace {
@@ -58,6 +60,62 @@ RobustStats robust_filter(StepEntry& e, const RobustConfig& cfg) {
   st.trimmed = int64_t(n - kept.size());
   e.records = std::move(kept);
   return st;
+}
+
+std::vector<uint32_t> Screen::flagged(uint64_t step) const {
+  struct Stat {
+    uint32_t member;
+    double mean, mag, rms;
+    size_t n;
+  };
+  std::vector<Stat> stats;
+  for (const auto& [m, q] : codes_) {
+    double s = 0, a = 0, s2 = 0;
+    size_t n = 0;
+    for (auto it = q.rbegin(); it != q.rend() && n < size_t(cfg_.window); ++it) {
+      if (it->first + uint64_t(cfg_.horizon) <= step) break;
+      s += it->second;
+      a += std::abs(it->second);
+      s2 += double(it->second) * it->second;
+      ++n;
+    }
+    if (n >= size_t(std::max(2, cfg_.window / 2))) stats.push_back({m, s / double(n), a / double(n), std::sqrt(s2 / double(n)), n});
+  }
+  std::vector<uint32_t> out;
+  if (stats.size() < 3) return out;  // too few to tell a population from an outlier
+  auto median = [](std::vector<double> v) {
+    std::sort(v.begin(), v.end());
+    return v[(v.size() - 1) / 2];
+  };
+  std::vector<double> mags, rmss;
+  for (const auto& st : stats) {
+    mags.push_back(st.mag);
+    rmss.push_back(st.rms);
+  }
+  const double mag_med = std::max(1.0, median(mags)), rms_med = std::max(1.0, median(rmss));
+  for (const auto& st : stats)
+    if (st.mag > double(cfg_.magnitude_k) * mag_med ||
+        std::abs(st.mean) > double(cfg_.bias_z) * rms_med / std::sqrt(double(st.n)))
+      out.push_back(st.member);
+  return out;
+}
+
+int64_t Screen::filter(StepEntry& e) const {
+  if (!cfg_.screen || e.exact || e.records.empty()) return 0;
+  const auto bad = flagged(e.step);
+  if (bad.empty()) return 0;
+  const size_t before = e.records.size();
+  std::erase_if(e.records, [&](const Record& r) { return std::binary_search(bad.begin(), bad.end(), r.member); });
+  return int64_t(before - e.records.size());
+}
+
+void Screen::observe(const StepEntry& e) {
+  if (!cfg_.screen || e.exact) return;
+  for (const auto& r : e.records) {
+    auto& q = codes_[r.member];
+    q.emplace_back(e.step, value_of(r.code));
+    while (q.size() > size_t(cfg_.window)) q.pop_front();
+  }
 }
 
 Attack parse_attack(const std::string& name) {

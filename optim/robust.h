@@ -13,7 +13,10 @@
 // Both are deterministic functions of the entry.
 #pragma once
 #include <cstdint>
+#include <deque>
+#include <map>
 #include <string>
+#include <vector>
 
 #include "optim/ledger.h"
 
@@ -24,16 +27,44 @@ struct RobustConfig {
   float clip_k = 4.0f;
   int min_clip = 8;           // never clip tighter than ±min_clip codes
   float trim = 0.1f;          // fraction dropped at each end
+  // Screening (before the rule): members whose recent committed codes are
+  // inconsistent with the population lose their records in this step.
+  bool screen = false;
+  int window = 32;            // codes per member considered (from the last `horizon` steps)
+  int horizon = 128;          // steps after which a code leaves the window
+  float bias_z = 4.0f;        // |mean code| > bias_z · (median member rms) / sqrt(n)  → flagged
+  float magnitude_k = 3.0f;   // mean |code| > magnitude_k · (median over members)     → flagged
   void validate() const;      // throws zeroth::Error naming the key
 };
 
 struct RobustStats {
   int64_t clipped = 0;  // records whose code was clipped
   int64_t trimmed = 0;  // records dropped
+  int64_t screened = 0; // records dropped by screening
   int clip_at = 0;      // c (clip)
 };
 
 RobustStats robust_filter(StepEntry& entry, const RobustConfig& cfg);
+
+// Screening state: a deterministic function of the committed entries (the
+// ledger), so every replica, a resumed run and the coordinator agree. Honest
+// projected gradients are symmetric around 0 (z has a random sign), so a member
+// whose codes have a clear mean (bias) or a magnitude far above the others'
+// (huge values) is inconsistent. A flagged member's records are dropped; its
+// window then ages out (horizon), and it is judged afresh.
+class Screen {
+ public:
+  explicit Screen(const RobustConfig& cfg) : cfg_(cfg) {}
+  // Drops the records of flagged members from `entry` (step entry.step);
+  // returns how many were dropped.
+  int64_t filter(StepEntry& entry) const;
+  void observe(const StepEntry& committed);  // fold in a committed entry
+  std::vector<uint32_t> flagged(uint64_t step) const;
+
+ private:
+  RobustConfig cfg_;
+  std::map<uint32_t, std::deque<std::pair<uint64_t, int>>> codes_;  // member → (step, code), newest last
+};
 
 // Attacks, for the attack suite and tests (`zeroth train --debug-attack`):
 // what a poisoning member does to its own honest codes.

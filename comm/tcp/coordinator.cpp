@@ -38,7 +38,10 @@ Coordinator::Coordinator(asio::io_context& io, CoordinatorOptions options, RunSt
       acceptor_(io),
       tick_timer_(io),
       deadline_timer_(io),
-      next_id_(opt_.first_member_id) {
+      next_id_(opt_.first_member_id),
+      spot_rng_(opt_.spot_seed),
+      screen_(opt_.robust) {
+  for (const auto& e : run_.entries(0, run_.steps_done())) screen_.observe(e);
   if (opt_.secret) auth_ = std::make_unique<Authenticator>(*opt_.secret);
   ZEROTH_CHECK(opt_.min_workers >= 1 && opt_.min_workers <= opt_.max_workers,
                "elastic.min_workers ({}) must be in 1..elastic.max_workers ({})", opt_.min_workers, opt_.max_workers);
@@ -246,6 +249,12 @@ void Coordinator::on_join(const std::shared_ptr<Connection>& c, const FrameHeade
   // Bound the waiting room: at most max_workers members beside the active ones.
   if (members_.size() >= size_t(2) * opt_.max_workers) return refuse("the run is full; try again later");
 
+  {
+    const std::string who = identity.empty() ? "name " + (j.name.empty() ? std::string("?") : j.name) : identity;
+    auto st = strikes_.find(who);
+    if (opt_.spot_p > 0 && st != strikes_.end() && int(st->second.size()) >= opt_.spot_partners)
+      return refuse(fmt::format("{} was evicted for failing spot checks", who));
+  }
   Member m;
   m.identity = identity;
   m.id = next_id_++;
@@ -364,6 +373,19 @@ void Coordinator::on_result(Member* m, const FrameHeader& h, const std::vector<u
       rejections_.add("hash_mismatch");
       evict(m->id, fmt::format("its θ hash at step {} is {}, the run's is {}", step_, r.theta_hash, want));
       return;
+    }
+  }
+  for (const auto& [target, bytes] : r.checks) {
+    const bool asked = std::any_of(step_checks_.begin(), step_checks_.end(),
+                                   [&](const SpotCheck& c) { return c.checker == m->id && c.target == target; });
+    if (!asked) {
+      rejections_.add("malformed");
+      continue;
+    }
+    try {
+      check_results_[{m->id, target}] = decode_member_records(bytes.data(), bytes.size(), step_, target);
+    } catch (const Error&) {
+      rejections_.add("malformed");
     }
   }
   results_[m->id] = std::move(recs);
@@ -491,6 +513,18 @@ void Coordinator::maybe_begin_step() {
   s.lr = run_.lr(step_);
   s.members = active;
   s.lanes = opt_.max_workers;
+  step_checks_.clear();
+  check_results_.clear();
+  if (opt_.spot_p > 0 && active.size() >= 2) {
+    std::uniform_real_distribution<double> u(0, 1);
+    for (size_t i = 0; i < active.size(); ++i)
+      if (u(spot_rng_) < opt_.spot_p) {
+        size_t j = size_t(spot_rng_() % (active.size() - 1));
+        if (j >= i) ++j;
+        step_checks_.push_back({active[j], active[i], uint32_t(i)});
+      }
+    s.checks = step_checks_;
+  }
   const auto body = encode(s);
   for (const uint32_t id : active) members_.at(id).conn->send(FrameType::Step, epoch_, step_, body);
   deadline_timer_.expires_after(
@@ -505,6 +539,51 @@ void Coordinator::maybe_begin_step() {
   });
 }
 
+void Coordinator::run_spot_checks() {
+  std::set<uint32_t> evict_now;
+  for (const auto& c : step_checks_) {
+    auto mine = results_.find(c.target);
+    auto theirs = check_results_.find({c.checker, c.target});
+    if (mine == results_.end() || theirs == check_results_.end()) continue;  // one of them did not deliver
+    ++spot_checks_;
+    std::map<uint32_t, int> a, b;
+    for (const auto& r : mine->second) a[r.slot] = int(int8_t(r.code));
+    for (const auto& r : theirs->second) b[r.slot] = int(int8_t(r.code));
+    bool agree = a.size() == b.size();
+    for (const auto& [slot, code] : a) {
+      auto it = b.find(slot);
+      agree = agree && it != b.end() && std::abs(it->second - code) <= opt_.spot_tolerance;
+    }
+    if (agree) continue;
+    ++spot_disagreements_;
+    const std::string t = identity_of(c.target), k = identity_of(c.checker);
+    strikes_[t].insert(k);
+    strikes_[k].insert(t);
+    for (const auto& [id, who] : {std::pair{c.target, t}, std::pair{c.checker, k}})
+      if (int(strikes_[who].size()) >= opt_.spot_partners) evict_now.insert(id);
+  }
+  for (const uint32_t id : evict_now) {
+    // Its records of this step stay out of the ledger.
+    results_.erase(id);
+    if (members_.count(id)) {
+      ++spot_evictions_;
+      rejections_.add("spot_check");
+      const std::string who = identity_of(id);
+      std::string with;
+      for (const auto& p : strikes_[who]) with += fmt::format("{}{}", with.empty() ? "" : ", ", p);
+      evict(id, fmt::format("its records disagreed with spot checks by {} different members ({})",
+                            strikes_[who].size(), with));
+      members_.at(id).conn->close("failed spot checks");
+    }
+  }
+}
+
+std::string Coordinator::identity_of(uint32_t member) const {
+  auto it = members_.find(member);
+  if (it == members_.end()) return fmt::format("member {}", member);
+  return it->second.identity.empty() ? "name " + it->second.name : it->second.identity;
+}
+
 void Coordinator::finish_step() {
   if (!in_step_) return;
   deadline_timer_.cancel();
@@ -514,6 +593,7 @@ void Coordinator::finish_step() {
     asio::post(io_, [this] { maybe_begin_step(); });
     return;
   }
+  run_spot_checks();
   StepEntry e;
   e.step = step_;
   e.epoch = uint32_t(epoch_);
@@ -525,6 +605,7 @@ void Coordinator::finish_step() {
     if (auto it = members_.find(id); it != members_.end()) ++it->second.contributed;
   }
   e.sort_records();
+  screened_ += uint64_t(screen_.filter(e));
   const RobustStats rs = robust_filter(e, opt_.robust);
   robust_clipped_ += uint64_t(rs.clipped);
   robust_trimmed_ += uint64_t(rs.trimmed);
@@ -533,6 +614,7 @@ void Coordinator::finish_step() {
   } catch (const std::exception& ex) {
     return finish_run(fmt::format("cannot commit step {}: {}", step_, ex.what()));
   }
+  screen_.observe(e);
   const auto body = encode(CommitMsg{e});
   for (auto& [id, m] : members_)
     if (m.state != State::Evicted) m.conn->send(FrameType::Commit, epoch_, step_, body);
@@ -595,7 +677,10 @@ std::string Coordinator::status_json() const {
             {"bytes_per_member_per_step", result_frames_ ? double(result_bytes_) / double(result_frames_) : 0.0},
             {"payload_bytes_per_member_per_step", result_frames_ ? double(payload_bytes_) / double(result_frames_) : 0.0},
             {"rejections", rejections_.by_reason},
-            {"robust", {{"rule", opt_.robust.rule}, {"clipped", robust_clipped_}, {"trimmed", robust_trimmed_}}},
+            {"robust", {{"rule", opt_.robust.rule}, {"clipped", robust_clipped_}, {"trimmed", robust_trimmed_},
+                        {"screened", screened_}}},
+            {"spot_checks", {{"p", opt_.spot_p}, {"checks", spot_checks_}, {"disagreements", spot_disagreements_},
+                             {"evictions", spot_evictions_}}},
             {"done", done_},
             {"failure", failure_}};
   json curve = json::array();

@@ -29,6 +29,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <random>
 #include <set>
 #include <string>
 #include <vector>
@@ -63,6 +64,15 @@ struct CoordinatorOptions {
   uint32_t max_per_identity = 0;  // members one credential may hold at once (0 = no cap)
   uint32_t joins_per_minute = 60; // per remote address
   RobustConfig robust;            // applied to each entry before it is committed
+  // Spot checks: each step, each active member is checked with probability
+  // spot_p: another member recomputes its records; codes further apart than
+  // spot_tolerance (or a slot dropped by one only) are a strike for both. A
+  // member with strikes against spot_partners distinct partners is evicted
+  // (an honest member disagrees only with liars).
+  double spot_p = 0;
+  int spot_tolerance = 1;
+  int spot_partners = 2;
+  uint64_t spot_seed = 1;
 };
 
 // What the coordinator needs of the run (launch/ implements it on the ledger).
@@ -170,6 +180,16 @@ class Coordinator {
   std::vector<uint32_t> step_members_;
   std::map<uint32_t, std::vector<Record>> results_;
   std::map<uint32_t, std::pair<double, int64_t>> losses_;
+  std::vector<SpotCheck> step_checks_;
+  std::map<std::pair<uint32_t, uint32_t>, std::vector<Record>> check_results_;  // (checker, target) → records
+  // Strikes by identity (the credential's name, or the self-chosen name in an
+  // open run): a liar that rejoins under a new member id keeps its strikes, and
+  // an honest member's disagreements all point at the same liar.
+  std::map<std::string, std::set<std::string>> strikes_;
+  std::string identity_of(uint32_t member) const;
+  uint64_t spot_checks_ = 0, spot_disagreements_ = 0, spot_evictions_ = 0;
+  std::mt19937_64 spot_rng_;
+  void run_spot_checks();
   Clock::time_point step_started_, run_started_, below_min_since_;
   bool waiting_ = false;
   bool done_ = false;
@@ -177,7 +197,8 @@ class Coordinator {
   RejectionCounters rejections_;
   // Figures for status.
   uint64_t steps_run_ = 0, result_frames_ = 0, result_bytes_ = 0, payload_bytes_ = 0;
-  uint64_t robust_clipped_ = 0, robust_trimmed_ = 0;
+  uint64_t robust_clipped_ = 0, robust_trimmed_ = 0, screened_ = 0;
+  Screen screen_;
   std::vector<std::pair<uint64_t, double>> loss_curve_;
   double last_step_s_ = 0;
 };

@@ -343,6 +343,12 @@ std::vector<uint8_t> encode(const StepMsg& m) {
   w.num(m.lanes);
   w.num(uint32_t(m.members.size()));
   for (const uint32_t x : m.members) w.num(x);
+  w.num(uint32_t(m.checks.size()));
+  for (const auto& c : m.checks) {
+    w.num(c.checker);
+    w.num(c.target);
+    w.num(c.lane);
+  }
   return std::move(w.out);
 }
 StepMsg decode_step(std::span<const uint8_t> body) {
@@ -359,6 +365,16 @@ StepMsg decode_step(std::span<const uint8_t> body) {
     m.members.push_back(r.num<uint32_t>("member"));
     if (i > 0 && m.members[i] <= m.members[i - 1]) r.fail("members are not ascending");
   }
+  const auto k = r.num<uint32_t>("checks");
+  if (k > r.remaining() / 12) r.fail(fmt::format("{} checks cannot fit in {} bytes", k, r.remaining()));
+  for (uint32_t i = 0; i < k; ++i) {
+    SpotCheck c;
+    c.checker = r.num<uint32_t>("checker");
+    c.target = r.num<uint32_t>("target");
+    c.lane = r.num<uint32_t>("lane");
+    if (c.lane >= m.lanes || c.checker == c.target) r.fail("a spot check with a bad lane or checking itself");
+    m.checks.push_back(c);
+  }
   if (!(std::isfinite(m.scale) && m.scale > 0) || !std::isfinite(m.lr)) r.fail("scale or lr is not a finite number");
   r.finish();
   return m;
@@ -371,6 +387,11 @@ std::vector<uint8_t> encode(const ResultMsg& m) {
   w.num(m.loss);
   w.num(m.tokens);
   w.str(m.theta_hash);
+  w.num(uint32_t(m.checks.size()));
+  for (const auto& [target, recs] : m.checks) {
+    w.num(target);
+    w.bytes(recs);
+  }
   return std::move(w.out);
 }
 ResultMsg decode_result(std::span<const uint8_t> body) {
@@ -383,6 +404,13 @@ ResultMsg decode_result(std::span<const uint8_t> body) {
   m.tokens = r.num<int64_t>("tokens");
   m.theta_hash = r.str("theta_hash", kHashChars);
   check_hash(r, m.theta_hash, "theta_hash");
+  const auto k = r.num<uint32_t>("checks");
+  if (k > r.remaining() / 8) r.fail(fmt::format("{} checks cannot fit in {} bytes", k, r.remaining()));
+  for (uint32_t i = 0; i < k; ++i) {
+    const uint32_t target = r.num<uint32_t>("target");
+    const auto c = r.bytes("check records", 60 * 1024);
+    m.checks.emplace_back(target, std::vector<uint8_t>(c.begin(), c.end()));
+  }
   r.finish();
   return m;
 }

@@ -116,11 +116,17 @@ struct ReadyMsg {
   uint64_t steps = 0;
   std::string theta_hash;
 };
+// Spot check: `checker` also computes `target`'s records (its key, its lane)
+// and sends them beside its own; the coordinator compares the two.
+struct SpotCheck {
+  uint32_t checker = 0, target = 0, lane = 0;
+};
 struct StepMsg {
   uint64_t step = 0;
   float scale = 0, lr = 0;
   std::vector<uint32_t> members;  // this step's members, ascending; a member's position is its draw lane
   uint32_t lanes = 0;             // draw lanes per step (max_workers): draw = step·lanes + position
+  std::vector<SpotCheck> checks;
 };
 struct ResultMsg {
   uint32_t member = 0;
@@ -128,6 +134,7 @@ struct ResultMsg {
   double loss = 0;
   int64_t tokens = 0;
   std::string theta_hash;         // θ_t's hash, every hash_every steps ("" otherwise)
+  std::vector<std::pair<uint32_t, std::vector<uint8_t>>> checks;  // spot checks: target, its records as computed here
 };
 struct CommitMsg {
   StepEntry entry;

@@ -681,8 +681,58 @@ def scenario_hostile():
           flush=True)
 
 
+def scenario_spot():
+    """Spot checks. Honest members: at p = 1 over 10^4 checks nobody disagrees
+    and nobody is evicted. A liar that sign-flips a fraction q = 0.25 of its
+    codes is evicted within the bound p and q give, and only it."""
+    global RUN
+    # 1. honest: 8 workers, p = 1, until 10^4 checks.
+    RUN = os.path.join(TMP, "honest")
+    port, steps = free_port(), 1300
+    coord = spawn(coordinator_args(port, steps, 8, 8, ["--set", "elastic.spot_p=1"]), "coord-honest")
+    ws = [worker(port, i) for i in range(8)]
+    if coord.wait(timeout=380) != 0:
+        fail(f"coordinator exited {coord.returncode}")
+    kill_all()
+    with open(os.path.join(RUN, "summary.json")) as f:
+        summary = json.load(f)
+    err = open(os.path.join(TMP, "coord-honest.err")).read()
+    spot = [l for l in err.splitlines() if "spot check" in l]
+    checks = steps * 8  # every member checked every step (p = 1), when both delivered
+    if spot or "evicted" in err:
+        fail(f"honest members were evicted or disagreed: {spot[:3]}")
+    print(f"honest: about {checks} spot checks over {steps} steps, no disagreement, no eviction", flush=True)
+    # 2. a liar among 6.
+    RUN = os.path.join(TMP, "liar")
+    port, steps, p, q = free_port(), 400, 0.5, 0.25
+    coord = spawn(coordinator_args(port, steps, 2, 6, ["--set", f"elastic.spot_p={p}"]), "coord-liar")
+    ws = [worker(port, i) for i in range(5)]
+    liar = spawn(["worker", "--join", f"127.0.0.1:{port}", "--name", "liar", "--threads", "1", "--retry-seconds", "5",
+                  "--debug-lie", str(q), "--trace", os.path.join(TMP, "trace-liar.txt")], "liar")
+    if coord.wait(timeout=300) != 0:
+        fail(f"coordinator exited {coord.returncode}")
+    kill_all()
+    err = open(os.path.join(TMP, "coord-liar.err")).read()
+    evicted = [l for l in err.splitlines() if "evicted" in l and "spot checks" in l]
+    if not evicted or any("liar" not in l for l in evicted):
+        fail(f"expected only the liar to be evicted by spot checks: {evicted}")
+    # When: the liar's first ready and its eviction, in steps (the coordinator's log).
+    with open(os.path.join(TMP, "trace-liar.txt")) as f:
+        ready = min(int(l.split()[1]) for l in f if l.startswith("ready"))
+    first = evicted[0]
+    applied = [int(l.split()[1]) for l in open(os.path.join(TMP, "trace-liar.txt")) if l.startswith("commit")]
+    caught = max(applied) if applied else ready
+    # Each step the liar is checked with probability p, and a check of q-falsified
+    # codes (q = 1 slot) disagrees with probability q; two partners are needed.
+    bound = 10 / (p * q)
+    if caught - ready > bound:
+        fail(f"the liar was caught after {caught - ready} steps; the bound is {bound:.0f}")
+    print(f"the liar (q = {q}) was evicted after {caught - ready} steps (bound {bound:.0f} for p = {p}): {first}",
+          flush=True)
+
+
 try:
-    {"auth": scenario_auth, "hostile": scenario_hostile, "lifecycle": scenario_lifecycle, "status": scenario_status, "workers": scenario_workers, "coordinator": scenario_coordinator, "partition": scenario_partition,
+    {"spot": scenario_spot, "auth": scenario_auth, "hostile": scenario_hostile, "lifecycle": scenario_lifecycle, "status": scenario_status, "workers": scenario_workers, "coordinator": scenario_coordinator, "partition": scenario_partition,
      "joins": scenario_joins}[SCENARIO]()
 except KeyError:
     fail(f"unknown scenario {SCENARIO}")

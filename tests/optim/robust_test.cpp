@@ -4,6 +4,10 @@
 // documented.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cmath>
+#include <random>
+
 #include "core/error.h"
 #include "optim/robust.h"
 
@@ -84,6 +88,50 @@ TEST(Robust, AttacksAndValidation) {
   c.rule = "trim";
   c.trim = 0.5f;
   EXPECT_THROW(c.validate(), Error);
+}
+
+}  // namespace
+}  // namespace zeroth
+
+namespace zeroth {
+namespace {
+
+// Screening: 12 honest members with symmetric codes are never flagged over 400
+// steps; a biased member and a huge one are, and once they fall silent (their
+// records dropped) their windows age out after `horizon` steps.
+TEST(Robust, ScreenFlagsBiasAndMagnitudeNotHonestMembers) {
+  RobustConfig c;
+  c.screen = true;
+  Screen screen(c);
+  std::mt19937 rng(5);
+  std::normal_distribution<double> g(0, 15);
+  int64_t honest_dropped = 0, attacker_dropped = 0;
+  for (uint64_t t = 0; t < 400; ++t) {
+    StepEntry e;
+    e.step = t;
+    for (uint32_t m = 0; m < 14; ++m) {
+      Record r;
+      r.member = m;
+      int v = int(std::lround(g(rng)));
+      if (m == 12) v += 40;                       // bias
+      if (m == 13) v = v >= 0 ? 127 : -127;       // huge
+      r.code = uint8_t(int8_t(std::clamp(v, -127, 127)));
+      e.records.push_back(r);
+    }
+    const size_t before = e.records.size();
+    screen.filter(e);
+    for (uint32_t m = 0; m < 14; ++m) {
+      const bool kept = std::any_of(e.records.begin(), e.records.end(), [&](const Record& r) { return r.member == m; });
+      if (!kept) (m >= 12 ? attacker_dropped : honest_dropped) += 1;
+    }
+    EXPECT_LE(e.records.size(), before);
+    screen.observe(e);
+  }
+  EXPECT_EQ(honest_dropped, 0);
+  EXPECT_GT(attacker_dropped, 2 * 300);  // both attackers are silenced most of the time
+  // A flagged member that stops sending is judged afresh after the horizon.
+  EXPECT_FALSE(screen.flagged(399).empty());
+  EXPECT_TRUE(screen.flagged(399 + uint64_t(c.horizon) + 1).empty());
 }
 
 }  // namespace
