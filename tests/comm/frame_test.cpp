@@ -107,7 +107,7 @@ TEST(Frame, EveryMessageRoundTrips) {
   EXPECT_EQ(decode_catch_up(encode(end)).hash, kHash);
 
   EXPECT_EQ(decode_ready(encode(ReadyMsg{8, kHash})).steps, 8u);
-  StepMsg st{17, 0.5f, 1e-3f, {0, 3, 9}, 16};
+  StepMsg st{17, 0.5f, 1e-3f, {0, 3, 9}, 16, {}};
   const auto st2 = decode_step(encode(st));
   EXPECT_EQ(st2.members, st.members);
   EXPECT_EQ(st2.lanes, 16u);
@@ -115,11 +115,18 @@ TEST(Frame, EveryMessageRoundTrips) {
   std::vector<Record> recs(1);
   recs[0].member = 3;
   recs[0].code = 200;
-  ResultMsg res{3, encode_member_records(17, 2, 3, 1, false, recs), 0.75, 128, ""};
+  ResultMsg res{3, encode_member_records(17, 2, 3, 1, false, recs), 0.75, 128, "", {{5, {1, 2, 3}}}};
   const auto r2 = decode_result(encode(res));
   EXPECT_EQ(r2.records, res.records);
   EXPECT_EQ(r2.loss, 0.75);
   EXPECT_EQ(r2.tokens, 128);
+  EXPECT_EQ(r2.checks, res.checks);
+  StepMsg chk{18, 0.5f, 1e-3f, {0, 3}, 4, {{3, 0, 0}, {0, 3, 1}}};
+  const auto chk2 = decode_step(encode(chk));
+  ASSERT_EQ(chk2.checks.size(), 2u);
+  EXPECT_EQ(chk2.checks[1].target, 3u);
+  EXPECT_EQ(chk2.checks[1].lane, 1u);
+  EXPECT_THROW(decode_step(encode(StepMsg{18, 0.5f, 1e-3f, {0, 3}, 4, {{3, 3, 0}}})), FrameError);  // checks itself
   EXPECT_EQ(decode_commit(encode(CommitMsg{entry_at(3)})).entry, entry_at(3));
   EXPECT_EQ(decode_text(encode(TextMsg{"bye"})).text, "bye");
 }
@@ -139,13 +146,13 @@ TEST(Frame, MalformedBodiesAreErrors) {
   bad_bool.back() = 2;
   EXPECT_THROW(decode_join(bad_bool), FrameError);
   // A member count that cannot fit in the body is refused before reserving.
-  auto step = encode(StepMsg{1, 1.0f, 0.1f, {1, 2}, 4});
+  auto step = encode(StepMsg{1, 1.0f, 0.1f, {1, 2}, 4, {}});
   step[20] = step[21] = step[22] = 0xff;  // count
   EXPECT_THROW(decode_step(step), FrameError);
   // Members not ascending; more members than lanes; a non-finite scale.
-  EXPECT_THROW(decode_step(encode(StepMsg{1, 1.0f, 0.1f, {2, 1}, 4})), FrameError);
-  EXPECT_THROW(decode_step(encode(StepMsg{1, 1.0f, 0.1f, {1, 2, 3}, 2})), FrameError);
-  EXPECT_THROW(decode_step(encode(StepMsg{1, NAN, 0.1f, {1}, 2})), FrameError);
+  EXPECT_THROW(decode_step(encode(StepMsg{1, 1.0f, 0.1f, {2, 1}, 4, {}})), FrameError);
+  EXPECT_THROW(decode_step(encode(StepMsg{1, 1.0f, 0.1f, {1, 2, 3}, 2, {}})), FrameError);
+  EXPECT_THROW(decode_step(encode(StepMsg{1, NAN, 0.1f, {1}, 2, {}})), FrameError);
   // Entries out of order; a snapshot chunk outside its file.
   CatchUpMsg ent;
   ent.part = CatchUpPart::Entries;
@@ -174,7 +181,7 @@ TEST(Frame, RandomBytesNeverCrashAnyDecoder) {
   ent.entries = {entry_at(1), entry_at(2)};
   const std::vector<std::vector<uint8_t>> seeds = {
       encode(JoinMsg{"w", kHash, 3, kHash, false}), encode(WelcomeMsg{1, "x: 1", kHash, 5, 2, false}),
-      encode(ent), encode(ReadyMsg{1, kHash}), encode(StepMsg{1, 1.0f, 0.1f, {1, 2}, 4}),
+      encode(ent), encode(ReadyMsg{1, kHash}), encode(StepMsg{1, 1.0f, 0.1f, {1, 2}, 4, {}}),
       encode(CommitMsg{entry_at(9)}), encode(TextMsg{"hello"})};
   int decoded = 0, rejected = 0;
   for (int i = 0; i < 20000; ++i) {
