@@ -3,6 +3,22 @@
 #include <utility>
 
 namespace zeroth::cli {
+namespace {
+
+// A mapping key as text. YAML allows any node as a key (`? [a, b]`, `{x: 1}: 2`);
+// a config's keys are plain names, so anything else is an error naming where.
+std::string key_text(const YAML::Node& key, const std::string& file, const std::string& where) {
+  if (!key.IsScalar()) {
+    YAML::Emitter shown;  // on one line: {a: 1}, [x, y]
+    shown.SetMapFormat(YAML::Flow);
+    shown.SetSeqFormat(YAML::Flow);
+    shown << key;
+    fail("{}: {} has a key that is not a plain name: {}", file, where, shown.c_str());
+  }
+  return key.Scalar();
+}
+
+}  // namespace
 
 YamlReader::YamlReader(YAML::Node node, std::string path, std::string file)
     : node_(std::move(node)), path_(std::move(path)), file_(std::move(file)) {
@@ -37,8 +53,10 @@ void YamlReader::get(const std::string& key, std::map<std::string, std::string>&
   ZEROTH_CHECK(v->IsMap(), "{}: {} must be a mapping", file_, full(key));
   out.clear();
   for (const auto& kv : *v) {
-    ZEROTH_CHECK(kv.second.IsScalar(), "{}: {}.{} must be a string", file_, full(key), kv.first.as<std::string>());
-    out[kv.first.as<std::string>()] = kv.second.as<std::string>();
+    const std::string k = key_text(kv.first, file_, full(key));
+    ZEROTH_CHECK(kv.second.IsScalar(), "{}: {}.{} must be a string", file_, full(key), k);
+    ZEROTH_CHECK(!out.count(k), "{}: {}.{} appears twice", file_, full(key), k);
+    out[k] = kv.second.Scalar();
   }
 }
 
@@ -49,9 +67,12 @@ YamlReader YamlReader::child(const std::string& key) {
 
 void YamlReader::finish() const {
   if (!node_ || !node_.IsMap()) return;
+  std::set<std::string> seen;
   for (const auto& kv : node_) {
-    const std::string k = kv.first.as<std::string>();
+    const std::string k = key_text(kv.first, file_, path_.empty() ? "the config" : path_);
     if (!used_.count(k)) fail("{}: unknown key {}", file_, full(k));
+    // yaml-cpp keeps both; lookups find the first, so the second would be ignored.
+    if (!seen.insert(k).second) fail("{}: {} appears twice", file_, full(k));
   }
 }
 

@@ -26,6 +26,19 @@ static_assert(std::endian::native == std::endian::little,
 inline bool checked_mul(uint64_t a, uint64_t b, uint64_t* out) { return !__builtin_mul_overflow(a, b, out); }
 inline bool checked_add(uint64_t a, uint64_t b, uint64_t* out) { return !__builtin_add_overflow(a, b, out); }
 
+// Tensor code multiplies a shape's dimensions in int64, in any order and also
+// past a zero dimension (numel, strides, row bytes). A reader therefore accepts
+// a shape only when its non-zero dimensions multiply to at most 2^60 elements:
+// then every such product, times up to 8 bytes an element, fits. ([0, 2^62]
+// holds no element, yet its row of 2^62 f32 overflowed int64.)
+constexpr uint64_t kMaxShapeElements = uint64_t(1) << 60;
+inline bool shape_fits_int64(std::span<const uint64_t> dims) {
+  uint64_t n = 1;
+  for (const uint64_t d : dims)
+    if (d != 0 && (!checked_mul(n, d, &n) || n > kMaxShapeElements)) return false;
+  return true;
+}
+
 class ByteReader {
  public:
   ByteReader(std::span<const uint8_t> bytes, std::string path, size_t pos = 0)

@@ -74,6 +74,8 @@ GgufFile GgufFile::open(const std::string& path) {
       if (d > uint64_t(std::numeric_limits<int64_t>::max()) || !checked_mul(numel, d, &numel))
         in.fail(fmt::format("{} shape overflows", what));
     }
+    if (!shape_fits_int64(ne))
+      in.fail(fmt::format("{} shape is too large: its non-zero dimensions multiply past 2^60 elements", what));
     info.shape.assign(ne.rbegin(), ne.rend());
     info.ggml_type = in.read<uint32_t>(what);
     info.offset = in.read<uint64_t>(what);

@@ -23,13 +23,43 @@ using ojson = nlohmann::ordered_json;
 // Arrays longer than this are shown as their first kShownItems plus a count.
 constexpr size_t kShownItems = 8;
 
+// Model files may hold any bytes in names and strings, but a JSON report (and
+// nlohmann's dump) needs valid UTF-8: every string that enters the report goes
+// through here, which keeps valid UTF-8 and shows each byte of an invalid
+// sequence (stray, overlong, surrogate, past U+10FFFF, cut short) as U+FFFD.
+std::string report_text(std::string_view s) {
+  std::string out;
+  out.reserve(s.size());
+  for (size_t i = 0; i < s.size();) {
+    const auto c = uint8_t(s[i]);
+    const size_t n = c < 0x80 ? 1 : (c & 0xE0) == 0xC0 ? 2 : (c & 0xF0) == 0xE0 ? 3 : (c & 0xF8) == 0xF0 ? 4 : 0;
+    bool ok = n > 0 && n <= s.size() - i;
+    uint32_t cp = n == 1 ? c : n == 2 ? c & 0x1Fu : n == 3 ? c & 0x0Fu : c & 0x07u;
+    for (size_t k = 1; ok && k < n; ++k) {
+      const auto b = uint8_t(s[i + k]);
+      ok = (b & 0xC0) == 0x80;
+      cp = cp << 6 | (b & 0x3Fu);
+    }
+    static constexpr uint32_t kMin[] = {0, 0, 0x80, 0x800, 0x10000};  // shortest form per length
+    ok = ok && cp >= kMin[n] && cp <= 0x10FFFF && !(cp >= 0xD800 && cp <= 0xDFFF);
+    if (ok) {
+      out.append(s.substr(i, n));
+      i += n;
+    } else {
+      out += "\xEF\xBF\xBD";
+      ++i;
+    }
+  }
+  return out;
+}
+
 bool ends_with(std::string_view s, std::string_view suffix) {
   return s.size() >= suffix.size() && s.substr(s.size() - suffix.size()) == suffix;
 }
 
 ojson gguf_json(const GgufValue& v) {
   switch (v.type) {
-    case GgufValueType::STRING: return v.str;
+    case GgufValueType::STRING: return report_text(v.str);
     case GgufValueType::BOOL: return v.u != 0;
     case GgufValueType::F32: case GgufValueType::F64: return v.f;
     case GgufValueType::ARRAY: break;
@@ -37,7 +67,7 @@ ojson gguf_json(const GgufValue& v) {
   }
   ojson items = ojson::array();
   for (size_t k = 0; k < std::min<uint64_t>(v.count, kShownItems); ++k) {
-    if (v.elem_type == GgufValueType::STRING) items.push_back(v.strings[k]);
+    if (v.elem_type == GgufValueType::STRING) items.push_back(report_text(v.strings[k]));
     else if (v.elem_type == GgufValueType::ARRAY) items.push_back(gguf_json(v.arrays[k]));
     else items.push_back(gguf_json(v.element(k)));
   }
@@ -57,18 +87,19 @@ ModelFileReport inspect_gguf(const std::string& path) {
   r.file_bytes = g.file_size();
   const std::string arch = g.has("general.architecture") ? g.get_string("general.architecture") : "";
   for (const auto& [key, v] : g.metadata()) {
-    r.metadata[key] = gguf_json(v);
+    r.metadata[report_text(key)] = gguf_json(v);
     // The architecture's own hyperparameters and the tokenizer's scalars are the summary.
     const bool general = key == "general.architecture" || key == "general.name";
     const bool hyper = !arch.empty() && key.rfind(arch + ".", 0) == 0 && !v.is_array();
     const bool tok = key.rfind("tokenizer.ggml.", 0) == 0 && !v.is_array();
-    if (general || hyper || tok) r.summary[key] = gguf_json(v);
+    if (general || hyper || tok) r.summary[report_text(key)] = gguf_json(v);
   }
   if (const GgufValue* toks = g.find("tokenizer.ggml.tokens")) r.summary["tokenizer vocab size"] = toks->count;
   r.summary["alignment"] = g.alignment();
   for (const auto& info : g.tensor_infos())
-    r.tensors.push_back({info.name, info.dtype ? std::string(dtype_name(*info.dtype)) : ggml_type_name(info.ggml_type),
-                         info.shape, info.nbytes});
+    r.tensors.push_back({report_text(info.name),
+                         info.dtype ? std::string(dtype_name(*info.dtype)) : ggml_type_name(info.ggml_type), info.shape,
+                         info.nbytes});
   return r;
 }
 
@@ -145,7 +176,7 @@ ModelFileReport inspect_llama2c_tokenizer(const std::string& path) {
   r.file_bytes = fs::file_size(path);
   r.summary = {{"vocab size", tok.vocab.size()}, {"max_token_length", tok.max_token_length}};
   ojson first = ojson::array();
-  for (size_t k = 0; k < std::min(tok.vocab.size(), kShownItems); ++k) first.push_back(tok.vocab[k]);
+  for (size_t k = 0; k < std::min(tok.vocab.size(), kShownItems); ++k) first.push_back(report_text(tok.vocab[k]));
   r.metadata["tokens"] = ojson{{"count", tok.vocab.size()}, {"first", first}};
   return r;
 }
@@ -212,7 +243,7 @@ uint64_t ModelFileReport::tensor_bytes() const {
 
 ModelFileReport inspect_model_file(const std::string& path) {
   ModelFileReport r = dispatch(path);
-  r.path = path;
+  r.path = report_text(path);
   if (r.summary.is_null()) r.summary = ojson::object();
   if (r.metadata.is_null()) r.metadata = ojson::object();
   return r;

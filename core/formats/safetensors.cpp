@@ -58,12 +58,16 @@ Entry parse_entry(const std::string& path, const std::string& name, const json& 
   if (!dtype) bad("unknown dtype \"" + dt->get<std::string>() + "\"");
   e.dtype = *dtype;
   uint64_t numel = 1;
+  std::vector<uint64_t> dims;
   for (const auto& d : *sh) {
     if (!d.is_number_unsigned()) bad("shape entries must be non-negative integers");
     const uint64_t n = d.get<uint64_t>();
     if (n > uint64_t(INT64_MAX) || !checked_mul(numel, n, &numel)) bad("shape " + sh->dump() + " overflows");
+    dims.push_back(n);
     e.shape.push_back(int64_t(n));
   }
+  if (!shape_fits_int64(dims))
+    bad(fmt::format("shape {} is too large: its non-zero dimensions multiply past 2^60 elements", sh->dump()));
   uint64_t want = 0;
   if (!checked_mul(numel, dtype_size(e.dtype), &want)) bad("shape " + sh->dump() + " overflows");
   if (e.begin > e.end || e.end > data_bytes)

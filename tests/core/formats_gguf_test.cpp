@@ -266,6 +266,26 @@ TEST(Gguf, LyingFilesAreFormatErrors) {
                             open_gguf, "duplicate tensor");
 }
 
+// ne = {0, 2^32, 2^31} holds no element, yet tensor code multiplied the rest
+// of its (reversed) shape in int64 and overflowed (UBSan, while fuzzing:
+// tests/fuzz). Non-zero dimensions must now multiply to at most 2^60.
+TEST(Gguf, ZeroSizedShapesThatOverflowInt64AreFormatErrors) {
+  const auto dir = test::temp_dir("gguf-zero-dims");
+  const auto p = dir / "zero.gguf";
+  for (const std::vector<uint64_t>& ne : {std::vector<uint64_t>{0, uint64_t(1) << 32, uint64_t(1) << 31},
+                                          std::vector<uint64_t>{uint64_t(1) << 62, 0}}) {
+    GgufBuilder g;
+    g.tensor("t", ne, kF32, {});
+    test::expect_format_error(p, g.build(), open_gguf, "ne[1] = " + std::to_string(ne[1]));
+  }
+  GgufBuilder sane;
+  sane.tensor("t", {0, uint64_t(1) << 40}, kF32, {});
+  test::write_file(p, sane.build());
+  EXPECT_EQ(GgufFile::open(p.string()).tensor("t").numel(), 0);
+  const auto input = std::filesystem::path(ZEROTH_SOURCE_DIR) / "tests/fuzz/regressions/gguf/shape-int64-overflow";
+  test::expect_format_error(p, test::read_file(input), open_gguf, "fuzz regression input");
+}
+
 TEST(Gguf, UnknownGgmlTypesOpenAndFailOnAccess) {
   const auto dir = test::temp_dir("gguf-unknown");
   GgufBuilder b;

@@ -179,6 +179,27 @@ TEST(Safetensors, LyingHeadersAreFormatErrors) {
   }
 }
 
+// Shapes whose element count is 0 passed the size check, but tensor code then
+// multiplied their other dimensions in int64 and overflowed (UBSan, while
+// fuzzing: tests/fuzz). Non-zero dimensions must now multiply to at most 2^60.
+TEST(Safetensors, ZeroSizedShapesThatOverflowInt64AreFormatErrors) {
+  const auto dir = test::temp_dir("st-zero-dims");
+  const auto p = dir / "zero.safetensors";
+  for (const char* shape : {"[4294967296, 2147483648, 0]", "[0, 4611686018427387904]", "[1152921504606846977, 0]"})
+    test::expect_format_error(p, header_with(std::string(R"({"a":{"dtype":"F32","shape":)") + shape +
+                                                 R"(,"data_offsets":[0,0]}})", {}),
+                              open_st, shape);
+  // Zero-sized tensors of sane shapes still open.
+  test::write_file(p, header_with(R"({"a":{"dtype":"F32","shape":[0, 1152921504606846976],"data_offsets":[0,0]}})", {}));
+  EXPECT_EQ(SafetensorsFile::open(p.string()).tensor("a").numel(), 0);
+  // The inputs the fuzz target keeps (byte 0 is its selector).
+  for (const auto& e : fs::directory_iterator(fs::path(ZEROTH_SOURCE_DIR) / "tests/fuzz/regressions/safetensors")) {
+    const Bytes b = test::read_file(e.path());
+    ASSERT_FALSE(b.empty());
+    test::expect_format_error(p, Bytes(b.begin() + 1, b.end()), open_st, e.path().filename().string());
+  }
+}
+
 TEST(Safetensors, ReadsTheShardedIndex) {
   const auto dir = test::temp_dir("st-index");
   write_safetensors((dir / "model-00001-of-00002.safetensors").string(), {{"a", Tensor::from_vector({1}, {1})}});

@@ -359,5 +359,32 @@ TEST(TrainConfig, EmbeddedDefaultAndRecipesParse) {
   EXPECT_THROW(load_train_config("/nonexistent/recipe.yaml", {}), Error);
 }
 
+// yaml-cpp keeps a key given twice and lookups find the first, so a second
+// `task:` section (or label word) was silently ignored. Seen while fuzzing.
+TEST(TrainConfig, DuplicateKeysAreErrors) {
+  expect_error(kMinimal + "task:\n  type: classification\n", {"recipe.yaml", "task appears twice"});
+  expect_error(kMinimal + "zo:\n  q: 2\n  q: 3\n", {"recipe.yaml", "zo.q appears twice"});
+  expect_error("model:\n  path: m.bin\ntask:\n  train: t.txt\n  label_words: {'0': a, '0': b}\n",
+               {"task.label_words.0 appears twice"});
+}
+
+// Found by fuzzing (tests/fuzz): YAML allows any node as a mapping key, and a
+// map or list as a key made the unknown-key check (and task.label_words) throw
+// yaml-cpp's TypedBadConversion instead of a zeroth::Error naming the section.
+TEST(TrainConfig, NonScalarKeysAreErrorsNamingTheSection) {
+  expect_error(kMinimal + "? [a, b]\n: 1\n", {"recipe.yaml", "the config", "not a plain name", "[a, b]"});
+  expect_error(kMinimal + "zo:\n  {central: true}: 1\n", {"recipe.yaml", "zo", "not a plain name", "{central: true}"});
+  expect_error("model:\n  path: m.bin\ntask:\n  train: t.txt\n  label_words:\n    [x]: y\n",
+               {"task.label_words", "not a plain name", "[x]"});
+  // The input the fuzzer found (a recipe with a block map as a top-level key).
+  const auto path = std::filesystem::path(ZEROTH_SOURCE_DIR) / "tests/fuzz/regressions/train_config/map-as-key";
+  try {
+    load_train_config(path.string(), {});
+    ADD_FAILURE() << "the fuzz input parsed";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("not a plain name"), std::string::npos) << e.what();
+  }
+}
+
 }  // namespace
 }  // namespace zeroth::cli
