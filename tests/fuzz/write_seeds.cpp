@@ -108,8 +108,19 @@ void frame_seeds() {
   end.snapshot_step = 32;
   end.hash = kHash;
   ReadyMsg ready{32, kHash};
-  StepMsg step{33, 0.5f, 1e-3f, {0, 2, 5}, 8};
-  ResultMsg result{2, zeroth::encode_member_records(33, 1, 2, 3, false, {}), 2.5, 512, kHash};
+  StepMsg step{33, 0.5f, 1e-3f, {0, 2, 5}, 8, {{2, 0, 0}}};
+  ResultMsg result{2, zeroth::encode_member_records(33, 1, 2, 3, false, {}), 2.5, 512, kHash,
+                   {{0, zeroth::encode_member_records(33, 1, 0, 3, false, {})}}};
+  ChallengeMsg challenge;
+  challenge.nonce.fill(7);
+  HelloMsg hello;
+  hello.kind = 2;
+  hello.name = "alice";
+  hello.expiry = 2000000000;
+  hello.nonce.fill(9);
+  hello.proof.fill(11);
+  HelloOkMsg hello_ok;
+  hello_ok.proof.fill(13);
   CommitMsg commit{entry(33, false, 3)};
   CommitMsg commit_exact{entry(34, true, 2)};
   const std::vector<Body> bodies = {
@@ -123,6 +134,9 @@ void frame_seeds() {
       {"result", FrameType::Result, 6, encode(result)},
       {"commit", FrameType::Commit, 7, encode(commit)},
       {"commit_exact", FrameType::Commit, 7, encode(commit_exact)},
+      {"challenge", FrameType::Challenge, 9, encode(challenge)},
+      {"hello", FrameType::Hello, 10, encode(hello)},
+      {"hello_ok", FrameType::HelloOk, 11, encode(hello_ok)},
       {"evicted", FrameType::Evicted, 8, encode(TextMsg{"missed 5 heartbeats"})},
       {"status", FrameType::Status, 8, encode(TextMsg{"{\"members\": 3}"})},
       {"heartbeat", FrameType::Heartbeat, 0, {}},
