@@ -107,13 +107,12 @@ class Link {
     q_.pop_front();
     return in;
   }
-  // Sends Leave and waits (a bounded time) for it to go out.
+  // Sends Leave and waits (a bounded time) for the coordinator to close the
+  // connection in answer. Closing it here instead could make the coordinator's
+  // next write fail before it reads the Leave, and it would log a broken link.
   void leave(const std::string& why) {
     if (!io_) return;
     send(FrameType::Leave, 0, encode(TextMsg{why}));
-    asio::post(*io_, [this] {
-      if (conn_) conn_->close("left");
-    });
     const auto until = Clock::now() + std::chrono::milliseconds(800);
     while (Clock::now() < until && !closed_seen()) std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
@@ -368,10 +367,7 @@ class Worker {
   }
 
   void fold(const StepEntry& e) {
-    std::vector<uint8_t> codes;
-    if (!e.exact)
-      for (const auto& r : e.records) codes.push_back(r.code);
-    replica_->codec->update(e.scale, codes.data(), codes.size());
+    replica_->codec->update(e);
     ++codec_steps_;
   }
 

@@ -90,19 +90,10 @@ void Replica::reset() {
   steps = 0;
 }
 
-namespace {
-void fold_codes(CodecScale& codec, const StepEntry& e) {
-  std::vector<uint8_t> codes;
-  if (!e.exact)
-    for (const auto& r : e.records) codes.push_back(r.code);
-  codec.update(e.scale, codes.data(), codes.size());
-}
-}  // namespace
-
 void Replica::apply(const StepEntry& e) {
   ZEROTH_CHECK(e.step == steps, "entry for step {} arrived when step {} was next", e.step, steps);
   opt->apply(e);
-  fold_codes(*codec, e);
+  codec->update(e);
   ++steps;
 }
 
@@ -111,7 +102,7 @@ void Replica::replay(std::span<const StepEntry> entries) {
     ZEROTH_CHECK(entries[i].step == steps + i, "entry for step {} arrived when step {} was next", entries[i].step,
                  steps + i);
   opt->replay(entries);
-  for (const auto& e : entries) fold_codes(*codec, e);
+  for (const auto& e : entries) codec->update(e);
   steps += entries.size();
 }
 

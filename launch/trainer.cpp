@@ -98,14 +98,6 @@ std::string eval_line(const char* what, const EvalResult& r) {
                          : fmt::format("{}: loss {:.4f} ({} examples)", what, r.loss, r.examples);
 }
 
-// Codes of an entry, for the codec scale (exact entries carry none).
-std::vector<uint8_t> codes_of(const StepEntry& e) {
-  std::vector<uint8_t> c;
-  if (!e.exact)
-    for (const auto& r : e.records) c.push_back(r.code);
-  return c;
-}
-
 }  // namespace
 
 uint64_t catch_up(LoraTrainable& lora, ZerothOrderOptimizer& opt, CodecScale& codec,
@@ -121,10 +113,7 @@ uint64_t catch_up(LoraTrainable& lora, ZerothOrderOptimizer& opt, CodecScale& co
       from = size_t(snap->step);
     }
   opt.replay(std::span<const StepEntry>(history).subspan(from));
-  for (const auto& e : history) {
-    const auto codes = codes_of(e);
-    codec.update(e.scale, codes.data(), codes.size());
-  }
+  for (const auto& e : history) codec.update(e);
   return history.size();
 }
 
@@ -270,8 +259,7 @@ MemberOutcome run_member(const TrainContext& ctx, Transport& tr) {
     const RobustStats robust = robust_filter(commit.entry, c.robust);
     screen.observe(commit.entry);
     opt.apply(commit.entry);
-    const auto codes = codes_of(commit.entry);
-    codec.update(commit.entry.scale, codes.data(), codes.size());
+    codec.update(commit.entry);
     if (leader && ctx.ledger) ctx.ledger->append(commit.entry, c.run.durable);
     ++out.steps_run;
     if (int64_t(tr.rank()) == ctx.corrupt_rank && int64_t(t) == ctx.corrupt_step) {

@@ -2,6 +2,10 @@
 // ledger-derived scale.
 #include "optim/codec.h"
 
+#include <vector>
+
+#include "optim/ledger.h"
+
 #include <cmath>
 
 #include "core/error.h"
@@ -54,6 +58,13 @@ float CodecScale::scale() const {
   constexpr double kMaxScale = 3.4e38 / 128.0;
   const float f = float(s < kMaxScale ? s : kMaxScale);
   return f > cfg_.min_scale ? f : cfg_.min_scale;
+}
+
+void CodecScale::update(const StepEntry& e) {
+  std::vector<uint8_t> codes;
+  if (!e.exact)
+    for (const auto& r : e.records) codes.push_back(r.code);
+  update(e.scale, codes.data(), codes.size());
 }
 
 void CodecScale::update(float step_scale, const uint8_t* codes, size_t n) {

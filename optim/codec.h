@@ -23,6 +23,8 @@
 
 namespace zeroth {
 
+struct StepEntry;
+
 // Xor'ed into the run seed to key the rounding stream ("C0DEC" + "SALT"-ish bits).
 constexpr uint64_t kCodecSeedSalt = 0xC0DEC5A17ED0B17Eull;
 
@@ -69,6 +71,8 @@ class CodecScale {
   float scale() const;  // s for the next step
   // Folds in one committed step: its scale and codes.
   void update(float step_scale, const uint8_t* codes, size_t n);
+  // The same for a committed entry (an exact entry carries no codes).
+  void update(const StepEntry& committed);
 
  private:
   CodecConfig cfg_;

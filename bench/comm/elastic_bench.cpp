@@ -178,11 +178,7 @@ void bench_catch_up(uint64_t n) {
   const auto t0 = Clock::now();
   m->on_caught_up = [&] {
     opt.replay(got);
-    for (const auto& e : got) {
-      std::vector<uint8_t> codes;
-      for (const auto& r : e.records) codes.push_back(r.code);
-      codec.update(e.scale, codes.data(), codes.size());
-    }
+    for (const auto& e : got) codec.update(e);
     net_s = std::chrono::duration<double>(Clock::now() - t0).count();
     io.stop();
   };

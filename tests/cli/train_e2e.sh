@@ -29,6 +29,11 @@ train() {
     >"$dir.out" 2>"$dir.err" || { cat "$dir.err" >&2; fail "zeroth train $dir ($steps steps) exited $?"; }
   grep -q "replica hashes: all equal (2 members" "$dir.out" || { cat "$dir.out"; fail "replicas of $dir disagree"; }
 }
+# NLL of the merged export and of the base on $tmp/short.txt: $tmp/eval.json, $tmp/base.json.
+eval_merged_and_base() {
+  "$zeroth" eval --model "$tmp/merged" --tokenizer "$S/tok512.bin" --data "$tmp/short.txt" --json >"$tmp/eval.json"
+  "$zeroth" eval --model "$S/stories260K.bin" --tokenizer "$S/tok512.bin" --data "$tmp/short.txt" --json >"$tmp/base.json"
+}
 final_hash() { sed -n 's/.*"final_hash": "\([0-9a-f]*\)".*/\1/p' "$1/summary.json"; }
 final_steps() { sed -n 's/^ *"steps": \([0-9]*\).*/\1/p' "$1/summary.json"; }
 # Steps (entries) in a ledger, by replaying it from the base: also proves the
@@ -135,8 +140,7 @@ assert sorted(cfg["target_modules"]) == ["q_proj", "v_proj"], cfg
 assert cfg["peft_type"] == "LORA", cfg
 print("peft adapter: ok")
 EOF
-    "$zeroth" eval --model "$tmp/merged" --tokenizer "$S/tok512.bin" --data "$tmp/short.txt" --json >"$tmp/eval.json"
-    "$zeroth" eval --model "$S/stories260K.bin" --tokenizer "$S/tok512.bin" --data "$tmp/short.txt" --json >"$tmp/base.json"
+    eval_merged_and_base
     python3 - "$tmp/eval.json" "$tmp/base.json" "$tmp/run/summary.json" <<'EOF'
 import json, sys
 ev, base = json.load(open(sys.argv[1])), json.load(open(sys.argv[2]))
@@ -196,8 +200,7 @@ e1, e0 = (tensor(p, "model.embed_tokens.weight") for p in sys.argv[1:])
 assert len(e1) == 512 * 64 * 4 and e1 != e0, "the merged embedding is the base's"
 print("merged embedding: trained")
 EOF
-    "$zeroth" eval --model "$tmp/merged" --tokenizer "$S/tok512.bin" --data "$tmp/short.txt" --json >"$tmp/eval.json"
-    "$zeroth" eval --model "$S/stories260K.bin" --tokenizer "$S/tok512.bin" --data "$tmp/short.txt" --json >"$tmp/base.json"
+    eval_merged_and_base
     python3 - "$tmp/eval.json" "$tmp/base.json" "$tmp/run/summary.json" <<'EOF'
 import json, sys
 ev, base = json.load(open(sys.argv[1])), json.load(open(sys.argv[2]))

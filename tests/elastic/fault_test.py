@@ -248,10 +248,13 @@ def scenario_coordinator():
 class Proxy:
     """A userspace TCP proxy that can blackhole: while `hole` is set it stops
     forwarding both ways (bytes wait, as TCP would retransmit them through a
-    dead link) and delivers them, late, once healed."""
+    dead link) and delivers them, late, once healed. `sent` records what the
+    first client sent (a captured session, for replay attacks)."""
 
     def __init__(self, target_port):
         self.target = target_port
+        self.sent = bytearray()
+        self.recording = True
         self.srv = socket.socket()
         self.srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.srv.bind(("127.0.0.1", 0))
@@ -268,10 +271,11 @@ class Proxy:
             except OSError:
                 c.close()
                 continue
-            for a, b in ((c, u), (u, c)):
-                threading.Thread(target=self.pipe, args=(a, b), daemon=True).start()
+            record, self.recording = self.recording, False
+            for a, b, rec in ((c, u, record), (u, c, False)):
+                threading.Thread(target=self.pipe, args=(a, b, rec), daemon=True).start()
 
-    def pipe(self, a, b):
+    def pipe(self, a, b, record):
         try:
             while True:
                 while self.hole.is_set():
@@ -281,6 +285,8 @@ class Proxy:
                     break
                 while self.hole.is_set():
                     time.sleep(0.01)
+                if record:
+                    self.sent += d
                 b.sendall(d)
         except OSError:
             pass
@@ -478,41 +484,6 @@ def token(secret, name, expires="1h"):
     return r.stdout.strip()
 
 
-class Recorder:
-    """A proxy that forwards one worker's connection and records what the worker sent."""
-
-    def __init__(self, target_port):
-        self.target, self.sent = target_port, bytearray()
-        self.srv = socket.socket()
-        self.srv.bind(("127.0.0.1", 0))
-        self.srv.listen(1)
-        self.port = self.srv.getsockname()[1]
-        threading.Thread(target=self.run, daemon=True).start()
-
-    def run(self):
-        c, _ = self.srv.accept()
-        u = socket.create_connection(("127.0.0.1", self.target))
-
-        def pipe(a, b, record):
-            try:
-                while True:
-                    d = a.recv(65536)
-                    if not d:
-                        break
-                    if record:
-                        self.sent += d
-                    b.sendall(d)
-            except OSError:
-                pass
-            for x in (a, b):
-                try:
-                    x.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
-        threading.Thread(target=pipe, args=(c, u, True), daemon=True).start()
-        threading.Thread(target=pipe, args=(u, c, False), daemon=True).start()
-
-
 def frames_of(data):
     """Splits a recorded stream into whole frames (header, body, tag when flagged)."""
     out, at = [], 0
@@ -542,7 +513,7 @@ def scenario_auth():
         port, steps = free_port(), 150
         coord = spawn(coordinator_args(port, steps, 2, 2, ["--secret", secret]), f"coord-{attack}")
         wait_listening(port)
-        rec = Recorder(port) if attack else None
+        rec = Proxy(port) if attack else None
         wa = spawn(["worker", "--join", f"127.0.0.1:{rec.port if attack else port}", "--token", ta, "--name", "a",
                     "--threads", "1"], f"a-{attack}")
         wb = spawn(["worker", "--join", f"127.0.0.1:{port}", "--token", tb, "--name", "b", "--threads", "1"],

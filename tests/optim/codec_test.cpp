@@ -9,6 +9,7 @@
 
 #include "core/error.h"
 #include "optim/codec.h"
+#include "optim/ledger.h"
 
 namespace zeroth {
 namespace {
@@ -21,6 +22,29 @@ int code_value(uint8_t c) { return int(int8_t(c)); }
 // lo·s or (lo+1)·s with P(up) = f = frac(g/s), so the mean's standard deviation
 // is s·sqrt(f(1−f)/n): 6 σ fails a correct codec with probability ~2e-9, while
 // a round-to-nearest codec misses g by up to s/2 (far outside for f ≠ 0, 1).
+// Folding a committed entry is folding its scale and codes; an exact entry
+// (fp32 values, no codes) leaves the scale as it was.
+TEST(Codec, UpdateFromAnEntryFoldsItsCodes) {
+  StepEntry e;
+  e.scale = 0.5f;
+  for (const uint8_t code : {uint8_t(3), uint8_t(250), uint8_t(127)}) {
+    Record r;
+    r.code = code;
+    e.records.push_back(r);
+  }
+  CodecScale a(CodecConfig{}), b(CodecConfig{});
+  a.update(e);
+  const uint8_t codes[] = {3, 250, 127};
+  b.update(0.5f, codes, 3);
+  EXPECT_EQ(a.scale(), b.scale());
+  EXPECT_NE(a.scale(), CodecScale(CodecConfig{}).scale());
+  StepEntry x = e;
+  x.exact = true;
+  const float before = a.scale();
+  a.update(x);
+  EXPECT_EQ(a.scale(), before);
+}
+
 TEST(Codec, UnbiasedOverAMillionEncodes) {
   constexpr int64_t n = 1000000;
   for (float s : {1.0f, 0.037f})
