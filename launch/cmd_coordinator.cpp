@@ -115,6 +115,11 @@ Runner add_coordinator(CLI::App& app) {
     std::vector<std::string> sets = opt->sets;
     if (!opt->run.empty()) sets.push_back("run.dir=" + opt->run);
     TrainConfig c = load_train_config(opt->config, sets);
+    ZEROTH_CHECK(c.zo.redundancy == 1,
+                 "{}: zo.redundancy {} is for runs with a fixed set of members (zeroth train, mpirun): elastic members "
+                 "come and go, so a direction's group could not be kept whole. Use elastic.spot_p for redundancy "
+                 "against lying members here",
+                 c.source, c.zo.redundancy);
     const auto listen = parse_endpoint(opt->listen, "--listen");
     std::optional<Endpoint> http;
     if (!opt->no_http) http = parse_endpoint(opt->http, "--http");

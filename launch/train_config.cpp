@@ -105,7 +105,7 @@ TrainConfig parse_train_config(const std::string& yaml_text, const std::string& 
     std::string dist = "rademacher";
     r.get("q", c.zo.q); r.get("eps", c.zo.eps); r.get("central", c.zo.central); r.get("samples", c.zo.samples);
     r.get("share_samples", c.zo.share_samples); r.get("distribution", dist);
-    r.get("exact_gradients", c.zo.exact_gradients);
+    r.get("exact_gradients", c.zo.exact_gradients); r.get("redundancy", c.zo.redundancy);
     c.zo.distribution = parse_distribution(dist, "zo.distribution");
     r.finish();
   }
@@ -167,6 +167,8 @@ TrainConfig parse_train_config(const std::string& yaml_text, const std::string& 
   c.optimizer.total_steps = c.run.steps;
   c.optimizer.run_seed = c.run.seed;
   c.optimizer.distribution = c.zo.distribution;
+  c.optimizer.key_group = c.zo.redundancy;
+  c.robust.group = c.zo.redundancy;
   c.validate();
   return c;
 }
@@ -202,6 +204,10 @@ void TrainConfig::validate() const {
                "{}: elastic.max_per_identity must be >= 0 and elastic.joins_per_minute >= 1", source);
   ZEROTH_CHECK(elastic.data == "assigned" || elastic.data == "private",
                "{}: elastic.data is \"{}\"; use assigned or private", where("elastic.data"), elastic.data);
+  ZEROTH_CHECK(run.members % int(zo.redundancy) == 0,
+               "{}: run.members ({}) must be a multiple of zo.redundancy ({}): the members of a group share their "
+               "directions",
+               source, run.members, zo.redundancy);
   ZEROTH_CHECK(!trainable.full || model.quantize.empty(),
                "{}: trainable.full trains every weight in f32: it cannot run on a quantized base (model.quantize)",
                source);
@@ -244,7 +250,8 @@ std::string TrainConfig::to_yaml() const {
     << "eps" << YAML::Value << zo.eps << YAML::Key << "central" << YAML::Value << zo.central << YAML::Key
     << "samples" << YAML::Value << zo.samples << YAML::Key << "share_samples" << YAML::Value << zo.share_samples
     << YAML::Key << "distribution" << YAML::Value << distribution_name(zo.distribution) << YAML::Key
-    << "exact_gradients" << YAML::Value << zo.exact_gradients << YAML::EndMap;
+    << "exact_gradients" << YAML::Value << zo.exact_gradients << YAML::Key << "redundancy" << YAML::Value
+    << zo.redundancy << YAML::EndMap;
   y << YAML::Key << "optimizer" << YAML::Value << YAML::BeginMap << YAML::Key << "rule" << YAML::Value
     << update_rule_name(optimizer.rule) << YAML::Key << "lr" << YAML::Value << optimizer.lr << YAML::Key
     << "weight_decay" << YAML::Value << optimizer.weight_decay << YAML::Key << "momentum" << YAML::Value

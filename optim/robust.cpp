@@ -10,8 +10,16 @@
 namespace zeroth {
 
 void RobustConfig::validate() const {
-  ZEROTH_CHECK(rule == "none" || rule == "clip" || rule == "trim", "robust.rule is \"{}\": use none, clip or trim",
-               rule);
+  ZEROTH_CHECK(rule == "none" || rule == "clip" || rule == "trim" || rule == "median",
+               "robust.rule is \"{}\": use none, clip, trim or median", rule);
+  ZEROTH_CHECK(rule != "median" || group >= 2,
+               "robust.rule median takes the median over the members that evaluated one direction: set "
+               "zo.redundancy to 3 or more (it is {})",
+               group);
+  ZEROTH_CHECK(!screen || group <= 1 || (rule != "median" && rule != "trim"),
+               "robust.screen judges each member by its committed codes, but robust.rule {} with zo.redundancy {} "
+               "commits one code per direction: use the screen or the per-direction rule, not both",
+               rule, group);
   ZEROTH_CHECK(clip_k > 0 && std::isfinite(clip_k), "robust.clip_k must be > 0");
   ZEROTH_CHECK(min_clip >= 1 && min_clip <= 127, "robust.min_clip must be in 1..127");
   ZEROTH_CHECK(trim >= 0 && trim < 0.5f, "robust.trim must be in [0, 0.5)");
@@ -21,11 +29,50 @@ void RobustConfig::validate() const {
 
 namespace {
 int value_of(uint8_t code) { return int(int8_t(code)); }
+
+// sum / n rounded to the nearest integer, halves away from zero (exact in integers).
+int rounded_mean(int64_t sum, int64_t n) {
+  const int64_t a = sum < 0 ? -sum : sum, q = (2 * a + n) / (2 * n);
+  return int(sum < 0 ? -q : q);
+}
+
+// One record per (group, slot): member = the group's first member, code = the
+// median (rule median) or trimmed mean (rule trim) of the group's codes.
+RobustStats aggregate_directions(StepEntry& e, const RobustConfig& cfg) {
+  RobustStats st;
+  std::map<std::pair<uint32_t, uint32_t>, std::vector<int>> dirs;  // (owner, slot) → codes
+  for (const auto& r : e.records)
+    dirs[{r.member - r.member % cfg.group, r.slot}].push_back(value_of(r.code));
+  std::vector<Record> out;
+  out.reserve(dirs.size());
+  for (auto& [dir, codes] : dirs) {
+    std::sort(codes.begin(), codes.end());
+    const size_t n = codes.size();
+    int v;
+    if (cfg.rule == "median") {
+      v = n % 2 ? codes[n / 2] : rounded_mean(int64_t(codes[n / 2 - 1]) + codes[n / 2], 2);
+    } else {
+      const size_t drop = size_t(std::floor(double(cfg.trim) * double(n)));
+      int64_t sum = 0;
+      for (size_t i = drop; i < n - drop; ++i) sum += codes[i];
+      v = rounded_mean(sum, int64_t(n - 2 * drop));
+    }
+    Record r;
+    r.member = dir.first;
+    r.slot = dir.second;
+    r.code = uint8_t(int8_t(v));  // |v| ≤ 127: a mean or median of codes in −127..127
+    out.push_back(r);
+  }
+  st.trimmed = int64_t(e.records.size() - out.size());
+  e.records = std::move(out);  // (owner, slot) order: the map's
+  return st;
+}
 }  // namespace
 
 RobustStats robust_filter(StepEntry& e, const RobustConfig& cfg) {
   RobustStats st;
   if (cfg.rule == "none" || e.exact || e.records.empty()) return st;
+  if (cfg.group > 1 && (cfg.rule == "median" || cfg.rule == "trim")) return aggregate_directions(e, cfg);
   if (cfg.rule == "clip") {
     std::vector<int> mags;
     for (const auto& r : e.records) mags.push_back(std::abs(value_of(r.code)));

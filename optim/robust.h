@@ -10,7 +10,16 @@
 //         more than k times what the typical member does.
 //   trim: the floor(trim · n) largest and smallest codes are dropped (after
 //         sorting by code, ties by (member, slot)): a trimmed mean per step.
-// Both are deterministic functions of the entry.
+//         With zo.redundancy r > 1, per direction instead: the r members of a
+//         group evaluated the same z on different samples, and each (group,
+//         slot) becomes ONE record (member = the group's first) holding the
+//         mean of its codes after dropping floor(trim · n) at each end.
+//   median: (needs zo.redundancy ≥ 2) each (group, slot) becomes one record
+//         holding the median of its codes: with r = 2f + 1 members per
+//         direction, f liars in a group cannot move it beyond the honest
+//         codes' range.
+// Means and even-count medians round half away from zero. All rules are
+// deterministic functions of the entry (and r).
 #pragma once
 #include <cstdint>
 #include <deque>
@@ -23,7 +32,8 @@
 namespace zeroth {
 
 struct RobustConfig {
-  std::string rule = "none";  // none | clip | trim
+  std::string rule = "none";  // none | clip | trim | median
+  uint32_t group = 1;         // members per direction: zo.redundancy (set from the zo section)
   float clip_k = 4.0f;
   int min_clip = 8;           // never clip tighter than ±min_clip codes
   float trim = 0.1f;          // fraction dropped at each end
@@ -39,7 +49,7 @@ struct RobustConfig {
 
 struct RobustStats {
   int64_t clipped = 0;  // records whose code was clipped
-  int64_t trimmed = 0;  // records dropped
+  int64_t trimmed = 0;  // records dropped (trim), or folded into their direction's one record (median, grouped trim)
   int64_t screened = 0; // records dropped by screening
   int clip_at = 0;      // c (clip)
 };

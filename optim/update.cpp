@@ -76,7 +76,7 @@ ZerothOrderOptimizer::Prepared ZerothOrderOptimizer::prepare(const StepEntry& e)
   for (const Record& r : e.records) {
     const float q = (e.exact ? r.value : decode_gradient(r.code, e.scale)) / n;
     const float c = cfg_.rule == UpdateRule::Sgd ? e.lr * q : -q;
-    p.terms.push_back({PerturbationKey{cfg_.run_seed, uint32_t(e.step), r.member, r.slot}, c});
+    p.terms.push_back({PerturbationKey{cfg_.run_seed, uint32_t(e.step), key_member(r.member, cfg_.key_group), r.slot}, c});
   }
   return p;
 }

@@ -50,6 +50,7 @@ struct OptimizerConfig {
   int64_t total_steps = 0;        // for linear/cosine decay to 0 (0 = no decay)
   Distribution distribution = Distribution::Rademacher;
   uint64_t run_seed = 0;
+  uint32_t key_group = 1;  // zo.redundancy: a record of member m moves along z of key_member(m, key_group)
   void validate() const;
   // The schedule, computed in double and rounded to float once. Warmup: steps
   // 0 .. warmup−1 get lr·(step+1)/warmup (the first step is not wasted at lr 0).
@@ -58,6 +59,12 @@ struct OptimizerConfig {
   // evaluates it once and the ledger stores the result, so replicas never do).
   float lr_at(uint64_t step) const;
 };
+
+// The member whose key perturbs `member`'s slots: the first of its group of
+// `redundancy` members (the member itself when redundancy is 1).
+inline uint32_t key_member(uint32_t member, uint32_t redundancy) {
+  return redundancy <= 1 ? member : member - member % redundancy;
+}
 
 // Holds the optimizer state beside θ and applies entries to it.
 class ZerothOrderOptimizer {

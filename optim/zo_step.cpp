@@ -11,6 +11,7 @@ void ZoConfig::validate() const {
   ZEROTH_CHECK(q >= 1 && q <= 4096, "zo.q must be in 1..4096, got {}", q);
   ZEROTH_CHECK(eps > 0 && std::isfinite(eps), "zo.eps must be positive, got {}", eps);
   ZEROTH_CHECK(samples >= 1, "zo.samples must be >= 1, got {}", samples);
+  ZEROTH_CHECK(redundancy >= 1 && redundancy <= 1024, "zo.redundancy must be in 1..1024, got {}", redundancy);
 }
 
 std::vector<int64_t> sample_indices(int64_t n_train, int64_t count, uint64_t data_seed, uint64_t draw) {
@@ -50,7 +51,11 @@ MemberStepResult zo_member_step(const CausalLM& model, const Task& task, const L
   // Variants: central: (+ε, −ε) per slot; forward: +ε per slot, then θ itself
   // (one shared base variant when samples are shared, else one per slot).
   std::vector<Variant> variants;
-  auto key = [&](int slot) { return PerturbationKey{run_seed, uint32_t(step), member, uint32_t(slot)}; };
+  // Perturbations follow the member's group; the codec's rounding dither stays
+  // the member's own, so the members of a group round independently.
+  const uint32_t owner = key_member(member, cfg.redundancy);
+  auto key = [&](int slot) { return PerturbationKey{run_seed, uint32_t(step), owner, uint32_t(slot)}; };
+  auto own_key = [&](int slot) { return PerturbationKey{run_seed, uint32_t(step), member, uint32_t(slot)}; };
   for (int k = 0; k < q; ++k) {
     variants.push_back({key(k), cfg.eps});
     if (cfg.central) variants.push_back({key(k), -cfg.eps});
@@ -99,7 +104,7 @@ MemberStepResult zo_member_step(const CausalLM& model, const Task& task, const L
       rec.value = gf;
       rec.exact = true;
     } else {
-      const Encoded e = encode_gradient(gf, codec_scale, key(k));
+      const Encoded e = encode_gradient(gf, codec_scale, own_key(k));
       if (e.status == EncodeStatus::NonFinite) { ++out.dropped; continue; }
       if (e.status == EncodeStatus::Clipped) ++out.clipped;
       rec.code = e.code;

@@ -11,6 +11,7 @@
 #include "optim/codec.h"
 #include "optim/ledger.h"
 #include "optim/lora_trainable.h"
+#include "optim/update.h"
 
 namespace zeroth {
 
@@ -22,6 +23,11 @@ struct ZoConfig {
   bool share_samples = true;  // all slots of a member score the same examples (MeZO's minibatch)
   Distribution distribution = Distribution::Rademacher;
   bool exact_gradients = false;  // send fp32 projected gradients instead of one byte (for comparison runs)
+  // Members per direction: members m of one group (m / redundancy) perturb along
+  // the same z (keyed by the group's first member, key_member()) on their own
+  // samples, so the committing node can take a median per direction
+  // (robust.rule median). 1: every member has its own directions.
+  uint32_t redundancy = 1;
   void validate() const;
 };
 

@@ -257,7 +257,25 @@ EOF
       "$h" "$n" "$c" || fail "expected the attack to hurt (> honest + 0.5) and clip to hold (within 0.3 of honest)"
     grep -q '"robust_clipped":[1-9]' "$tmp/clip/metrics.jsonl" || fail "clip never clipped"
     got=$("$zeroth" replay --base "$S/stories260K.bin" --ledger "$tmp/clip/ledger.zl" --out "$tmp/rc" | sed -n 's/^hash: //p')
-    [ "$got" = "$(final_hash "$tmp/clip")" ] || fail "the clipped run does not replay to its hash" ;;
+    [ "$got" = "$(final_hash "$tmp/clip")" ] || fail "the clipped run does not replay to its hash"
+    # Four members per direction (zo.redundancy=4) and the median per direction:
+    # one huge attacker in each of 3 groups (as one compromised rank's members
+    # land under mpirun) cannot move any direction's committed code.
+    med=(--set robust.rule=median --set zo.redundancy=4)
+    "$zeroth" train "$recipe" "${fast[@]}" "${atk[@]}" --set run.dir="$tmp/mhonest" --set run.steps=100 "${med[@]}" \
+      >"$tmp/mhonest.out" 2>"$tmp/mhonest.err" || fail "the honest median run failed"
+    "$zeroth" train "$recipe" "${fast[@]}" "${atk[@]}" --set run.dir="$tmp/median" --set run.steps=100 "${med[@]}" \
+      --debug-attack huge:0,4,8 >"$tmp/median.out" 2>"$tmp/median.err" || fail "the attacked median run failed"
+    mh=$(dev_after "$tmp/mhonest"); m=$(dev_after "$tmp/median")
+    echo "median per direction: honest $mh, attacked $m"
+    python3 -c "import sys; h,m=map(float,sys.argv[1:]); sys.exit(0 if abs(m - h) < 0.3 else 1)" "$mh" "$m" \
+      || fail "expected the median to hold (within 0.3 of the honest median run)"
+    # Each committed entry holds one record per direction: 4 groups × q = 1, the other 12 folded in.
+    grep -q '"records":4,' "$tmp/median/metrics.jsonl" && grep -q '"robust_trimmed":12' "$tmp/median/metrics.jsonl" \
+      && ! grep -q '"records":\([0-35-9]\|[0-9][0-9]\),' "$tmp/median/metrics.jsonl" \
+      || fail "median entries should hold one record per direction"
+    got=$("$zeroth" replay --base "$S/stories260K.bin" --ledger "$tmp/median/ledger.zl" --out "$tmp/rm" | sed -n 's/^hash: //p')
+    [ "$got" = "$(final_hash "$tmp/median")" ] || fail "the median run does not replay to its hash" ;;
 
   *) echo "unknown check $check"; exit 2 ;;
 esac

@@ -122,6 +122,27 @@ TEST(ZerothOrderOptimizer, EveryRuleMatchesNaiveBitExact) {
     }
 }
 
+// key_group r (zo.redundancy): a record of member m moves θ along the z of the
+// first member of its group, exactly as that member's record would.
+TEST(ZerothOrderOptimizer, KeyGroupsApplyTheGroupsDirection) {
+  StepEntry grouped;
+  grouped.step = 4;
+  grouped.scale = 2e-3f;
+  grouped.lr = 1e-2f;
+  grouped.records = {{4, 0, uint8_t(int8_t(9)), RecordKind::ZerothOrder}, {5, 1, uint8_t(int8_t(-20)), RecordKind::ZerothOrder}};
+  StepEntry owners = grouped;
+  owners.records[0].member = 3;
+  owners.records[1].member = 3;
+  OptimizerConfig g = config(UpdateRule::Sgd), solo = g;
+  g.key_group = 3;
+  Theta a(5), b(5), c(5);
+  ZerothOrderOptimizer(g, a.set, 2).apply(grouped);
+  ZerothOrderOptimizer(solo, b.set, 2).apply(owners);
+  ZerothOrderOptimizer(solo, c.set, 2).apply(grouped);
+  EXPECT_EQ(bit_mismatches(a.v, b.v), 0);
+  EXPECT_GT(bit_mismatches(a.v, c.v), int64_t(a.v.size() / 2));  // members 4 and 5's own z differ
+}
+
 TEST(ZerothOrderOptimizer, ReplayEqualsOneByOneAndThreadsDoNotMatter) {
   const auto entries = make_entries(50, 100, 3);
   for (UpdateRule rule : kRules) {

@@ -356,5 +356,35 @@ TEST(ZoMemberStep, CodecRecordsDecodeToTheGradient) {
   for (const Record& rec : tiny.records) EXPECT_EQ(std::abs(int(int8_t(rec.code))), 127);
 }
 
+
+// zo.redundancy r: the members of a group perturb along their group's first
+// member's z, each on its own samples (its own lane); the codec dither stays
+// per member.
+TEST(ZoMemberStep, RedundantMembersShareTheirGroupsDirections) {
+  const Fixture f;
+  ZoConfig grouped = exact_config(3, 2, true, true);
+  grouped.redundancy = 3;
+  ZoConfig solo = exact_config(3, 2, true, true);
+  const uint64_t step = 2;
+  // Member 4 of groups of 3 (owner 3) on lane 4 = member 3's own keys on lane 4.
+  const MemberStepResult a = zo_member_step(f.model, *f.task, f.lora, grouped, kRunSeed, kDataSeed, step, 4, 6, 1.0f);
+  const MemberStepResult b = zo_member_step(f.model, *f.task, f.lora, solo, kRunSeed, kDataSeed, step, 3, 6, 1.0f, 4);
+  ASSERT_EQ(a.records.size(), 3u);
+  EXPECT_EQ(a.gradients, b.gradients);
+  for (const auto& r : a.records) EXPECT_EQ(r.member, 4u);  // records still name their member
+  // ...and differ from member 4's own directions on the same samples.
+  const MemberStepResult own = zo_member_step(f.model, *f.task, f.lora, solo, kRunSeed, kDataSeed, step, 4, 6, 1.0f);
+  EXPECT_NE(a.gradients, own.gradients);
+  // The group's first member is unchanged by grouping.
+  const MemberStepResult owner = zo_member_step(f.model, *f.task, f.lora, grouped, kRunSeed, kDataSeed, step, 3, 6, 1.0f);
+  const MemberStepResult owner_solo = zo_member_step(f.model, *f.task, f.lora, solo, kRunSeed, kDataSeed, step, 3, 6, 1.0f);
+  EXPECT_EQ(owner.gradients, owner_solo.gradients);
+  EXPECT_EQ(key_member(4, 3), 3u);
+  EXPECT_EQ(key_member(5, 1), 5u);
+  ZoConfig bad = grouped;
+  bad.redundancy = 0;
+  EXPECT_THROW(bad.validate(), Error);
+}
+
 }  // namespace
 }  // namespace zeroth
