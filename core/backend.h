@@ -14,6 +14,11 @@ bool cuda_available();      // built with CUDA and at least one device is usable
 int cuda_device_count();    // 0 when not available
 std::string cuda_describe();  // one line: device name and memory, or why none
 
+// A member's backend class, for spot checks (elastic.spot_tolerances): members
+// of one class compute the same codes; across classes codes may differ by a
+// rounding step. "cpu-x86-64-v4" (AVX-512 build), "cpu-x86-64-v3" (AVX2), ...
+std::string cpu_backend_class();
+
 void* cuda_malloc(size_t bytes);             // throws on failure
 void cuda_free(void* p) noexcept;
 void cuda_copy_h2d(void* dst, const void* src, size_t bytes);

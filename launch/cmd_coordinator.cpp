@@ -168,6 +168,7 @@ Runner add_coordinator(CLI::App& app) {
     o.robust = c.robust;
     o.spot_p = c.elastic.spot_p;
     o.spot_tolerance = c.elastic.spot_tolerance;
+    o.spot_tolerances = c.elastic.spot_tolerances;
     o.spot_partners = c.elastic.spot_partners;
     o.spot_seed = c.run.seed;
     if (!opt->secret.empty()) {
@@ -203,6 +204,7 @@ Runner add_coordinator(CLI::App& app) {
     const json status = json::parse(coord.status_json());
     s["bytes_per_member_per_step"] = status["bytes_per_member_per_step"];
     s["payload_bytes_per_member_per_step"] = status["payload_bytes_per_member_per_step"];
+    s["spot_checks"] = status["spot_checks"];
     if (has_dev) {
       const EvalResult after = evaluate(*ctx.model, *ctx.task, Split::Dev, c.eval.batch_tokens, &theta);
       fmt::print(stderr, "dev after training: loss {:.4f}{}\n", after.loss,

@@ -19,6 +19,7 @@
 
 #include "comm/tcp/connection.h"
 #include "comm/transport.h"
+#include "core/backend.h"
 #include "core/error.h"
 #include "launch/commands.h"
 #include "launch/elastic.h"
@@ -227,6 +228,7 @@ class Worker {
     j.steps = replica_ ? replica_->steps : 0;
     j.theta_hash = replica_ && replica_->steps > 0 ? replica_->hash() : "";
     j.private_data = !o_.data.empty();
+    j.backend = cpu_backend_class();
     link_.send(FrameType::Join, 0, encode(j));
   }
 

@@ -52,6 +52,32 @@ std::string expand_path(const std::string& path) {
   return out;
 }
 
+namespace {
+// "a" or "a|b" (backend classes, [a-z0-9-]), with the pair sorted.
+std::string spot_pair_key(const std::string& key, const std::string& source) {
+  const size_t bar = key.find('|');
+  std::string a = key.substr(0, bar), b = bar == std::string::npos ? a : key.substr(bar + 1);
+  for (const std::string* part : {&a, &b}) {
+    bool ok = !part->empty() && part->size() <= 32;
+    for (const char ch : *part) ok = ok && ((ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch == '-');
+    ZEROTH_CHECK(ok, "{}: elastic.spot_tolerances key \"{}\" must be a backend class (like cpu-x86-64-v4) or two "
+                 "joined by | (see `zeroth calibrate`)", source, key);
+  }
+  return a == b ? a : a < b ? a + "|" + b : b + "|" + a;
+}
+int parse_tolerance(const std::string& value, const std::string& key, const std::string& source) {
+  size_t used = 0;
+  int v = -1;
+  try {
+    v = std::stoi(value, &used);
+  } catch (const std::exception&) {
+  }
+  ZEROTH_CHECK(used == value.size() && v >= 0 && v <= 255,
+               "{}: elastic.spot_tolerances.{} is \"{}\": give a code difference in 0..255", source, key, value);
+  return v;
+}
+}  // namespace
+
 TrainConfig parse_train_config(const std::string& yaml_text, const std::string& source,
                                const std::vector<std::string>& overrides) {
   YAML::Node root;
@@ -151,6 +177,10 @@ TrainConfig parse_train_config(const std::string& yaml_text, const std::string& 
     r.get("wait_s", e.wait_s); r.get("data", e.data); r.get("max_per_identity", e.max_per_identity);
     r.get("joins_per_minute", e.joins_per_minute); r.get("spot_p", e.spot_p);
     r.get("spot_tolerance", e.spot_tolerance); r.get("spot_partners", e.spot_partners);
+    std::map<std::string, std::string> tolerances;
+    r.get("spot_tolerances", tolerances);
+    for (const auto& [pair, value] : tolerances) e.spot_tolerances[spot_pair_key(pair, c.source)] =
+        parse_tolerance(value, pair, c.source);
     r.finish();
   }
   {
@@ -204,7 +234,7 @@ void TrainConfig::validate() const {
                "{}: elastic.max_per_identity must be >= 0 and elastic.joins_per_minute >= 1", source);
   ZEROTH_CHECK(elastic.data == "assigned" || elastic.data == "private",
                "{}: elastic.data is \"{}\"; use assigned or private", where("elastic.data"), elastic.data);
-  ZEROTH_CHECK(run.members % int(zo.redundancy) == 0,
+  ZEROTH_CHECK(zo.redundancy == 0 || run.members % int(zo.redundancy) == 0,  // 0: zo.validate() names it
                "{}: run.members ({}) must be a multiple of zo.redundancy ({}): the members of a group share their "
                "directions",
                source, run.members, zo.redundancy);
@@ -289,7 +319,13 @@ std::string TrainConfig::to_yaml() const {
     << YAML::Key << "max_per_identity" << YAML::Value << elastic.max_per_identity << YAML::Key << "joins_per_minute"
     << YAML::Value << elastic.joins_per_minute << YAML::Key << "spot_p" << YAML::Value << elastic.spot_p << YAML::Key
     << "spot_tolerance" << YAML::Value << elastic.spot_tolerance << YAML::Key << "spot_partners" << YAML::Value
-    << elastic.spot_partners << YAML::EndMap;
+    << elastic.spot_partners;
+  if (!elastic.spot_tolerances.empty()) {
+    y << YAML::Key << "spot_tolerances" << YAML::Value << YAML::BeginMap;
+    for (const auto& [pair, v] : elastic.spot_tolerances) y << YAML::Key << pair << YAML::Value << v;
+    y << YAML::EndMap;
+  }
+  y << YAML::EndMap;
   y << YAML::EndMap;
   return std::string(y.c_str()) + "\n";
 }

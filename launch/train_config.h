@@ -1,6 +1,7 @@
 // A training run's configuration: plain structs with defaults, read from a
 // YAML recipe (configs/*.yaml) plus --set overrides, and validated as a whole.
 #pragma once
+#include <map>
 #include <string>
 #include <vector>
 
@@ -51,6 +52,9 @@ struct ElasticSection {
   int joins_per_minute = 60;      // per remote address
   double spot_p = 0;              // spot checks: probability a member's records are recomputed by another
   int spot_tolerance = 1;         // codes may differ by this much (rounding at a boundary)
+  // Per backend class ("cpu-x86-64-v4") or pair of classes ("a|b"), as
+  // `zeroth calibrate` measures them; pairs not listed get spot_tolerance.
+  std::map<std::string, int> spot_tolerances;
   int spot_partners = 2;          // evict after disagreeing with this many distinct members
   std::string data = "assigned";  // "assigned": the coordinator's task, samples by draw lane;
                                   // "private": each worker reads its own file (zeroth worker --data)

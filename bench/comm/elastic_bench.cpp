@@ -25,6 +25,7 @@
 #include <vector>
 
 #include "comm/tcp/coordinator.h"
+#include "core/backend.h"
 #include "comm/transport.h"
 #include "optim/codec.h"
 #include "optim/ledger.h"
@@ -130,7 +131,7 @@ void start_member(asio::io_context& io, uint16_t port, const std::shared_ptr<Sim
         }
       },
       [](const std::string&, const FrameError*) {});
-  m->conn->send(FrameType::Join, 0, 0, encode(JoinMsg{"sim", "", 0, "", false}));
+  m->conn->send(FrameType::Join, 0, 0, encode(JoinMsg{"sim", "", 0, "", false, cpu_backend_class()}));
 }
 
 CoordinatorOptions options(uint32_t min_w, uint32_t max_w, uint64_t steps) {

@@ -259,6 +259,7 @@ void Coordinator::on_join(const std::shared_ptr<Connection>& c, const FrameHeade
   m.identity = identity;
   m.id = next_id_++;
   m.name = j.name.empty() ? fmt::format("worker-{}", m.id) : j.name;
+  m.backend = j.backend;
   m.conn = c;
   m.last_seen = Clock::now();
   const uint64_t done = run_.steps_done();
@@ -539,22 +540,46 @@ void Coordinator::maybe_begin_step() {
   });
 }
 
+std::string backend_pair(const std::string& a, const std::string& b) {
+  return a == b ? a : a < b ? a + "|" + b : b + "|" + a;
+}
+
+int spot_tolerance_for(const CoordinatorOptions& o, const std::string& a, const std::string& b) {
+  const auto it = o.spot_tolerances.find(backend_pair(a, b));
+  return it == o.spot_tolerances.end() ? o.spot_tolerance : it->second;
+}
+
 void Coordinator::run_spot_checks() {
   std::set<uint32_t> evict_now;
+  auto backend_of = [&](uint32_t id) {
+    const auto it = members_.find(id);
+    return it == members_.end() ? std::string() : it->second.backend;
+  };
   for (const auto& c : step_checks_) {
     auto mine = results_.find(c.target);
     auto theirs = check_results_.find({c.checker, c.target});
     if (mine == results_.end() || theirs == check_results_.end()) continue;  // one of them did not deliver
     ++spot_checks_;
+    const std::string bt = backend_of(c.target), bc = backend_of(c.checker);
+    const int tolerance = spot_tolerance_for(opt_, bt, bc);
+    PairStats& pair = spot_pairs_[backend_pair(bt, bc)];
+    ++pair.checks;
     std::map<uint32_t, int> a, b;
     for (const auto& r : mine->second) a[r.slot] = int(int8_t(r.code));
     for (const auto& r : theirs->second) b[r.slot] = int(int8_t(r.code));
     bool agree = a.size() == b.size();
     for (const auto& [slot, code] : a) {
       auto it = b.find(slot);
-      agree = agree && it != b.end() && std::abs(it->second - code) <= opt_.spot_tolerance;
+      if (it == b.end()) {
+        agree = false;
+        continue;
+      }
+      const int diff = std::abs(it->second - code);
+      pair.max_diff = std::max(pair.max_diff, diff);
+      agree = agree && diff <= tolerance;
     }
     if (agree) continue;
+    ++pair.disagreements;
     ++spot_disagreements_;
     const std::string t = identity_of(c.target), k = identity_of(c.checker);
     strikes_[t].insert(k);
@@ -659,11 +684,18 @@ std::string Coordinator::status_json() const {
   for (const auto& [id, m] : members_)
     members.push_back({{"id", id},
                        {"name", m.name},
+                       {"backend", m.backend},
                        {"address", m.conn ? m.conn->remote() : ""},
                        {"state", state_name(int(m.state))},
                        {"last_seen_ms", int64_t(std::chrono::duration<double, std::milli>(now - m.last_seen).count())},
                        {"steps_contributed", m.contributed}});
   const double elapsed = std::chrono::duration<double>(now - run_started_).count();
+  json pairs = json::object();
+  for (const auto& [name, p] : spot_pairs_)
+    pairs[name] = {{"checks", p.checks},
+                   {"disagreements", p.disagreements},
+                   {"max_code_difference", p.max_diff},
+                   {"tolerance", opt_.spot_tolerances.count(name) ? opt_.spot_tolerances.at(name) : opt_.spot_tolerance}};
   json j = {{"run", opt_.run_name},
             {"step", run_.steps_done()},
             {"steps", opt_.steps},
@@ -680,7 +712,7 @@ std::string Coordinator::status_json() const {
             {"robust", {{"rule", opt_.robust.rule}, {"clipped", robust_clipped_}, {"trimmed", robust_trimmed_},
                         {"screened", screened_}}},
             {"spot_checks", {{"p", opt_.spot_p}, {"checks", spot_checks_}, {"disagreements", spot_disagreements_},
-                             {"evictions", spot_evictions_}}},
+                             {"evictions", spot_evictions_}, {"by_backends", pairs}}},
             {"done", done_},
             {"failure", failure_}};
   json curve = json::array();

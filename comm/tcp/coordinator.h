@@ -69,11 +69,21 @@ struct CoordinatorOptions {
   // spot_tolerance (or a slot dropped by one only) are a strike for both. A
   // member with strikes against spot_partners distinct partners is evicted
   // (an honest member disagrees only with liars).
+  // The tolerance depends on the two members' backend classes (JoinMsg::backend):
+  // spot_tolerances["A"] for two members of class A, ["A|B"] (either order) for
+  // a mixed pair, spot_tolerance for any pair not listed. `zeroth calibrate`
+  // measures them.
   double spot_p = 0;
   int spot_tolerance = 1;
+  std::map<std::string, int> spot_tolerances;
   int spot_partners = 2;
   uint64_t spot_seed = 1;
 };
+
+// The spot-check tolerance for members of backend classes a and b (see
+// CoordinatorOptions::spot_tolerances); the pair's name is "a" or "a|b" sorted.
+std::string backend_pair(const std::string& a, const std::string& b);
+int spot_tolerance_for(const CoordinatorOptions& o, const std::string& a, const std::string& b);
 
 // What the coordinator needs of the run (launch/ implements it on the ledger).
 class RunState {
@@ -131,6 +141,7 @@ class Coordinator {
     uint64_t contributed = 0;
     std::chrono::steady_clock::time_point evicted_told;
     std::string identity;  // the credential's name ("" in an open run)
+    std::string backend;   // its backend class (JoinMsg::backend)
   };
   // A connection that has not joined yet: its challenge and handshake state.
   struct Pending {
@@ -188,6 +199,11 @@ class Coordinator {
   std::map<std::string, std::set<std::string>> strikes_;
   std::string identity_of(uint32_t member) const;
   uint64_t spot_checks_ = 0, spot_disagreements_ = 0, spot_evictions_ = 0;
+  struct PairStats {
+    uint64_t checks = 0, disagreements = 0;
+    int max_diff = 0;  // the largest |code difference| seen (both slots present)
+  };
+  std::map<std::string, PairStats> spot_pairs_;  // by backend_pair()
   std::mt19937_64 spot_rng_;
   void run_spot_checks();
   Clock::time_point step_started_, run_started_, below_min_since_;

@@ -93,6 +93,7 @@ class Reader {
 
 constexpr size_t kHashChars = 64;      // hex digests (32 today)
 constexpr size_t kNameBytes = 64;
+constexpr size_t kBackendBytes = 32;  // backend class names
 constexpr uint32_t kMiB = 1u << 20;
 
 void check_hash(Reader& r, const std::string& h, const char* field) {
@@ -214,6 +215,7 @@ std::vector<uint8_t> encode(const JoinMsg& m) {
   w.num(m.steps);
   w.str(m.theta_hash);
   w.num(uint8_t(m.private_data));
+  w.str(m.backend);
   return std::move(w.out);
 }
 JoinMsg decode_join(std::span<const uint8_t> body) {
@@ -228,6 +230,10 @@ JoinMsg decode_join(std::span<const uint8_t> body) {
   m.theta_hash = r.str("theta_hash", kHashChars);
   check_hash(r, m.theta_hash, "theta_hash");
   m.private_data = r.boolean("private_data");
+  m.backend = r.str("backend", kBackendBytes);
+  if (m.backend.empty()) r.fail("backend is empty");
+  for (const char c : m.backend)
+    if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-')) r.fail("backend has a character outside [a-z0-9-]");
   r.finish();
   return m;
 }

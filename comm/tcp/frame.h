@@ -94,6 +94,7 @@ struct JoinMsg {
   uint64_t steps = 0;        // entries the worker has applied (0: fresh)
   std::string theta_hash;    // its θ hash after them ("" when fresh)
   bool private_data = false; // it reads its own data file
+  std::string backend;       // its backend class (core/backend.h), ≤ 32 bytes [a-z0-9-]
 };
 struct WelcomeMsg {
   uint32_t member = 0;       // member id in records and perturbation keys

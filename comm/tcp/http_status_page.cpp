@@ -87,7 +87,7 @@ const char* const kBody = R"HTML(
     <h2>Members: <span id="members-count">—</span>
       <span class="muted">(min <span id="min-workers">—</span>, max <span id="max-workers">—</span>)</span></h2>
     <table>
-      <thead><tr><th>id</th><th>name</th><th>address</th><th>state</th>
+      <thead><tr><th>id</th><th>name</th><th>address</th><th>backend</th><th>state</th>
         <th class="num">last seen</th><th class="num">steps contributed</th></tr></thead>
       <tbody id="members"></tbody>
     </table>
@@ -136,6 +136,7 @@ function renderMembers(members) {
     cell(tr, asStr(m.id));
     cell(tr, asStr(m.name));
     cell(tr, asStr(m.address));
+    cell(tr, asStr(m.backend));
     const state = asStr(m.state);
     cell(tr, state, "state-" + state.replace(/[^A-Za-z0-9_-]/g, ""));
     cell(tr, asAge(m.last_seen_ms), "num");

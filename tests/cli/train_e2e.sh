@@ -3,7 +3,7 @@
 # ../shared, with a small, fast recipe (2 members, q = 2, one sample of 32
 # tokens per perturbation).
 # Usage: train_e2e.sh ZEROTH_BINARY SHARED_DIR REPO_DIR CHECK
-#   CHECK: replay | resume | sigint | export | bad-config
+#   CHECK: replay | resume | sigint | export | full | bad-config | attack | calibrate
 # Exits 77 (CTest's skip code) with a message when SHARED_DIR is absent.
 set -euo pipefail
 zeroth=$1; shared=${ZEROTH_SHARED:-$2}; repo=$3; check=$4
@@ -276,6 +276,29 @@ EOF
       || fail "median entries should hold one record per direction"
     got=$("$zeroth" replay --base "$S/stories260K.bin" --ledger "$tmp/median/ledger.zl" --out "$tmp/rm" | sed -n 's/^hash: //p')
     [ "$got" = "$(final_hash "$tmp/median")" ] || fail "the median run does not replay to its hash" ;;
+
+  calibrate)  # spot-check tolerances: the same work with 1 and 2 threads gives identical codes; mismatched
+              # work and an existing --out are refused with a clear error, and nothing is overwritten
+    cal=(--set task.max_length=32 --set zo.samples=2 --set zo.q=4 --steps 4 --members 3)
+    "$zeroth" calibrate "$recipe" "${cal[@]}" -t 1 --out "$tmp/t1.json" >/dev/null || fail "calibrate -t 1 failed"
+    "$zeroth" calibrate "$recipe" "${cal[@]}" -t 2 --out "$tmp/t2.json" >/dev/null || fail "calibrate -t 2 failed"
+    "$zeroth" calibrate --compare "$tmp/t1.json" "$tmp/t2.json" >"$tmp/cmp" || fail "calibrate --compare failed"
+    cat "$tmp/cmp"
+    grep -q "48 codes compared" "$tmp/cmp" && grep -q "^largest difference: 0$" "$tmp/cmp" \
+      || fail "the same work with 1 and 2 threads should give identical codes"
+    # A file whose codes differ: the difference is reported (the comparison can fail).
+    python3 -c 'import json,sys; j=json.load(open(sys.argv[1])); j["codes"][0][0] += 3; j["backend"]="cpu-x"; json.dump(j, open(sys.argv[2], "w"))' \
+      "$tmp/t1.json" "$tmp/t3.json"
+    "$zeroth" calibrate --compare "$tmp/t1.json" "$tmp/t3.json" >"$tmp/cmp3"
+    grep -q "^largest difference: 3$" "$tmp/cmp3" && grep -q '"cpu-x|cpu-' "$tmp/cmp3" || { cat "$tmp/cmp3"; fail "a 3-code difference was not reported"; }
+    "$zeroth" calibrate "$recipe" "${cal[@]}" --set zo.eps=2e-3 --out "$tmp/eps.json" >/dev/null
+    rc=0; "$zeroth" calibrate --compare "$tmp/t1.json" "$tmp/eps.json" 2>"$tmp/err" || rc=$?
+    [ "$rc" != 0 ] && grep -q "measured different work: their config_hash differ" "$tmp/err" \
+      || { cat "$tmp/err"; fail "different configs were compared"; }
+    before=$(md5sum <"$tmp/t1.json")
+    rc=0; "$zeroth" calibrate "$recipe" "${cal[@]}" --out "$tmp/t1.json" 2>"$tmp/err" || rc=$?
+    [ "$rc" != 0 ] && grep -q "exists; choose another --out" "$tmp/err" && [ "$(md5sum <"$tmp/t1.json")" = "$before" ] \
+      || fail "calibrate overwrote an existing file" ;;
 
   *) echo "unknown check $check"; exit 2 ;;
 esac

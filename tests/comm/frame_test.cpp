@@ -71,12 +71,13 @@ TEST(Frame, HeaderRoundTripAndChecks) {
 }
 
 TEST(Frame, EveryMessageRoundTrips) {
-  JoinMsg j{"volunteer-7", kHash, 12, kHash, true};
+  JoinMsg j{"volunteer-7", kHash, 12, kHash, true, "cpu-x86-64-v3"};
   const auto j2 = decode_join(encode(j));
   EXPECT_EQ(j2.name, j.name);
   EXPECT_EQ(j2.base_hash, kHash);
   EXPECT_EQ(j2.steps, 12u);
   EXPECT_TRUE(j2.private_data);
+  EXPECT_EQ(j2.backend, "cpu-x86-64-v3");
 
   WelcomeMsg w{9, "run:\n  seed: 1\n", kHash, 100, 40, true};
   const auto w2 = decode_welcome(encode(w));
@@ -132,7 +133,7 @@ TEST(Frame, EveryMessageRoundTrips) {
 }
 
 TEST(Frame, MalformedBodiesAreErrors) {
-  const auto join = encode(JoinMsg{"w", kHash, 0, "", false});
+  const auto join = encode(JoinMsg{"w", kHash, 0, "", false, "cpu-x86-64-v4"});
   // Truncated anywhere, or padded: an error.
   for (size_t n = 0; n < join.size(); ++n)
     EXPECT_THROW(decode_join(std::span(join).first(n)), FrameError) << "truncated at " << n;
@@ -140,11 +141,15 @@ TEST(Frame, MalformedBodiesAreErrors) {
   padded.push_back(0);
   EXPECT_THROW(decode_join(padded), FrameError);
   // A name with a control character, a hash that is not hex, a bool that is 2.
-  EXPECT_THROW(decode_join(encode(JoinMsg{"a\nb", kHash, 0, "", false})), FrameError);
-  EXPECT_THROW(decode_join(encode(JoinMsg{"w", "XYZ", 0, "", false})), FrameError);
+  EXPECT_THROW(decode_join(encode(JoinMsg{"a\nb", kHash, 0, "", false, "cpu"})), FrameError);
+  EXPECT_THROW(decode_join(encode(JoinMsg{"w", "XYZ", 0, "", false, "cpu"})), FrameError);
   auto bad_bool = join;
-  bad_bool.back() = 2;
+  bad_bool[join.size() - 4 - std::string("cpu-x86-64-v4").size() - 1] = 2;  // private_data, before the backend
   EXPECT_THROW(decode_join(bad_bool), FrameError);
+  // The backend class: [a-z0-9-], 1..32 bytes.
+  EXPECT_THROW(decode_join(encode(JoinMsg{"w", kHash, 0, "", false, ""})), FrameError);
+  EXPECT_THROW(decode_join(encode(JoinMsg{"w", kHash, 0, "", false, "CPU x"})), FrameError);
+  EXPECT_THROW(decode_join(encode(JoinMsg{"w", kHash, 0, "", false, std::string(33, 'c')})), FrameError);
   // A member count that cannot fit in the body is refused before reserving.
   auto step = encode(StepMsg{1, 1.0f, 0.1f, {1, 2}, 4, {}});
   step[20] = step[21] = step[22] = 0xff;  // count
@@ -180,7 +185,7 @@ TEST(Frame, RandomBytesNeverCrashAnyDecoder) {
   ent.part = CatchUpPart::Entries;
   ent.entries = {entry_at(1), entry_at(2)};
   const std::vector<std::vector<uint8_t>> seeds = {
-      encode(JoinMsg{"w", kHash, 3, kHash, false}), encode(WelcomeMsg{1, "x: 1", kHash, 5, 2, false}),
+      encode(JoinMsg{"w", kHash, 3, kHash, false, "cuda-sm90"}), encode(WelcomeMsg{1, "x: 1", kHash, 5, 2, false}),
       encode(ent), encode(ReadyMsg{1, kHash}), encode(StepMsg{1, 1.0f, 0.1f, {1, 2}, 4, {}}),
       encode(CommitMsg{entry_at(9)}), encode(TextMsg{"hello"})};
   int decoded = 0, rejected = 0;

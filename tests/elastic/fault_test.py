@@ -390,7 +390,7 @@ def scenario_status():
     wait_until(lambda: steps_committed() >= 20, "step 20")
     st = subprocess.run([ZEROTH, "status", f"127.0.0.1:{port}"], capture_output=True, text=True, timeout=20)
     print(st.stdout, flush=True)
-    if st.returncode != 0 or "members: 2" not in st.stdout or " w0 " not in st.stdout:
+    if st.returncode != 0 or "members: 2" not in st.stdout or " w0 " not in st.stdout or " cpu-x86-64" not in st.stdout:
         fail(f"zeroth status did not show the run: {st.stdout} {st.stderr}")
     chromium = shutil.which("chromium")
     if not chromium:
@@ -409,7 +409,7 @@ def scenario_status():
             return int(m.group(1)) if m else None
         first = dump()
         s1 = shown_step(first)
-        if s1 is None or s1 < 20 or "w0" not in first or "loss-curve-path" not in first:
+        if s1 is None or s1 < 20 or "w0" not in first or "loss-curve-path" not in first or "<td>cpu-x86-64" not in first:
             fail(f"the page did not render the live run (step shown: {s1})")
         time.sleep(1.0)
         s2 = shown_step(dump())
@@ -672,7 +672,16 @@ def scenario_spot():
     checks = steps * 8  # every member checked every step (p = 1), when both delivered
     if spot or "evicted" in err:
         fail(f"honest members were evicted or disagreed: {spot[:3]}")
-    print(f"honest: about {checks} spot checks over {steps} steps, no disagreement, no eviction", flush=True)
+    # Every check was between two members of this machine's backend class, whose
+    # codes must agree exactly (the tolerance calibrated for cpu classes is 0).
+    pairs = summary["spot_checks"]["by_backends"]
+    if len(pairs) != 1 or not next(iter(pairs)).startswith("cpu-"):
+        fail(f"expected one backend class among the honest workers: {pairs}")
+    (cls, stats), = pairs.items()
+    if stats["checks"] < 10000 or stats["max_code_difference"] != 0 or stats["disagreements"] != 0:
+        fail(f"honest {cls} members: {stats}")
+    print(f"honest: {stats['checks']} spot checks over {steps} steps between {cls} members, largest code difference "
+          f"{stats['max_code_difference']}, no disagreement, no eviction", flush=True)
     # 2. a liar among 6.
     RUN = os.path.join(TMP, "liar")
     port, steps, p, q = free_port(), 400, 0.5, 0.25

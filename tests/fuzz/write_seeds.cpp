@@ -92,7 +92,7 @@ void frame_seeds() {
     uint8_t pick;  // frame_fuzz's selector for the body alone
     Bytes body;
   };
-  JoinMsg join{"volunteer-1", kHash, 12, kHash, true};
+  JoinMsg join{"volunteer-1", kHash, 12, kHash, true, "cpu-x86-64-v4"};
   WelcomeMsg welcome{3, "run:\n  steps: 10\n", kHash, 40, 12, false};
   CatchUpMsg snap;
   snap.part = CatchUpPart::Snapshot;

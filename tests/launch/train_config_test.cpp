@@ -124,6 +124,7 @@ zo:
   share_samples: false
   distribution: gaussian
   exact_gradients: true
+  redundancy: 3
 optimizer:
   rule: momentum
   lr: 1.0e-4
@@ -157,6 +158,10 @@ task:
   skip_bad_rows: true
 eval:
   batch_tokens: 1024
+elastic:
+  spot_tolerances: {cpu-x86-64-v4: 0, "cuda-sm90|cpu-x86-64-v3": 2}
+robust:
+  rule: median
 )";
 
 void expect_everything(const TrainConfig& c) {
@@ -216,6 +221,13 @@ void expect_everything(const TrainConfig& c) {
   EXPECT_EQ(t.max_length, 100);
   EXPECT_TRUE(t.skip_bad_rows);
   EXPECT_EQ(c.eval.batch_tokens, 1024);
+  EXPECT_EQ(c.zo.redundancy, 3u);
+  EXPECT_EQ(c.optimizer.key_group, 3u);  // the apply follows the groups' keys
+  EXPECT_EQ(c.robust.group, 3u);
+  EXPECT_EQ(c.robust.rule, "median");
+  // Pairs are stored sorted, so either order names the same pair.
+  EXPECT_EQ(c.elastic.spot_tolerances,
+            (std::map<std::string, int>{{"cpu-x86-64-v4", 0}, {"cpu-x86-64-v3|cuda-sm90", 2}}));
 }
 
 TEST(TrainConfig, EverySectionIsRead) {
@@ -267,6 +279,15 @@ TEST(TrainConfig, InvalidValuesNameTheKey) {
   expect_error("task:\n  train: t.txt\n", {"recipe.yaml", "model.path"});
   expect_error("model:\n  path: m.bin\n", {"recipe.yaml", "task.train"});
   expect_error(kMinimal + "eval:\n  batch_tokens: 0\n", {"eval.batch_tokens"});
+  expect_error(kMinimal + "zo:\n  redundancy: 0\n", {"zo.redundancy"});
+  expect_error(kMinimal + "run:\n  members: 4\nzo:\n  redundancy: 3\n", {"run.members", "multiple of zo.redundancy"});
+  expect_error(kMinimal + "robust:\n  rule: median\n", {"robust.rule median", "zo.redundancy"});
+  expect_error(kMinimal + "run:\n  members: 3\nzo:\n  redundancy: 3\nrobust:\n  rule: median\n  screen: true\n",
+               {"robust.screen"});
+  expect_error(kMinimal + "elastic:\n  spot_tolerances: {CPU: 1}\n", {"elastic.spot_tolerances", "CPU"});
+  expect_error(kMinimal + "elastic:\n  spot_tolerances: {a|b|c: 1}\n", {"a|b|c"});
+  expect_error(kMinimal + "elastic:\n  spot_tolerances: {cpu: -1}\n", {"elastic.spot_tolerances.cpu", "0..255"});
+  expect_error(kMinimal + "elastic:\n  spot_tolerances: {cpu: 1x}\n", {"elastic.spot_tolerances.cpu"});
 }
 
 TEST(TrainConfig, SetOverrides) {
