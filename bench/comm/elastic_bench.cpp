@@ -207,7 +207,7 @@ struct TlsPair {
   std::shared_ptr<ssl::context> server, client;
 };
 
-StepFigures bench_members(uint32_t members, uint64_t steps, const TlsPair* tls = nullptr) {
+StepFigures bench_members(uint32_t members, uint64_t steps, const TlsPair* tls = nullptr, bool report = true) {
   MemoryRun run;
   asio::io_context io;
   CoordinatorOptions o = options(members, members, steps);
@@ -250,7 +250,7 @@ StepFigures bench_members(uint32_t members, uint64_t steps, const TlsPair* tls =
   const double s = std::chrono::duration<double>(Clock::now() - first).count() / double(run.steps_done() - 1);
   const double per = double(members) * double(run.steps_done() - 1);
   const StepFigures f{s, double(out1 - out0) / per, double(in1 - in0) / per};
-  if (tls) return f;
+  if (!report) return f;
   const auto status = coord.status_json();
   const auto b = status.find("\"bytes_per_member_per_step\":");
   const double bytes = std::stod(status.substr(b + 28));
@@ -270,8 +270,8 @@ void bench_tls(uint32_t members, uint64_t steps) {
   fs::remove_all(dir);
   fmt::print("4. TLS 1.3 vs plaintext, {} members, {} steps (bytes per member per step on the socket)\n", members,
              steps);
-  const StepFigures plain = bench_members(members, steps);
-  const StepFigures secure = bench_members(members, steps, &tls);
+  const StepFigures plain = bench_members(members, steps, nullptr, false);
+  const StepFigures secure = bench_members(members, steps, &tls, false);
   for (const auto& [name, f] : {std::pair{"plaintext", plain}, std::pair{"TLS 1.3", secure}})
     fmt::print("  {:>9}: {:.3f} ms/step; member → coordinator {:.1f} B, coordinator → member {:.1f} B\n", name,
                1e3 * f.s_per_step, f.bytes_out, f.bytes_in);
