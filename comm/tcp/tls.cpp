@@ -196,7 +196,7 @@ SelfSignedFiles write_self_signed(const SelfSignedRequest& r) {
   X509_set_issuer_name(x.get(), name);
   ZEROTH_CHECK(X509_set_pubkey(x.get(), key.get()) == 1, "X509_set_pubkey: {}", openssl_error());
   std::string san;
-  for (const auto& n : r.names) san += (san.empty() ? "" : ",") + std::string(is_ip(n) ? "IP:" : "DNS:") + n;
+  for (const auto& n : r.names) san += fmt::format("{}{}:{}", san.empty() ? "" : ",", is_ip(n) ? "IP" : "DNS", n);
   add_ext(x.get(), NID_subject_alt_name, san);
   add_ext(x.get(), NID_basic_constraints, "critical,CA:FALSE");
   add_ext(x.get(), NID_ext_key_usage, "serverAuth");
