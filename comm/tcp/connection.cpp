@@ -97,41 +97,40 @@ uint64_t Connection::wire_bytes_out() const {
 
 void Connection::read_header() {
   on_stream([&](auto& stream) {
-    asio::async_read(stream, asio::buffer(header_),
-                   [self = shared_from_this()](boost::system::error_code ec, size_t n) {
-                     const bool tls_peer = !self->tls_ && self->seq_in_ == 0 && looks_like_tls(self->header_, n);
-                     if (tls_peer) {
-                       self->tls_mismatch_ = true;
-                       const FrameError e(FrameError::Kind::Tls,
-                                          fmt::format("{} speaks TLS and this end does not: both ends must use TLS, "
-                                                      "or neither", self->remote_));
-                       return self->finish(e.what(), &e);
-                     }
-                     if (ec) return self->finish(closed_by_peer(ec) ? "closed by peer" : ec.message(), nullptr);
-                     self->bytes_in_ += n;
-                     FrameHeader h;
-                     try {
-                       h = decode_frame_header(self->header_);
-                       if (h.length > self->body_limit_)
-                         throw FrameError(FrameError::Kind::Oversize,
-                                          fmt::format("{} frame of {} bytes before authentication (at most {})",
-                                                      frame_type_name(h.type), h.length, self->body_limit_));
-                       if ((h.flags & kFlagTagged) && !self->keys_)
-                         throw FrameError(FrameError::Kind::Malformed, "a tagged frame before any session key");
-                       if (!(h.flags & kFlagTagged) && self->keys_)
-                         throw FrameError(FrameError::Kind::Malformed,
-                                          fmt::format("an untagged {} frame on an authenticated connection",
-                                                      frame_type_name(h.type)));
-                       if (h.sequence != self->seq_in_ + 1)
-                         throw FrameError(FrameError::Kind::Malformed,
-                                          fmt::format("{} frame has sequence {}, expected {} (replayed or reordered)",
-                                                      frame_type_name(h.type), h.sequence, self->seq_in_ + 1));
-                     } catch (const FrameError& e) {
-                       return self->finish(e.what(), &e);
-                     }
-                     self->seq_in_ = h.sequence;
-                     self->read_body(h);
-                   });
+    asio::async_read(stream, asio::buffer(header_), [self = shared_from_this()](boost::system::error_code ec, size_t n) {
+      const bool tls_peer = !self->tls_ && self->seq_in_ == 0 && looks_like_tls(self->header_, n);
+      if (tls_peer) {
+        self->tls_mismatch_ = true;
+        const FrameError e(FrameError::Kind::Tls,
+                           fmt::format("{} speaks TLS and this end does not: both ends must use TLS, "
+                                       "or neither", self->remote_));
+        return self->finish(e.what(), &e);
+      }
+      if (ec) return self->finish(closed_by_peer(ec) ? "closed by peer" : ec.message(), nullptr);
+      self->bytes_in_ += n;
+      FrameHeader h;
+      try {
+        h = decode_frame_header(self->header_);
+        if (h.length > self->body_limit_)
+          throw FrameError(FrameError::Kind::Oversize,
+                           fmt::format("{} frame of {} bytes before authentication (at most {})",
+                                       frame_type_name(h.type), h.length, self->body_limit_));
+        if ((h.flags & kFlagTagged) && !self->keys_)
+          throw FrameError(FrameError::Kind::Malformed, "a tagged frame before any session key");
+        if (!(h.flags & kFlagTagged) && self->keys_)
+          throw FrameError(FrameError::Kind::Malformed,
+                           fmt::format("an untagged {} frame on an authenticated connection",
+                                       frame_type_name(h.type)));
+        if (h.sequence != self->seq_in_ + 1)
+          throw FrameError(FrameError::Kind::Malformed,
+                           fmt::format("{} frame has sequence {}, expected {} (replayed or reordered)",
+                                       frame_type_name(h.type), h.sequence, self->seq_in_ + 1));
+      } catch (const FrameError& e) {
+        return self->finish(e.what(), &e);
+      }
+      self->seq_in_ = h.sequence;
+      self->read_body(h);
+    });
   });
 }
 
@@ -139,28 +138,28 @@ void Connection::read_body(const FrameHeader& h) {
   const bool tagged = h.flags & kFlagTagged;
   body_.assign(h.length + (tagged ? kTagBytes : 0), 0);  // at most max_body_bytes(h.type) + a tag, checked above
   on_stream([&](auto& stream) {
-  asio::async_read(stream, asio::buffer(body_), [self = shared_from_this(), h, tagged](boost::system::error_code ec, size_t n) {
-    if (ec) return self->finish(closed_by_peer(ec) ? "closed by peer mid-frame" : ec.message(), nullptr);
-    self->bytes_in_ += n;
-    if (!self->open_) return;
-    std::vector<uint8_t> body = std::move(self->body_);
-    self->body_.clear();
-    if (tagged) {
-      const std::span<const uint8_t> all(body);
+    asio::async_read(stream, asio::buffer(body_), [self = shared_from_this(), h, tagged](boost::system::error_code ec, size_t n) {
+      if (ec) return self->finish(closed_by_peer(ec) ? "closed by peer mid-frame" : ec.message(), nullptr);
+      self->bytes_in_ += n;
+      if (!self->open_) return;
+      std::vector<uint8_t> body = std::move(self->body_);
+      self->body_.clear();
+      if (tagged) {
+        const std::span<const uint8_t> all(body);
+        try {
+          verify_tag(self->header_, all.first(h.length), all.subspan(h.length), self->keys_->recv, h.type, h.sequence);
+        } catch (const FrameError& e) {
+          return self->finish(e.what(), &e);
+        }
+        body.resize(h.length);
+      }
       try {
-        verify_tag(self->header_, all.first(h.length), all.subspan(h.length), self->keys_->recv, h.type, h.sequence);
+        self->on_frame_(h, std::move(body));
       } catch (const FrameError& e) {
         return self->finish(e.what(), &e);
       }
-      body.resize(h.length);
-    }
-    try {
-      self->on_frame_(h, std::move(body));
-    } catch (const FrameError& e) {
-      return self->finish(e.what(), &e);
-    }
-    if (self->open_) self->read_header();
-  });
+      if (self->open_) self->read_header();
+    });
   });
 }
 
@@ -181,18 +180,18 @@ void Connection::write_next() {
   }
   writing_ = true;
   on_stream([&](auto& stream) {
-  asio::async_write(stream, asio::buffer(out_.front()), [self = shared_from_this()](boost::system::error_code ec, size_t n) {
-    self->writing_ = false;
-    if (self->closed_) {  // finished while this write was in flight: its buffer could go only now
-      self->out_.clear();
-      return;
-    }
-    if (ec) return self->finish(ec.message(), nullptr);
-    self->bytes_out_ += n;
-    self->queued_ -= self->out_.front().size();
-    self->out_.pop_front();
-    self->write_next();
-  });
+    asio::async_write(stream, asio::buffer(out_.front()), [self = shared_from_this()](boost::system::error_code ec, size_t n) {
+      self->writing_ = false;
+      if (self->closed_) {  // finished while this write was in flight: its buffer could go only now
+        self->out_.clear();
+        return;
+      }
+      if (ec) return self->finish(ec.message(), nullptr);
+      self->bytes_out_ += n;
+      self->queued_ -= self->out_.front().size();
+      self->out_.pop_front();
+      self->write_next();
+    });
   });
 }
 
