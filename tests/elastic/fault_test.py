@@ -661,7 +661,9 @@ def scenario_tls():
     clear. A plaintext worker on the TLS coordinator, a worker with the wrong CA,
     and a TLS worker on the plaintext coordinator are refused with clear errors
     and counted (tls_failed); a key that does not match its certificate stops
-    the coordinator before it listens; existing files are never overwritten."""
+    the coordinator before it listens; existing files are never overwritten.
+    Workers reconnect, with a new TLS handshake, to a TLS coordinator killed
+    (-9) and restarted mid-run."""
     global RUN
     secret = os.path.join(TMP, "run.secret")
     if subprocess.run([ZEROTH, "token", "secret", secret], capture_output=True).returncode != 0:
@@ -730,9 +732,36 @@ def scenario_tls():
         fail(f"the TLS run's ledger differs from the plaintext one (hashes {hashes})")
     if len(sent) < 1000 or b"ZTP1" in sent or b"alice" in sent:
         fail(f"alice's {len(sent)} bytes on the wire are not opaque (a frame header or her name in the clear)")
+    # Reconnects redo TLS: kill -9 the TLS coordinator mid-run and restart it on the same run directory.
+    for name in os.listdir(TMP):
+        if name.startswith("trace-"):
+            os.remove(os.path.join(TMP, name))
+    RUN = os.path.join(TMP, "run-tls-restart")
+    port = free_port()
+    args = coordinator_args(port, steps, 2, 2, ["--secret", secret, "--tls-cert", cert, "--tls-key", key])
+    coord = spawn(args, "coord-restart-0")
+    ws = [spawn(["worker", "--join", f"127.0.0.1:{port}", "--token", t, "--threads", "1", "--tls", "--tls-ca", cert,
+                 "--trace", os.path.join(TMP, f"trace-r{t[4]}.txt")], f"{n}-restart")
+          for t, n in ((ta, "a"), (tb, "b"))]
+    wait_until(lambda: steps_committed() >= 20, "step 20 before the restart")
+    coord.kill()
+    coord.wait()
+    coord = spawn(args, "coord-restart-1")
+    if coord.wait(timeout=120) != 0:
+        fail(f"the restarted TLS coordinator exited {coord.returncode}")
+    for w in ws:
+        if w.wait(timeout=30) != 0:
+            fail(f"a worker of the restarted TLS run exited {w.returncode}")
+    for n in ("a", "b"):
+        if "reconnecting" not in open(os.path.join(TMP, f"{n}-restart.err")).read():
+            fail(f"worker {n} did not reconnect after the restart")
+    rejoined = open(os.path.join(TMP, "coord-restart-1.err")).read().count(" joined from ")
+    if rejoined < 2:
+        fail(f"only {rejoined} worker(s) rejoined the restarted TLS coordinator")
+    check_invariants(steps, 2)
     kill_all()
     print(f"identical ledgers and hash {hashes[True]} over TLS and in plaintext; alice's {len(sent)} bytes on the "
-          f"wire hold no frame header and no name", flush=True)
+          f"wire hold no frame header and no name; both workers reconnected over TLS after a kill -9", flush=True)
 
 
 def scenario_spot():
