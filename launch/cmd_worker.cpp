@@ -35,7 +35,7 @@ struct Inbound {
   std::vector<uint8_t> body;
   bool closed = false;
   std::string why;
-  bool fatal = false;  // the two ends disagree on TLS: reconnecting cannot help
+  bool fatal = false;  // TLS cannot work as set up (one end plaintext, or the certificate refused): no retry
 };
 
 // The network side: an io_context thread that owns the connection, sends
