@@ -95,7 +95,7 @@ uint32_t first_free_member_id(const std::vector<StepEntry>& history) {
 
 Runner add_coordinator(CLI::App& app) {
   struct Options {
-    std::string config, listen = "127.0.0.1:7070", http = "127.0.0.1:0", run, secret;
+    std::string config, listen = "127.0.0.1:7070", http = "127.0.0.1:0", run, secret, tls_cert, tls_key;
     std::vector<std::string> sets;
     bool no_http = false;
   };
@@ -110,6 +110,10 @@ Runner add_coordinator(CLI::App& app) {
   sub->add_option("--secret", opt->secret, "The run secret file (zeroth token secret FILE): workers must then prove a "
                                            "token or the secret, and every frame is authenticated. Without it the "
                                            "run is open: use only on a network you trust");
+  sub->add_option("--tls-cert", opt->tls_cert, "PEM certificate (zeroth token tls): workers then connect over TLS "
+                                               "1.3 (zeroth worker --tls --tls-ca CERT), so records, losses and data "
+                                               "assignments are hidden from eavesdroppers; needs --tls-key");
+  sub->add_option("--tls-key", opt->tls_key, "PEM private key of --tls-cert");
   sub->add_option("--set", opt->sets, "Override a config key, e.g. --set elastic.min_workers=4 (repeatable)");
   return [opt] {
     std::vector<std::string> sets = opt->sets;
@@ -121,6 +125,10 @@ Runner add_coordinator(CLI::App& app) {
                  "against lying members here",
                  c.source, c.zo.redundancy);
     const auto listen = parse_endpoint(opt->listen, "--listen");
+    ZEROTH_CHECK(opt->tls_cert.empty() == opt->tls_key.empty(),
+                 "give both --tls-cert and --tls-key (zeroth token tls --out DIR writes DIR/cert.pem and DIR/key.pem)");
+    // Checked before the model loads: a bad certificate fails at once.
+    const auto tls = opt->tls_cert.empty() ? nullptr : tcp::tls_server_context(opt->tls_cert, opt->tls_key);
     std::optional<Endpoint> http;
     if (!opt->no_http) http = parse_endpoint(opt->http, "--http");
     c.run.resume = std::filesystem::exists(RunDir{c.run.dir}.ledger());
@@ -171,6 +179,7 @@ Runner add_coordinator(CLI::App& app) {
     o.spot_tolerances = c.elastic.spot_tolerances;
     o.spot_partners = c.elastic.spot_partners;
     o.spot_seed = c.run.seed;
+    o.tls = tls;
     if (!opt->secret.empty()) {
       o.secret = tcp::read_secret(opt->secret);
       o.revoked_path = ctx.dir.root + "/revoked";

@@ -12,8 +12,8 @@ namespace zeroth::cli {
 
 Runner add_status(CLI::App& app) {
   struct Options {
-    std::string address, token, secret;
-    bool json = false;
+    std::string address, token, secret, tls_ca;
+    bool json = false, tls = false;
     double timeout_s = 5;
   };
   auto opt = std::make_shared<Options>();
@@ -22,15 +22,18 @@ Runner add_status(CLI::App& app) {
   sub->add_flag("--json", opt->json, "Print the raw JSON");
   sub->add_option("--token", opt->token, "A member token (or a file holding it), for a run with a secret");
   sub->add_option("--secret", opt->secret, "The run secret file, for a run with a secret");
+  sub->add_flag("--tls", opt->tls, "Connect over TLS (a coordinator with --tls-cert); needs --tls-ca");
+  sub->add_option("--tls-ca", opt->tls_ca, "PEM file the coordinator's certificate must verify against");
   sub->add_option("--timeout", opt->timeout_s, "Seconds to wait for the answer (default 5)");
   return [opt] {
     const auto ep = parse_endpoint(opt->address, "address");
+    const auto tls = client_tls(opt->tls, opt->tls_ca);
     asio::io_context io;
     Socket s(io);
     boost::system::error_code ec;
     s.connect(ep, ec);
     ZEROTH_CHECK(!ec, "cannot reach the coordinator at {}: {}", opt->address, ec.message());
-    auto conn = std::make_shared<Connection>(std::move(s));
+    auto conn = connect_to_coordinator(std::move(s), tls, host_of(opt->address));
     std::string text, error;
     const auto cred = load_credential(opt->token, opt->secret);
     ChallengeMsg challenge;

@@ -2,10 +2,12 @@
 //   zeroth token secret FILE                              a new run secret (0600)
 //   zeroth token issue --secret FILE --name N --expires 6h a member token
 //   zeroth token revoke N --run DIR                       refused from its next heartbeat tick on
+//   zeroth token tls --out DIR [--name HOST]... [--days N]  the coordinator's TLS key and self-signed cert
 #include <chrono>
 #include <fmt/format.h>
 
 #include "comm/tcp/auth.h"
+#include "comm/tcp/tls.h"
 #include "core/error.h"
 #include "launch/commands.h"
 
@@ -32,6 +34,8 @@ uint64_t parse_duration(const std::string& s) {
 Runner add_token(CLI::App& app) {
   struct Options {
     std::string secret_out, secret, name, expires = "24h", revoke, run;
+    tcp::SelfSignedRequest tls;
+    std::vector<std::string> tls_names;
   };
   auto opt = std::make_shared<Options>();
   auto* sub = app.add_subcommand("token", "Credentials for authenticated elastic runs (zeroth coordinator --secret)");
@@ -45,7 +49,14 @@ Runner add_token(CLI::App& app) {
   auto* revoke = sub->add_subcommand("revoke", "Revoke a member's tokens (its name) in a run directory");
   revoke->add_option("name", opt->revoke, "The member's name")->required();
   revoke->add_option("--run", opt->run, "The coordinator's run directory")->required();
-  return [opt, secret, issue, revoke] {
+  auto* tls = sub->add_subcommand("tls", "Create the coordinator's TLS key (EC P-256, 0600) and a self-signed "
+                                         "certificate: DIR/key.pem and DIR/cert.pem (never overwritten without --force)");
+  tls->add_option("--out", opt->tls.dir, "Directory to write key.pem and cert.pem to")->required();
+  tls->add_option("--name", opt->tls_names, "A host name or IP address workers dial (repeatable; default localhost "
+                                            "and 127.0.0.1)");
+  tls->add_option("--days", opt->tls.days, "Validity in days (default 365)");
+  tls->add_flag("--force", opt->tls.force, "Replace existing key.pem and cert.pem");
+  return [opt, secret, issue, revoke, tls] {
     if (secret->parsed()) {
       tcp::write_new_secret(opt->secret_out);
       fmt::print("wrote a new run secret to {} (keep it private; issue tokens from it)\n", opt->secret_out);
@@ -57,6 +68,14 @@ Runner add_token(CLI::App& app) {
     } else if (revoke->parsed()) {
       tcp::append_revoked(opt->run + "/revoked", opt->revoke);
       fmt::print("revoked {} in {} (the coordinator drops it within a heartbeat)\n", opt->revoke, opt->run);
+    } else if (tls->parsed()) {
+      if (!opt->tls_names.empty()) opt->tls.names = opt->tls_names;
+      const auto f = tcp::write_self_signed(opt->tls);
+      std::string names;
+      for (const auto& n : opt->tls.names) names += (names.empty() ? "" : ", ") + n;
+      fmt::print("wrote {} (private, 0600) and {} (for {}; valid {} days)\n"
+                 "coordinator: --tls-cert {} --tls-key {}\nworkers:     --tls --tls-ca {}\n",
+                 f.key, f.cert, names, opt->tls.days, f.cert, f.key, f.cert);
     }
     return 0;
   };

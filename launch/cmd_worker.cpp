@@ -36,6 +36,7 @@ struct Inbound {
   std::vector<uint8_t> body;
   bool closed = false;
   std::string why;
+  bool fatal = false;  // TLS cannot work as set up (one end plaintext, or the certificate refused): no retry
 };
 
 // The network side: an io_context thread that owns the connection, sends
@@ -61,11 +62,13 @@ class Link {
       std::lock_guard lock(mu_);
       q_.clear();
     }
-    conn_ = std::make_shared<Connection>(std::move(s));
+    conn_ = connect_to_coordinator(std::move(s), tls, tls_host);
     last_heard_ = Clock::now();
+    heard_ = false;
     conn_->start(
         [this](const FrameHeader& h, std::vector<uint8_t> body) {
           last_heard_ = Clock::now();
+          heard_ = true;
           if (h.type == FrameType::Heartbeat) return;
           // The handshake runs here, on the loop, so the keys are in place
           // before the next frame is read.
@@ -90,7 +93,9 @@ class Link {
           }
           push({h, std::move(body), false, ""});
         },
-        [this](const std::string& why, const FrameError*) { push({{}, {}, true, why}); });
+        [this, c = conn_.get()](const std::string& why, const FrameError*) {
+          push({{}, {}, true, why, c->tls_mismatch()});
+        });
     beat();
     thread_ = std::thread([io = io_.get()] { io->run(); });
     return true;
@@ -132,8 +137,14 @@ class Link {
   std::atomic<double> heartbeat_s{1.0};
   std::atomic<int> missed{5};
   std::optional<Credential> credential;
+  std::shared_ptr<tcp::ssl::context> tls;  // none: plaintext
+  std::string tls_host;                    // the name the coordinator's certificate must hold
+  // Whether the last connection brought any frame (else it never got past
+  // the handshakes: a reconnect does not restart the retry window).
+  bool heard() const { return heard_; }
 
  private:
+  std::atomic<bool> heard_{false};
   ChallengeMsg challenge_;
   tcp::Nonce nonce_w_{};
   bool closed_seen() {
@@ -176,7 +187,8 @@ class Link {
 };
 
 struct WorkerOptions {
-  std::string join, name, data, model, trace, token, secret;
+  std::string join, name, data, model, trace, token, secret, tls_ca;
+  bool tls = false;
   std::vector<std::string> sets;
   int threads = 0;
   double retry_s = 60;
@@ -188,6 +200,8 @@ class Worker {
   explicit Worker(const WorkerOptions& o) : o_(o), coordinator_(parse_endpoint(o.join, "--join")) {
     if (!o_.model.empty()) base_hash_ = base_model_hash(o_.model);
     link_.credential = load_credential(o_.token, o_.secret);
+    link_.tls = client_tls(o_.tls, o_.tls_ca);
+    link_.tls_host = host_of(o_.join);
     if (!o_.trace.empty()) {
       trace_.open(o_.trace, std::ios::app);
       ZEROTH_CHECK(trace_.good(), "--trace {}: cannot open for appending", o_.trace);
@@ -212,7 +226,14 @@ class Worker {
       if (!link_.credential) send_join();
       const int rc = serve();
       if (rc >= 0) return rc;
-      lost_at = Clock::now();
+      if (link_.heard()) {
+        lost_at = Clock::now();
+      } else {
+        if (!o_.tls) lost_why_ += " (no frame from the coordinator: if it uses TLS, pass --tls --tls-ca FILE)";
+        if (Clock::now() - lost_at > std::chrono::duration<double>(o_.retry_s))
+          fail("no answer from the coordinator at {} for {:.0f} s (--retry-seconds): {}", o_.join, o_.retry_s,
+               lost_why_);
+      }
       fmt::print(stderr, "worker {}: connection lost ({}); reconnecting to {}\n", name(), lost_why_, o_.join);
     }
   }
@@ -248,6 +269,8 @@ class Worker {
         link_.stop();
         if (in->why.rfind("this run requires a credential", 0) == 0 || in->why.rfind("the coordinator failed", 0) == 0)
           fail("{}", in->why);
+        if (in->fatal)
+          fail("{}{}", in->why, o_.tls ? "" : " (the coordinator requires TLS: pass --tls --tls-ca FILE)");
         return -1;
       }
       const auto& h = in->header;
@@ -458,6 +481,10 @@ Runner add_worker(CLI::App& app) {
   sub->add_option("--threads", opt->threads, "Compute threads (default: all cores)");
   sub->add_option("--token", opt->token, "Your member token (zt1....), or a file holding it (zeroth token issue)");
   sub->add_option("--secret", opt->secret, "The run secret file (the operator's own workers)");
+  sub->add_flag("--tls", opt->tls, "Connect over TLS 1.3 (the coordinator runs with --tls-cert); needs --tls-ca");
+  sub->add_option("--tls-ca", opt->tls_ca, "PEM file the coordinator's certificate must verify against: its CA, or "
+                                           "the coordinator's own cert.pem (zeroth token tls); the host in --join "
+                                           "must be among the certificate's names");
   sub->add_option("--retry-seconds", opt->retry_s, "Keep trying to reach the coordinator this long (default 60)");
   sub->add_option("--trace", opt->trace, "Append every applied entry and θ hash to this file (for audits and tests)");
   sub->add_option("--debug-lie", opt->lie, "Attack suite: falsify (sign-flip) this fraction of our own codes");

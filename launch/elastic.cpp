@@ -41,6 +41,24 @@ Endpoint parse_endpoint(const std::string& text, const char* what, bool resolve)
   return results.begin()->endpoint();
 }
 
+std::string host_of(const std::string& text) {
+  if (!text.empty() && text[0] == '[') return text.substr(1, text.find(']') - 1);
+  return text.substr(0, text.rfind(':'));
+}
+
+std::shared_ptr<tcp::ssl::context> client_tls(bool tls, const std::string& ca_file) {
+  ZEROTH_CHECK(!tls || !ca_file.empty(), "--tls needs --tls-ca FILE: the coordinator's certificate (cert.pem from "
+                                         "zeroth token tls) or the CA that signed it");
+  ZEROTH_CHECK(tls || ca_file.empty(), "--tls-ca is given without --tls: pass --tls to connect over TLS");
+  return tls ? tcp::tls_client_context(ca_file) : nullptr;
+}
+
+std::shared_ptr<Connection> connect_to_coordinator(Socket socket, const std::shared_ptr<tcp::ssl::context>& tls,
+                                                   const std::string& host) {
+  if (!tls) return std::make_shared<Connection>(std::move(socket));
+  return std::make_shared<Connection>(std::move(socket), tls, Connection::TlsRole::Client, host);
+}
+
 std::optional<Credential> load_credential(const std::string& token, const std::string& secret_file) {
   ZEROTH_CHECK(token.empty() || secret_file.empty(), "give --token or --secret, not both");
   if (!secret_file.empty()) {

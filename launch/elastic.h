@@ -57,6 +57,16 @@ std::vector<uint8_t> hello_for(const Credential& cred, const tcp::ChallengeMsg& 
 // "HOST:PORT" (HOST may be a name, an IPv4 address or [IPv6]); `what` names the
 // flag in errors.
 Endpoint parse_endpoint(const std::string& text, const char* what, bool resolve = true);
+// HOST of "HOST:PORT" or "[IPV6]:PORT": what the coordinator's certificate must name.
+std::string host_of(const std::string& text);
+
+// --tls and --tls-ca of `zeroth worker` and `zeroth status`: the client's TLS
+// context (the coordinator's certificate must verify against ca_file), or
+// none without --tls. There is no unverified mode.
+std::shared_ptr<tcp::ssl::context> client_tls(bool tls, const std::string& ca_file);
+// A connection to the coordinator over `socket`: TLS checking `host` when `tls` is set.
+std::shared_ptr<Connection> connect_to_coordinator(Socket socket, const std::shared_ptr<tcp::ssl::context>& tls,
+                                                   const std::string& host);
 
 // θ and everything that evolves with it, as a function of the entries applied.
 struct Replica {

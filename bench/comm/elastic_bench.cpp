@@ -12,7 +12,9 @@
 //      coordinator also fsyncs each one: see the fsync figure printed beside).
 //   3. bytes on the socket per member per step vs payload bytes (one per
 //      perturbation).
-//   elastic_bench [--members 1,10,100,1000] [--steps 30] [--catchup 1000,10000]
+//   4. TLS 1.3 vs plaintext (comm/tcp/tls.h) for M members: time per step and
+//      bytes on the socket per member per step, each way, both measured here.
+//   elastic_bench [--members 1,10,100,1000] [--steps 30] [--catchup 1000,10000] [--tls-members 10]
 #include <sys/resource.h>
 
 #include <chrono>
@@ -25,8 +27,9 @@
 #include <vector>
 
 #include "comm/tcp/coordinator.h"
-#include "core/backend.h"
+#include "comm/tcp/tls.h"
 #include "comm/transport.h"
+#include "core/backend.h"
 #include "optim/codec.h"
 #include "optim/ledger.h"
 #include "optim/trainable.h"
@@ -92,10 +95,12 @@ struct SimMember {
   std::function<void()> on_caught_up;
 };
 
-void start_member(asio::io_context& io, uint16_t port, const std::shared_ptr<SimMember>& m) {
+void start_member(asio::io_context& io, uint16_t port, const std::shared_ptr<SimMember>& m,
+                  const std::shared_ptr<ssl::context>& tls = nullptr) {
   tcp::socket s(io);
   s.connect({asio::ip::make_address("127.0.0.1"), port});
-  m->conn = std::make_shared<Connection>(std::move(s));
+  m->conn = tls ? std::make_shared<Connection>(std::move(s), tls, Connection::TlsRole::Client, "127.0.0.1")
+                : std::make_shared<Connection>(std::move(s));
   std::weak_ptr<SimMember> weak = m;
   m->conn->start(
       [weak](const FrameHeader& h, std::vector<uint8_t> body) {
@@ -192,25 +197,44 @@ void bench_catch_up(uint64_t n) {
   if (got.size() != n) fmt::print("  ERROR: received {} entries, expected {}\n", got.size(), n);
 }
 
-void bench_members(uint32_t members, uint64_t steps) {
+// Time per step and the members' bytes on the socket per step after the
+// first (joins, catch-up and TLS handshakes happen before it): out = member to
+// coordinator, in = coordinator to member.
+struct StepFigures {
+  double s_per_step = 0, bytes_out = 0, bytes_in = 0;
+};
+
+struct TlsPair {
+  std::shared_ptr<ssl::context> server, client;
+};
+
+StepFigures bench_members(uint32_t members, uint64_t steps, const TlsPair* tls = nullptr, bool report = true) {
   MemoryRun run;
   asio::io_context io;
-  Coordinator coord(io, options(members, members, steps), run);
+  CoordinatorOptions o = options(members, members, steps);
+  if (tls) o.tls = tls->server;
+  Coordinator coord(io, o, run);
   coord.log = nullptr;
   coord.start();
   std::vector<std::shared_ptr<SimMember>> sims;
   for (uint32_t i = 0; i < members; ++i) {
     sims.push_back(std::make_shared<SimMember>());
-    start_member(io, coord.port(), sims.back());
+    start_member(io, coord.port(), sims.back(), tls ? tls->client : nullptr);
   }
-  // Time steps after the first (joins and catch-up happen before it).
+  auto wire = [&](bool out) {
+    uint64_t n = 0;
+    for (const auto& m : sims) n += out ? m->conn->wire_bytes_out() : m->conn->wire_bytes_in();
+    return n;
+  };
   Clock::time_point first;
-  uint64_t seen = 0;
+  uint64_t seen = 0, out0 = 0, in0 = 0;
   asio::steady_timer poll(io);
   std::function<void()> watch = [&] {
     if (run.steps_done() >= 1 && seen == 0) {
       first = Clock::now();
       seen = 1;
+      out0 = wire(true);
+      in0 = wire(false);
     }
     if (!coord.done()) {
       poll.expires_after(std::chrono::microseconds(200));
@@ -218,14 +242,43 @@ void bench_members(uint32_t members, uint64_t steps) {
     }
   };
   watch();
+  uint64_t out1 = 0, in1 = 0;
+  coord.on_done = [&] {  // before the run's end closes the members' connections
+    out1 = wire(true);
+    in1 = wire(false);
+  };
   io.run();
   const double s = std::chrono::duration<double>(Clock::now() - first).count() / double(run.steps_done() - 1);
+  const double per = double(members) * double(run.steps_done() - 1);
+  const StepFigures f{s, double(out1 - out0) / per, double(in1 - in0) / per};
+  if (!report) return f;
   const auto status = coord.status_json();
   const auto b = status.find("\"bytes_per_member_per_step\":");
   const double bytes = std::stod(status.substr(b + 28));
   fmt::print("  {:>5} members: {:8.3f} ms/step, {:6.1f} µs per member, {:7.1f} steps/s; {:.1f} bytes on the socket "
              "per member per step vs 1 payload byte\n",
              members, 1e3 * s, 1e6 * s / members, 1.0 / s, bytes);
+  return f;
+}
+
+void bench_tls(uint32_t members, uint64_t steps) {
+  namespace fs = std::filesystem;
+  const fs::path dir = fs::temp_directory_path() / fmt::format("zeroth-bench-tls-{}", ::getpid());
+  SelfSignedRequest req;
+  req.dir = dir.string();
+  const auto files = write_self_signed(req);
+  const TlsPair tls{tls_server_context(files.cert, files.key), tls_client_context(files.cert)};
+  fs::remove_all(dir);
+  fmt::print("4. TLS 1.3 vs plaintext, {} members, {} steps (bytes per member per step on the socket)\n", members,
+             steps);
+  const StepFigures plain = bench_members(members, steps, nullptr, false);
+  const StepFigures secure = bench_members(members, steps, &tls, false);
+  for (const auto& [name, f] : {std::pair{"plaintext", plain}, std::pair{"TLS 1.3", secure}})
+    fmt::print("  {:>9}: {:.3f} ms/step; member → coordinator {:.1f} B, coordinator → member {:.1f} B\n", name,
+               1e3 * f.s_per_step, f.bytes_out, f.bytes_in);
+  fmt::print("  ratio TLS / plaintext: time {:.2f}, bytes out {:.2f}, bytes in {:.2f}\n",
+             secure.s_per_step / plain.s_per_step, secure.bytes_out / plain.bytes_out,
+             secure.bytes_in / plain.bytes_in);
 }
 
 void bench_fsync() {
@@ -258,14 +311,15 @@ std::vector<uint64_t> list(const std::string& s) {
 
 int main(int argc, char** argv) {
   std::string members = "1,10,100,1000", catchup = "1000,10000";
-  uint64_t steps = 30;
+  uint64_t steps = 30, tls_members = 10;
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string a = argv[i];
     if (a == "--members") members = argv[i + 1];
     else if (a == "--steps") steps = std::stoull(argv[i + 1]);
     else if (a == "--catchup") catchup = argv[i + 1];
+    else if (a == "--tls-members") tls_members = std::stoull(argv[i + 1]);
     else {
-      std::fprintf(stderr, "usage: elastic_bench [--members 1,10,100,1000] [--steps 30] [--catchup 1000,10000]\n");
+      std::fprintf(stderr, "usage: elastic_bench [--members 1,10,100,1000] [--steps 30] [--catchup 1000,10000] [--tls-members 10]\n");
       return 2;
     }
   }
@@ -281,5 +335,6 @@ int main(int argc, char** argv) {
   fmt::print("2./3. coordinator step overhead vs members ({} steps each; simulated members answer at once)\n", steps);
   for (const auto m : list(members)) bench_members(uint32_t(m), steps);
   bench_fsync();
+  bench_tls(uint32_t(tls_members), steps);
   return 0;
 }

@@ -20,6 +20,7 @@ std::string reason_of(const FrameError& e) {
     case FrameError::Kind::UnknownType: return "unknown_type";
     case FrameError::Kind::Malformed: return "malformed";
     case FrameError::Kind::BadTag: return "bad_tag";
+    case FrameError::Kind::Tls: return "tls_failed";
   }
   return "malformed";
 }
@@ -67,8 +68,8 @@ void Coordinator::start() {
   if (opt_.http) http_ = std::make_unique<HttpStatusServer>(io_, *opt_.http, [this] { return status_json(); });
   run_started_ = Clock::now();
   below_min_since_ = run_started_;
-  say(fmt::format("coordinator: listening on {}:{}{}; {} of {} steps done; waiting for {}..{} workers",
-                  opt_.listen.address().to_string(), port(),
+  say(fmt::format("coordinator: listening on {}:{}{}{}; {} of {} steps done; waiting for {}..{} workers",
+                  opt_.listen.address().to_string(), port(), opt_.tls ? " (TLS 1.3)" : "",
                   http_ ? fmt::format(", status page http://{}:{}/", opt_.http->address().to_string(), http_port()) : "",
                   run_.steps_done(), opt_.steps, opt_.min_workers, opt_.max_workers));
   accept();
@@ -86,7 +87,8 @@ void Coordinator::accept() {
   acceptor_.async_accept([this](boost::system::error_code ec, tcp::socket socket) {
     if (done_) return;
     if (!ec) {
-      auto c = std::make_shared<Connection>(std::move(socket));
+      auto c = opt_.tls ? std::make_shared<Connection>(std::move(socket), opt_.tls, Connection::TlsRole::Server)
+                        : std::make_shared<Connection>(std::move(socket));
       Pending& p = unjoined_[c];
       p.since = Clock::now();
       if (auth_) {
@@ -202,7 +204,8 @@ void Coordinator::on_frame(const std::shared_ptr<Connection>& c, const FrameHead
 
 void Coordinator::on_close(const std::shared_ptr<Connection>& c, const std::string& why, const FrameError* bad) {
   unjoined_.erase(c);
-  if (bad) rejections_.add(reason_of(*bad));
+  if (bad && !done_) rejections_.add(reason_of(*bad));  // (not the pending connections the run's end closes)
+  if (bad && bad->kind() == FrameError::Kind::Tls && !done_) say(fmt::format("coordinator: refused: {}", why));
   if (Member* m = member_of(c.get())) remove(m->id, fmt::format("connection closed: {}", why));
   by_conn_.erase(c.get());
 }
@@ -454,13 +457,13 @@ void Coordinator::tick() {
       remove(id, "was revoked");
     }
   }
-  for (auto it = unjoined_.begin(); it != unjoined_.end();) {
-    if (now - it->second.since > std::chrono::duration<double>(opt_.join_timeout_s)) {
-      it->first->close("no join in time", false);
-      it = unjoined_.erase(it);
-    } else {
-      ++it;
-    }
+  // Closing calls on_close, which erases from unjoined_: collect first.
+  std::vector<std::shared_ptr<Connection>> expired;
+  for (const auto& [c, p] : unjoined_)
+    if (now - p.since > std::chrono::duration<double>(opt_.join_timeout_s)) expired.push_back(c);
+  for (const auto& c : expired) {
+    c->close("no join in time", false);
+    unjoined_.erase(c);
   }
   if (!in_step_) maybe_begin_step();
   tick_timer_.expires_after(std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(opt_.heartbeat_s)));
@@ -665,8 +668,9 @@ void Coordinator::finish_run(const std::string& failure) {
     m.conn->send(FrameType::Leave, epoch_, run_.steps_done(), encode(TextMsg{why}));
     m.conn->close("run over");
   }
-  for (auto& [c, t] : unjoined_) c->close("run over", false);
+  auto unjoined = std::move(unjoined_);  // closing calls on_close, which erases from unjoined_
   unjoined_.clear();
+  for (auto& [c, t] : unjoined) c->close("run over", false);
   boost::system::error_code ec;
   acceptor_.close(ec);
   tick_timer_.cancel();
@@ -708,7 +712,7 @@ std::string Coordinator::status_json() const {
             {"loss", loss_curve_.empty() ? json(nullptr) : json(loss_curve_.back().second)},
             {"bytes_per_member_per_step", result_frames_ ? double(result_bytes_) / double(result_frames_) : 0.0},
             {"payload_bytes_per_member_per_step", result_frames_ ? double(payload_bytes_) / double(result_frames_) : 0.0},
-            {"rejections", rejections_.by_reason},
+            {"rejections", rejections_.by_reason}, {"tls", opt_.tls != nullptr},
             {"robust", {{"rule", opt_.robust.rule}, {"clipped", robust_clipped_}, {"trimmed", robust_trimmed_},
                         {"screened", screened_}}},
             {"spot_checks", {{"p", opt_.spot_p}, {"checks", spot_checks_}, {"disagreements", spot_disagreements_},

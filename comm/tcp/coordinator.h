@@ -60,6 +60,10 @@ struct CoordinatorOptions {
   // complete the challenge-response before anything else, and every later frame
   // is tagged. Without one the run is open (trusted networks only).
   std::optional<Key> secret;
+  // TLS (comm/tcp/tls.h): with a context, every connection's TLS handshake
+  // must end within join_timeout_s, before anything else; the handshake above
+  // then runs inside TLS unchanged.
+  std::shared_ptr<ssl::context> tls;
   std::string revoked_path;       // revocation list, re-read every tick
   uint32_t max_per_identity = 0;  // members one credential may hold at once (0 = no cap)
   uint32_t joins_per_minute = 60; // per remote address

@@ -63,7 +63,8 @@ struct FrameHeader {
 
 class FrameError : public std::runtime_error {
  public:
-  enum class Kind { Malformed, Oversize, UnknownType, BadTag };
+  // Tls: a TLS handshake that failed, or TLS on one end only (comm/tcp/tls.h).
+  enum class Kind { Malformed, Oversize, UnknownType, BadTag, Tls };
   FrameError(Kind kind, const std::string& what) : std::runtime_error(what), kind_(kind) {}
   Kind kind() const { return kind_; }
 
