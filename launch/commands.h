@@ -18,5 +18,6 @@ Runner add_coordinator(CLI::App& app);
 Runner add_worker(CLI::App& app);
 Runner add_status(CLI::App& app);
 Runner add_token(CLI::App& app);
+Runner add_quantize(CLI::App& app);
 
 }  // namespace zeroth::cli

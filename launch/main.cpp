@@ -26,6 +26,7 @@ int main(int argc, char** argv) {
   add(zeroth::cli::add_worker);
   add(zeroth::cli::add_status);
   add(zeroth::cli::add_token);
+  add(zeroth::cli::add_quantize);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
