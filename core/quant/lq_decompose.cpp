@@ -13,6 +13,7 @@
 #include "core/error.h"
 #include "core/half.h"
 #include "core/perturb.h"
+#include "core/quant/nfk.h"
 #include "core/quant/quant.h"
 
 namespace zeroth {
@@ -117,6 +118,12 @@ Weights check_and_weights(int64_t m, int64_t n, DType format, const LqOptions& o
 
 void fake_quantize(DType format, const float* x, int64_t m, int64_t n, float* out) {
   std::vector<uint8_t> row(row_bytes(format, n));
+  if (is_nf_family(format)) {  // the same floats without packing (tests/core/quant_nfk_test.cpp)
+    for (int64_t i = 0; i < m * n; ++i)
+      ZEROTH_CHECK(std::isfinite(x[i]), "cannot quantize to {}: element {} is {}", dtype_name(format), i, x[i]);
+    for (int64_t i = 0; i < m; ++i) roundtrip_nfk(format, x + i * n, n, out + i * n);
+    return;
+  }
   for (int64_t i = 0; i < m; ++i) {
     quantize_row(format, x + i * n, row.data(), n);
     dequantize_row(format, row.data(), out + i * n, n);

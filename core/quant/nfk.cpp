@@ -65,6 +65,7 @@ std::vector<float> make_codebook(int bits) {
 
 struct Codebook {
   std::vector<float> levels, mid;  // 2^b levels; 2^b − 1 midpoints, then +inf (search padding)
+  uint32_t zero = 0;               // index of the level 0
 };
 
 const Codebook& codebook(int bits) {
@@ -76,6 +77,7 @@ const Codebook& codebook(int bits) {
       c.levels = make_codebook(kNfBits[i]);
       for (size_t j = 0; j + 1 < c.levels.size(); ++j) c.mid.push_back((c.levels[j] + c.levels[j + 1]) * 0.5f);
       c.mid.push_back(INFINITY);
+      c.zero = uint32_t(std::find(c.levels.begin(), c.levels.end(), 0.0f) - c.levels.begin());
     }
   });
   return books[size_t(bits_index(bits))];
@@ -142,9 +144,8 @@ void block_scales(const RowLayout& L, const float* in, float* scale, uint8_t* ro
 
 // Codes of one block of x against scale s (s <= 0: every element is level "0").
 void block_codes(const Codebook& cb, int bits, const float* x, int64_t n, float s, uint32_t* code) {
-  const uint32_t zero = uint32_t(std::find(cb.levels.begin(), cb.levels.end(), 0.0f) - cb.levels.begin());
   if (!(s > 0.0f)) {
-    std::fill(code, code + n, zero);
+    std::fill(code, code + n, cb.zero);
     return;
   }
   const float inv = 1.0f / s;
