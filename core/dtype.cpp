@@ -1,8 +1,10 @@
 #include "core/dtype.h"
 
 #include <array>
+#include <vector>
 
 #include "core/error.h"
+#include "core/quant/nfk.h"
 
 namespace zeroth {
 namespace {
@@ -26,13 +28,33 @@ constexpr std::array<DTypeInfo, 25> kInfo = {{
     {"nf4", true, kNf4Block, 0},  // row-level layout: see row_bytes
 }};
 
+// The fixed table followed by the NF family, whose names are built once.
+const std::vector<DTypeInfo>& info_table() {
+  static const std::vector<std::string> nf_names = [] {
+    std::vector<std::string> v;
+    for (int i = 0; i < kNfFormatCount; ++i) v.push_back(nf_format(DType(int(DType::NFK_FIRST) + i)).name());
+    return v;
+  }();
+  static const std::vector<DTypeInfo> table = [] {
+    std::vector<DTypeInfo> t(kInfo.begin(), kInfo.end());
+    for (int i = 0; i < kNfFormatCount; ++i) {
+      const NfFormat f = nf_format(DType(int(DType::NFK_FIRST) + i));
+      t.push_back({nf_names[size_t(i)], true, f.block, 0});  // row-level layout: see nf_row_bytes
+    }
+    return t;
+  }();
+  return table;
+}
+
 }  // namespace
 
 const DTypeInfo& dtype_info(DType t) {
+  const auto& table = info_table();
   const auto i = static_cast<size_t>(t);
-  ZEROTH_CHECK(i < kInfo.size(), "invalid dtype id {}", i);
-  return kInfo[i];
+  ZEROTH_CHECK(i < table.size(), "invalid dtype id {}", i);
+  return table[i];
 }
+
 
 size_t dtype_size(DType t) {
   const auto& info = dtype_info(t);
@@ -50,12 +72,14 @@ size_t row_bytes(DType t, int64_t k) {
     const int64_t groups = (blocks + kNf4Group - 1) / kNf4Group;
     return size_t(k / 2 + blocks + groups * 8);
   }
+  if (is_nf_family(t)) return nf_row_bytes(t, k);
   return size_t(k / info.block_elems * info.block_bytes);
 }
 
 std::optional<DType> parse_dtype(std::string_view name) {
-  for (size_t i = 0; i < kInfo.size(); ++i)
-    if (kInfo[i].name == name) return static_cast<DType>(i);
+  const auto& table = info_table();
+  for (size_t i = 0; i < table.size(); ++i)
+    if (table[i].name == name) return static_cast<DType>(i);
   return std::nullopt;
 }
 

@@ -28,6 +28,10 @@ enum class DType : uint8_t {
   I4_B32,                   // int4 symmetric (q-8), f32 scale per 32
   I4M_B32,                  // int4 with min, f32 scale + f32 min per 32
   NF4,                      // QLoRA NormalFloat4, block 64, double-quantized scales
+  // The NormalFloat family of core/quant/nfk.h (2/3/4/8 bits, blocks 16..256,
+  // q8 or f16 scales), 40 dtypes in a row: NFK_FIRST + i for i < 40.
+  NFK_FIRST,
+  NFK_LAST = NFK_FIRST + 39,
 };
 
 struct DTypeInfo {

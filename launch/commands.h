@@ -19,5 +19,6 @@ Runner add_worker(CLI::App& app);
 Runner add_status(CLI::App& app);
 Runner add_token(CLI::App& app);
 Runner add_calibrate(CLI::App& app);
+Runner add_quantize(CLI::App& app);
 
 }  // namespace zeroth::cli

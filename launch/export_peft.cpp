@@ -1,4 +1,5 @@
 #include "launch/export_peft.h"
+#include "models/quantize_llama.h"
 
 #include <algorithm>
 #include <filesystem>
@@ -83,8 +84,10 @@ void export_merged(const std::string& dir, const LlamaModel& model, const Adapte
         if (const float* t = lora.weight(l, p, 0, scratch.data()))
           W = Tensor::from_vector(std::vector<float>(t, t + W.numel()), W.shape());
       }
-      if (lora.has(l, p)) {  // W += scale · B · A, in double per element
-        const auto f = lora.get(l, p, 0, nullptr);
+      // W += scale · B · A, in double per element: θ's adapter, else the base's
+      // frozen LQ-LoRA factors where it has them.
+      const auto f = lora.has(l, p) ? lora.get(l, p, 0, nullptr) : model.base_low_rank(l, p);
+      if (f.r > 0) {
         const int64_t out = W.dim(0), in = W.dim(1);
         float* wp = W.data<float>();
         for (int64_t i = 0; i < out; ++i)
@@ -122,17 +125,7 @@ void export_merged(const std::string& dir, const LlamaModel& model, const Adapte
     }
   }
   write_safetensors(dir + "/model.safetensors", tensors, {{"format", "pt"}});
-  json cfg = {{"architectures", {"LlamaForCausalLM"}}, {"model_type", "llama"}, {"hidden_size", c.dim},
-              {"intermediate_size", c.hidden_dim}, {"num_hidden_layers", c.n_layers},
-              {"num_attention_heads", c.n_heads}, {"num_key_value_heads", c.n_kv_heads},
-              {"vocab_size", c.vocab_size}, {"max_position_embeddings", c.max_seq_len}, {"rms_norm_eps", c.norm_eps},
-              {"rope_theta", c.rope_theta}, {"tie_word_embeddings", c.tie_embeddings}, {"torch_dtype", "float32"},
-              {"head_dim", c.hd()}};
-  if (c.rope_scaling.factor > 0)
-    cfg["rope_scaling"] = {{"rope_type", "llama3"}, {"factor", c.rope_scaling.factor},
-                           {"low_freq_factor", c.rope_scaling.low_freq_factor},
-                           {"high_freq_factor", c.rope_scaling.high_freq_factor},
-                           {"original_max_position_embeddings", c.rope_scaling.original_max_position}};
+  const json cfg = hf_llama_config(c);
   std::ofstream(dir + "/config.json") << cfg.dump(2) << "\n";
 }
 

@@ -27,6 +27,7 @@ int main(int argc, char** argv) {
   add(zeroth::cli::add_status);
   add(zeroth::cli::add_token);
   add(zeroth::cli::add_calibrate);
+  add(zeroth::cli::add_quantize);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -36,6 +36,9 @@ class CausalLM {
   virtual const Tensor& projection_weight(int layer, Proj p) const = 0;  // (out, in), any dtype
   virtual const Tensor& norm_weight(int layer, NormSlot slot) const = 0;  // (hidden) f32
   virtual const Tensor& embedding_weight() const = 0;                    // (vocab, hidden), any dtype
+  // The frozen low-rank part the base adds to projection (layer, p) (LQ-LoRA:
+  // W ≈ Q + B·A with scale 1), or factors with r = 0 when it has none.
+  virtual LoraFactors base_low_rank(int /*layer*/, Proj /*p*/) const { return {}; }
   const Tensor& output_weight() const { return output_matrix(); }        // (vocab, hidden), any dtype
   virtual bool tied_output() const = 0;  // the output layer is the token embedding itself
   int threads() const { return threads_; }

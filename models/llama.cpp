@@ -78,6 +78,15 @@ void LlamaWeights::validate(const std::string& source) const {
     expect(L.w_gate, {c.hidden_dim, c.dim}, p + "gate", false);
     expect(L.w_up, {c.hidden_dim, c.dim}, p + "up", false);
     expect(L.w_down, {c.dim, c.hidden_dim}, p + "down", false);
+    for (int pi = 0; pi < kProjCount; ++pi) {
+      const Tensor &a = L.low_rank_a[size_t(pi)], &b = L.low_rank_b[size_t(pi)];
+      if (!a.defined() && !b.defined()) continue;
+      const std::string n = p + std::string(proj_name(Proj(pi))) + " low-rank ";
+      const Tensor& w = L.proj(Proj(pi));
+      ZEROTH_CHECK(a.defined() && b.defined() && a.rank() == 2, "{}: {}factors must come in pairs of matrices", source, n);
+      expect(a, {a.dim(0), w.dim(1)}, n + "A (L2)", true);
+      expect(b, {w.dim(0), a.dim(0)}, n + "B (L1)", true);
+    }
   }
   expect(final_norm, {c.dim}, "final norm", true);
   expect(output, {c.vocab_size, c.dim}, "output", false);
@@ -90,6 +99,9 @@ int64_t LlamaWeights::parameter_count() const {
   for (const auto& L : layers)
     for (const Tensor* t : {&L.attn_norm, &L.wq, &L.wk, &L.wv, &L.wo, &L.ffn_norm, &L.w_gate, &L.w_up, &L.w_down})
       n += t->numel();
+  for (const auto& L : layers)
+    for (int p = 0; p < kProjCount; ++p)
+      if (L.low_rank_a[size_t(p)].defined()) n += L.low_rank_a[size_t(p)].numel() + L.low_rank_b[size_t(p)].numel();
   return n;
 }
 
@@ -100,6 +112,9 @@ size_t LlamaWeights::weight_bytes() const {
   for (const auto& L : layers)
     for (const Tensor* t : {&L.attn_norm, &L.wq, &L.wk, &L.wv, &L.wo, &L.ffn_norm, &L.w_gate, &L.w_up, &L.w_down})
       n += t->nbytes();
+  for (const auto& L : layers)
+    for (int p = 0; p < kProjCount; ++p)
+      if (L.low_rank_a[size_t(p)].defined()) n += L.low_rank_a[size_t(p)].nbytes() + L.low_rank_b[size_t(p)].nbytes();
   return n;
 }
 
@@ -107,6 +122,13 @@ LlamaModel::LlamaModel(LlamaWeights weights, int threads) : CausalLM(threads), w
   w_.validate("model");
   const auto& c = w_.config;
   rope_ = make_rope_table(c.hd(), c.max_seq_len, c.rope_theta, c.rope_scaling);
+}
+
+LoraFactors LlamaModel::base_low_rank(int layer, Proj p) const {
+  const auto& L = w_.layers[size_t(layer)];
+  const Tensor& a = L.low_rank_a[size_t(p)];
+  if (!a.defined()) return {};
+  return {a.data<float>(), L.low_rank_b[size_t(p)].data<float>(), a.dim(0), 1.0f};
 }
 
 const Tensor& LlamaModel::norm_weight(int layer, NormSlot slot) const {
@@ -195,7 +217,9 @@ void LlamaModel::project(const float* x, int64_t n, int layer, Proj p, float* y,
   } else {
     matmul(x, n, in, base, y, out, threads());
   }
-  if (!adapters || !adapters->has(layer, p)) return;
+  const bool adapted = adapters && adapters->has(layer, p);
+  const LoraFactors frozen = adapted ? LoraFactors{} : base_low_rank(layer, p);
+  if (!adapted && frozen.r == 0) return;
   // The low-rank products are skinny (r = 8): as Eigen GEMMs they packed the
   // whole input for each (variant, projection) and started their own OpenMP
   // team, a fifth of a ZO step on SmolLM2 (bench/run-zo). Instead each
@@ -211,15 +235,20 @@ void LlamaModel::project(const float* x, int64_t n, int layer, Proj p, float* y,
   std::vector<std::vector<float>> scratch, bt;  // per variant
   std::vector<Part> parts;
   auto add_variant = [&](int variant, int64_t r0, int64_t r1) {
-    scratch.emplace_back(adapters->scratch_floats(layer, p));
-    const LoraFactors f = adapters->get(layer, p, variant, scratch.back().data());
+    // Without adapters on this projection, every row adds the base's frozen factors.
+    scratch.emplace_back(adapted ? adapters->scratch_floats(layer, p) : 0);
+    const LoraFactors f = adapted ? adapters->get(layer, p, variant, scratch.back().data()) : frozen;
     bt.emplace_back(size_t(f.r * out));
     for (int64_t o = 0; o < out; ++o)
       for (int64_t j = 0; j < f.r; ++j) bt.back()[size_t(j * out + o)] = f.B[o * f.r + j];
     factors.push_back(f);
     for (int64_t c = r0; c < r1; c += kLoraRows) parts.push_back({c, std::min(r1, c + kLoraRows), factors.size() - 1});
   };
-  for (const auto& vr : rows_by_variant(batch, n)) add_variant(vr.variant, vr.begin, vr.end);
+  if (adapted) {
+    for (const auto& vr : rows_by_variant(batch, n)) add_variant(vr.variant, vr.begin, vr.end);
+  } else {
+    add_variant(0, 0, n);
+  }
   parallel_for(int64_t(parts.size()), 1, threads(), [&](int64_t i0, int64_t i1) {
     std::vector<float> t;
     for (int64_t i = i0; i < i1; ++i) {

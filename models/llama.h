@@ -6,6 +6,7 @@
 // through an AdapterSet, so one batched forward can run many adapter variants
 // (the 2q perturbations of a zeroth-order step) over the same frozen base.
 #pragma once
+#include <array>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -42,6 +43,11 @@ struct LlamaLayer {
   Tensor wq, wk, wv, wo;       // (q_dim, dim), (kv_dim, dim), (kv_dim, dim), (dim, q_dim)
   Tensor ffn_norm;             // (dim) f32
   Tensor w_gate, w_up, w_down; // (hidden, dim), (hidden, dim), (dim, hidden)
+  // A frozen low-rank part of the base (LQ-LoRA: W ≈ Q + L1·L2), per projection,
+  // or undefined: low_rank_a[p] = L2 (r, in) f32, low_rank_b[p] = L1 (out, r) f32.
+  // The forward adds x·L2ᵀ·L1ᵀ unless trainable adapters take the projection
+  // over (they start from these factors: LoraTrainable::initialize).
+  std::array<Tensor, kProjCount> low_rank_a, low_rank_b;
   const Tensor& proj(Proj p) const;
   Tensor& proj(Proj p) { return const_cast<Tensor&>(std::as_const(*this).proj(p)); }
 };
@@ -79,6 +85,7 @@ class LlamaModel : public CausalLM {
   const Tensor& projection_weight(int layer, Proj p) const override { return w_.layers[size_t(layer)].proj(p); }
   const Tensor& norm_weight(int layer, NormSlot slot) const override;
   const Tensor& embedding_weight() const override { return w_.tok_embeddings; }
+  LoraFactors base_low_rank(int layer, Proj p) const override;
   bool tied_output() const override { return w_.config.tie_embeddings; }
   std::vector<float> forward_hidden(const TokenBatch& batch, const AdapterSet* adapters = nullptr) const override;
   KVCache new_cache(int64_t capacity = 0) const override;

@@ -91,6 +91,11 @@ std::unique_ptr<Tokenizer> make_tokenizer(const TokenizerSpec& spec);
 std::unique_ptr<Tokenizer> load_llama2c_tokenizer(const std::string& path, int32_t vocab_size);
 TokenizerSpec read_llama2c_tokenizer(const std::string& path, int32_t vocab_size);
 
+// A TokenizerSpec as zeroth's own JSON file (zeroth_tokenizer.json in model
+// directories zeroth writes); throws FormatError naming the file.
+void write_tokenizer_spec(const std::string& path, const TokenizerSpec& spec);
+TokenizerSpec read_tokenizer_spec(const std::string& path);
+
 // HF tokenizers' tokenizer.json with model.type "BPE" (byte-level). BOS/EOS come from
 // tokenizer_config.json beside it when present.
 std::unique_ptr<Tokenizer> load_hf_tokenizer_json(const std::string& path);

@@ -15,6 +15,19 @@ LoraTrainable::LoraTrainable(const LoraConfig& cfg_in, const CausalLM& model, co
     ZEROTH_CHECK(dims[size_t(p)][0] > 0, "lora.targets: {} has no {} projection", model.family(), proj_name(p));
   adapters_ = std::make_unique<LoraAdapters>(cfg, model.n_layers(), dims);
   const size_t slots = size_t(model.n_layers()) * kProjCount;
+  // LQ-LoRA bases carry low-rank factors: the adapters on those projections start from them.
+  init_a_.resize(slots);
+  init_b_.resize(slots);
+  for (int l = 0; l < model.n_layers(); ++l)
+    for (Proj p : cfg.targets) {
+      const LoraFactors f = model.base_low_rank(l, p);
+      if (f.r == 0) continue;
+      ZEROTH_CHECK(f.r == cfg.rank, "lora.rank is {} but the base model carries LQ-LoRA factors of rank {} (layer {} "
+                   "{}); set lora.rank={} to train them", cfg.rank, f.r, l, proj_name(p), f.r);
+      const auto [in, out] = dims[size_t(p)];
+      init_a_[index(l, p)].assign(f.A, f.A + f.r * in);
+      init_b_[index(l, p)].assign(f.B, f.B + out * f.r);
+    }
   off_.assign(slots, {-1, -1});
   woff_.assign(slots, -1);
   if (opt.full) {
@@ -104,6 +117,19 @@ void LoraTrainable::initialize(uint64_t seed) {
     }
     ++tensor;
   }
+  // LQ-LoRA: scale·B·A = L1·L2 with B = L1/√scale, A = L2/√scale.
+  const auto& cfg = adapters_->config();
+  const float inv = float(1.0 / std::sqrt(double(cfg.alpha) / double(cfg.rank)));
+  for (int l = 0; l < adapters_->n_layers(); ++l)
+    for (Proj p : cfg.targets) {
+      const auto& a0 = init_a_[index(l, p)];
+      if (a0.empty()) continue;
+      const auto& b0 = init_b_[index(l, p)];
+      auto& A = adapters_->A(l, p);
+      auto& B = adapters_->B(l, p);
+      for (size_t i = 0; i < A.size(); ++i) A[i] = a0[i] * inv;
+      for (size_t i = 0; i < B.size(); ++i) B[i] = b0[i] * inv;
+    }
 }
 
 PerturbedLora::PerturbedLora(const LoraTrainable& lora, Distribution d, std::vector<Variant> variants)

@@ -34,7 +34,10 @@ class LoraTrainable {
   LoraTrainable(const LoraConfig& cfg, const CausalLM& model, const TrainableOptions& opt = {});
   // PEFT's initialization, made reproducible: A ~ N(0, 1/(3·in)) (the variance
   // of Kaiming-uniform with a = √5) from an exact Gaussian stream keyed by
-  // `seed`, B = 0, so the adapted model starts equal to the base.
+  // `seed`, B = 0, so the adapted model starts equal to the base. Where the base
+  // carries LQ-LoRA factors (CausalLM::base_low_rank, W ≈ Q + L1·L2), the
+  // adapters start from them instead (B = L1/√scale, A = L2/√scale), so the
+  // model again starts equal to the base; lora.rank must equal their rank.
   void initialize(uint64_t seed);
 
   LoraAdapters& adapters() { return *adapters_; }
@@ -73,6 +76,7 @@ class LoraTrainable {
   std::unique_ptr<LoraAdapters> adapters_;  // heap: TrainableSet points into it
   TrainableSet set_;
   std::vector<std::array<int64_t, 2>> off_;
+  std::vector<std::vector<float>> init_a_, init_b_;  // LQ-LoRA factors per (layer, p), or empty
   std::vector<std::vector<float>> weights_, norms_;  // full / norm training: θ's own copies
   std::vector<int64_t> woff_, noff_;
   std::vector<float> embedding_, output_;  // full mode; output_ only when untied

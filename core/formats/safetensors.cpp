@@ -78,6 +78,44 @@ Entry parse_entry(const std::string& path, const std::string& name, const json& 
   return e;
 }
 
+constexpr std::string_view kBlockPrefix = "zeroth.block.";
+
+// zeroth's block formats travel as U8 [rows, row bytes] tensors plus a metadata
+// entry "zeroth.block.NAME" = {"dtype": "nf3_b64", "shape": [...]}: readers
+// that do not know zeroth still see a valid file of byte tensors.
+void apply_block_metadata(const std::string& path, const SafetensorsMetadata& meta, TensorList& tensors) {
+  for (const auto& [key, value] : meta) {
+    if (!key.starts_with(kBlockPrefix)) continue;
+    const std::string name = key.substr(kBlockPrefix.size());
+    auto bad = [&](const std::string& what) { throw FormatError(path, "block tensor \"" + name + "\": " + what); };
+    auto it = std::find_if(tensors.begin(), tensors.end(), [&](const NamedTensor& t) { return t.name == name; });
+    if (it == tensors.end()) bad("metadata names a tensor the file does not hold");
+    const json j = parse_json_bounded(path, value, "block tensor metadata");
+    if (!j.is_object() || !j.contains("dtype") || !j["dtype"].is_string() || !j.contains("shape") ||
+        !j["shape"].is_array() || j["shape"].empty())
+      bad("metadata must be {\"dtype\": name, \"shape\": [dims]}");
+    const auto dtype = parse_dtype(j["dtype"].get<std::string>());
+    if (!dtype || !is_quantized(*dtype)) bad("\"" + j["dtype"].get<std::string>() + "\" is not a block format");
+    Shape shape;
+    std::vector<uint64_t> dims;
+    for (const auto& d : j["shape"]) {
+      if (!d.is_number_unsigned() || d.get<uint64_t>() > (uint64_t(1) << 40)) bad("shape entries must be integers below 2^40");
+      dims.push_back(d.get<uint64_t>());
+      shape.push_back(int64_t(dims.back()));
+    }
+    if (!shape_fits_int64(dims)) bad("shape " + j["shape"].dump() + " is too large");
+    const int64_t cols = shape.back(), rows = cols == 0 ? 0 : shape_numel(shape) / cols;
+    if (cols % dtype_info(*dtype).block_elems != 0)
+      bad(fmt::format("rows of {} elements do not split into {}'s blocks", cols, dtype_name(*dtype)));
+    const Tensor& raw = it->tensor;
+    const auto rb = int64_t(row_bytes(*dtype, cols));
+    if (raw.dtype() != DType::U8 || raw.rank() != 2 || raw.dim(0) != rows || raw.dim(1) != rb)
+      bad(fmt::format("stored as {} but {}{} needs u8[{}, {}]", raw.describe(), dtype_name(*dtype), j["shape"].dump(),
+                      rows, rb));
+    it->tensor = Tensor::over(raw.storage(), 0, *dtype, shape);
+  }
+}
+
 }  // namespace
 
 std::optional<std::string_view> safetensors_dtype_name(DType t) {
@@ -142,6 +180,7 @@ SafetensorsFile SafetensorsFile::open(const std::string& path) {
     auto storage = Storage::mapped(f.file_, f.data_offset_ + e.begin, e.end - e.begin);
     f.tensors_.push_back({e.name, Tensor::over(std::move(storage), 0, e.dtype, e.shape)});
   }
+  apply_block_metadata(path, f.metadata_, f.tensors_);
   return f;
 }
 
@@ -175,7 +214,11 @@ void write_all(int fd, const void* data, size_t n, const std::string& tmp) {
 void write_safetensors(const std::string& path, const TensorList& tensors, const SafetensorsMetadata& metadata) {
   // Build the header first: every check that can fail happens before any file exists.
   nlohmann::ordered_json header = nlohmann::ordered_json::object();
-  if (!metadata.empty()) header["__metadata__"] = metadata;
+  SafetensorsMetadata meta = metadata;
+  for (const auto& [name, t] : tensors)
+    if (t.defined() && is_quantized(t.dtype()))
+      meta[std::string(kBlockPrefix) + name] = json{{"dtype", std::string(dtype_name(t.dtype()))}, {"shape", t.shape()}}.dump();
+  if (!meta.empty()) header["__metadata__"] = meta;
   std::vector<Tensor> host;
   std::set<std::string_view> names;
   uint64_t offset = 0;
@@ -183,12 +226,14 @@ void write_safetensors(const std::string& path, const TensorList& tensors, const
     ZEROTH_CHECK(t.defined(), "{}: tensor \"{}\" is undefined", path, name);
     ZEROTH_CHECK(name != "__metadata__", "{}: \"__metadata__\" cannot name a tensor", path);
     ZEROTH_CHECK(names.insert(name).second, "{}: two tensors are named \"{}\"", path, name);
-    const auto dt = safetensors_dtype_name(t.dtype());
+    const bool block = is_quantized(t.dtype());
+    const auto dt = block ? std::optional<std::string_view>("U8") : safetensors_dtype_name(t.dtype());
     ZEROTH_CHECK(dt.has_value(), "{}: tensor \"{}\" is {}, which safetensors cannot hold", path, name,
                  dtype_name(t.dtype()));
     host.push_back(t.to(Device::CPU).contiguous());
     const uint64_t bytes = host.back().nbytes();
-    header[name] = {{"dtype", std::string(*dt)}, {"shape", t.shape()}, {"data_offsets", {offset, offset + bytes}}};
+    const Shape shape = block ? Shape{t.rows(), int64_t(t.row_bytes())} : t.shape();
+    header[name] = {{"dtype", std::string(*dt)}, {"shape", shape}, {"data_offsets", {offset, offset + bytes}}};
     offset += bytes;
   }
   std::string text = header.dump();

@@ -47,7 +47,9 @@ class SafetensorsFile {
 
 // Writes tensors in the given order (the header lists them in that order and the
 // data section follows it). Non-contiguous or device tensors are copied to host
-// first. Throws Error for duplicate names, block-quantized dtypes or I/O failure;
+// first. Block-quantized tensors are stored as U8 [rows, row bytes] with a
+// "zeroth.block.NAME" metadata entry ({"dtype", "shape"}) that open() reads
+// back into the block dtype. Throws Error for duplicate names or I/O failure;
 // the existing file at `path`, if any, is untouched on failure.
 void write_safetensors(const std::string& path, const TensorList& tensors,
                        const SafetensorsMetadata& metadata = {});

@@ -15,6 +15,7 @@
 #include "core/half.h"
 #include "core/parallel.h"
 #include "core/quant/blocks.h"
+#include "core/quant/nfk.h"
 #include "core/quant/quant.h"
 
 namespace zeroth {
@@ -49,7 +50,9 @@ void decode_row_segment_scalar(DType t, const uint8_t* row, int64_t k, int64_t k
     case DType::I4_B32: decode_i4(blocks, nb, out); return;
     case DType::I4M_B32: decode_i4m(blocks, nb, out); return;
     case DType::NF4: decode_nf4(row, k, k0, len, out); return;
-    default: fail("cannot decode dtype {} to f32: it is not a float or block format", info.name);
+    default:
+      if (is_nf_family(t)) return decode_nfk(t, row, k, k0, len, out);
+      fail("cannot decode dtype {} to f32: it is not a float or block format", info.name);
   }
 }
 
@@ -59,6 +62,7 @@ void dequantize_row(DType type, const void* row, float* out, int64_t k) {
 }
 
 bool can_quantize_to(DType t) {
+  if (is_nf_family(t)) return true;
   switch (t) {
     case DType::F32: case DType::F16: case DType::BF16:
     case DType::Q8_0: case DType::Q4_0: case DType::Q4_1:
@@ -73,7 +77,7 @@ bool can_quantize_to(DType t) {
 void quantize_row(DType type, const float* in, void* row, int64_t k) {
   ZEROTH_CHECK(can_quantize_to(type),
                "cannot quantize to {}: supported targets are f32, f16, bf16, q8_0, q4_0, q4_1, "
-               "i8_b32/64/128, i4_b32, i4m_b32, nf4 (K-quants are decode-only)",
+               "i8_b32/64/128, i4_b32, i4m_b32, nf4, nf2|nf3|nf4|nf8_b16..b256[_f16] (K-quants are decode-only)",
                dtype_name(type));
   (void)row_bytes(type, k);  // throws when k is not a multiple of the block
   auto* out = static_cast<uint8_t*>(row);
@@ -97,7 +101,9 @@ void quantize_row(DType type, const float* in, void* row, int64_t k) {
     case DType::I4_B32: encode_i4(in, k, out); return;
     case DType::I4M_B32: encode_i4m(in, k, out); return;
     case DType::NF4: encode_nf4(in, k, out); return;
-    default: break;
+    default:
+      if (is_nf_family(type)) encode_nfk(type, in, k, out);
+      return;
   }
 }
 

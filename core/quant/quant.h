@@ -14,8 +14,8 @@ namespace zeroth {
 // Decodes one row of k elements stored as `type` (any plain float or block dtype).
 void dequantize_row(DType type, const void* row, float* out, int64_t k);
 // Encodes one row of k f32 values as `type`. Supported targets: f32, f16, bf16,
-// q8_0, q4_0, q4_1, i8_b32/64/128, i4_b32, i4m_b32, nf4. (The K-quants are
-// decoded only.)
+// q8_0, q4_0, q4_1, i8_b32/64/128, i4_b32, i4m_b32, nf4 and the NF family of
+// core/quant/nfk.h. (The K-quants are decoded only.)
 void quantize_row(DType type, const float* in, void* row, int64_t k);
 bool can_quantize_to(DType type);
 

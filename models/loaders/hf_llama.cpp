@@ -55,6 +55,19 @@ LlamaConfig config_from_hf(const json& j, const std::string& path) {
 
 }  // namespace
 
+std::string hf_projection_module(Proj p) {
+  switch (p) {
+    case Proj::Q: return "self_attn.q_proj";
+    case Proj::K: return "self_attn.k_proj";
+    case Proj::V: return "self_attn.v_proj";
+    case Proj::O: return "self_attn.o_proj";
+    case Proj::Gate: return "mlp.gate_proj";
+    case Proj::Up: return "mlp.up_proj";
+    case Proj::Down: return "mlp.down_proj";
+  }
+  return "";
+}
+
 std::vector<float> interleaved_to_rotate_half_rows(const float* w, int64_t rows, int64_t cols, int64_t heads) {
   ZEROTH_CHECK(heads > 0 && rows % heads == 0 && (rows / heads) % 2 == 0,
                "rotate-half permutation: {} rows do not split into {} heads of even size", rows, heads);
@@ -114,6 +127,16 @@ LlamaWeights llama_from_hf_directory(const std::string& dir, const LoadOptions& 
     L.w_gate = tensor(p + "mlp.gate_proj.weight");
     L.w_up = tensor(p + "mlp.up_proj.weight");
     L.w_down = tensor(p + "mlp.down_proj.weight");
+    // A frozen low-rank part (`zeroth quantize --method lq-lora`): W ≈ Q + B·A.
+    for (int pi = 0; pi < kProjCount; ++pi) {
+      const std::string m = p + hf_projection_module(Proj(pi));
+      const bool has_a = by_name.count(m + ".low_rank_A") > 0, has_b = by_name.count(m + ".low_rank_B") > 0;
+      ZEROTH_CHECK(has_a == has_b, "{}: {}.low_rank_A and .low_rank_B must both be present or both absent", dir, m);
+      if (!has_a) continue;
+      auto f32 = [](const Tensor& t) { return Tensor::from_vector(t.to_float_vector(), t.shape()); };
+      L.low_rank_a[size_t(pi)] = f32(tensor(m + ".low_rank_A"));
+      L.low_rank_b[size_t(pi)] = f32(tensor(m + ".low_rank_B"));
+    }
     w.layers.push_back(std::move(L));
   }
   w.final_norm = tensor("model.norm.weight");

@@ -43,6 +43,9 @@ LlamaWeights llama_from_hf_directory(const std::string& dir, const LoadOptions& 
 // row 2j + c. HF checkpoints of GGUF/llama2.c models need it (exports).
 std::vector<float> interleaved_to_rotate_half_rows(const float* w, int64_t rows, int64_t cols, int64_t heads);
 
+// The HF module path of a projection: "self_attn.q_proj", ..., "mlp.down_proj".
+std::string hf_projection_module(Proj p);
+
 // Applies LoadOptions::quantize to loaded weights, and converts f16/bf16 norms to f32.
 void finish_loaded_weights(LlamaWeights& w, const LoadOptions& opt);
 

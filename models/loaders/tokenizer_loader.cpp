@@ -32,31 +32,38 @@ TokenizerSpec tokenizer_spec_from_gguf(const GgufFile& f) {
   return s;
 }
 
-std::unique_ptr<Tokenizer> load_tokenizer(const std::string& model_path, const std::string& tokenizer_path,
-                                          int64_t vocab_size) {
+TokenizerSpec tokenizer_spec_for(const std::string& model_path, const std::string& tokenizer_path,
+                                 int64_t vocab_size) {
   namespace fs = std::filesystem;
-  std::unique_ptr<Tokenizer> tok;
   if (!tokenizer_path.empty()) {
-    if (tokenizer_path.ends_with(".json")) tok = load_hf_tokenizer_json(tokenizer_path);
-    else tok = load_llama2c_tokenizer(tokenizer_path, int32_t(vocab_size));
-  } else {
-    switch (detect_model_format(model_path)) {
-      case ModelFormat::Gguf: tok = make_tokenizer(tokenizer_spec_from_gguf(GgufFile::open(model_path))); break;
-      case ModelFormat::HfDirectory:
-      case ModelFormat::Safetensors: {
-        const fs::path dir = fs::is_directory(model_path) ? fs::path(model_path) : fs::path(model_path).parent_path();
-        tok = load_hf_tokenizer_json((dir / "tokenizer.json").string());
-        break;
-      }
-      case ModelFormat::Llama2c: {
-        const fs::path beside = fs::path(model_path).parent_path() / "tokenizer.bin";
-        ZEROTH_CHECK(fs::exists(beside), "{}: a llama2.c checkpoint carries no tokenizer; pass --tokenizer "
-                     "(its tokenizer.bin)", model_path);
-        tok = load_llama2c_tokenizer(beside.string(), int32_t(vocab_size));
-        break;
-      }
+    if (tokenizer_path.ends_with(".json"))
+      return fs::path(tokenizer_path).filename() == "zeroth_tokenizer.json" ? read_tokenizer_spec(tokenizer_path)
+                                                                            : read_hf_tokenizer_json(tokenizer_path);
+    return read_llama2c_tokenizer(tokenizer_path, int32_t(vocab_size));
+  }
+  switch (detect_model_format(model_path)) {
+    case ModelFormat::Gguf: return tokenizer_spec_from_gguf(GgufFile::open(model_path));
+    case ModelFormat::HfDirectory:
+    case ModelFormat::Safetensors: {
+      const fs::path dir = fs::is_directory(model_path) ? fs::path(model_path) : fs::path(model_path).parent_path();
+      // zeroth's own directories (`zeroth quantize`) carry zeroth_tokenizer.json.
+      if (!fs::exists(dir / "tokenizer.json") && fs::exists(dir / "zeroth_tokenizer.json"))
+        return read_tokenizer_spec((dir / "zeroth_tokenizer.json").string());
+      return read_hf_tokenizer_json((dir / "tokenizer.json").string());
+    }
+    case ModelFormat::Llama2c: {
+      const fs::path beside = fs::path(model_path).parent_path() / "tokenizer.bin";
+      ZEROTH_CHECK(fs::exists(beside), "{}: a llama2.c checkpoint carries no tokenizer; pass --tokenizer "
+                   "(its tokenizer.bin)", model_path);
+      return read_llama2c_tokenizer(beside.string(), int32_t(vocab_size));
     }
   }
+  fail("{}: unsupported model format", model_path);
+}
+
+std::unique_ptr<Tokenizer> load_tokenizer(const std::string& model_path, const std::string& tokenizer_path,
+                                          int64_t vocab_size) {
+  auto tok = make_tokenizer(tokenizer_spec_for(model_path, tokenizer_path, vocab_size));
   ZEROTH_CHECK(tok->vocab_size() <= vocab_size, "{}: the tokenizer has {} tokens but the model only {}",
                tokenizer_path.empty() ? model_path : tokenizer_path, tok->vocab_size(), vocab_size);
   return tok;

@@ -1,10 +1,12 @@
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <cstring>
 #include <filesystem>
 #include <nlohmann/json.hpp>
 
 #include "core/formats/safetensors.h"
+#include "core/quant/quant.h"
 #include "tests/core/format_files.h"
 #include "tests/test_util.h"
 
@@ -84,14 +86,51 @@ TEST(Safetensors, WritesStridedViewsAsContiguous) {
   EXPECT_EQ(f.tensor("xt").to_float_vector(), (std::vector<float>{1, 4, 2, 5, 3, 6}));
 }
 
+// Block formats travel as U8 rows plus a "zeroth.block.NAME" metadata entry and
+// come back as the same dtype, shape and bytes; a lying entry is a FormatError.
+TEST(Safetensors, BlockTensorsRoundTrip) {
+  const auto dir = test::temp_dir("st-block");
+  const auto path = (dir / "q.safetensors").string();
+  std::vector<float> v(3 * 64);
+  for (size_t i = 0; i < v.size(); ++i) v[i] = float(std::sin(double(i)));
+  const Tensor w = Tensor::from_vector(v, {3, 64});
+  const Tensor q8 = quantize(w, DType::Q8_0), nf = quantize(w, *parse_dtype("nf3_b16_f16"));
+  write_safetensors(path, {{"plain", w}, {"q8", q8}, {"nf", nf}}, {{"format", "pt"}});
+  const auto f = SafetensorsFile::open(path);
+  for (const auto& [name, t] : std::vector<std::pair<std::string, Tensor>>{{"q8", q8}, {"nf", nf}}) {
+    const Tensor& r = f.tensor(name);
+    EXPECT_EQ(r.dtype(), t.dtype()) << name;
+    EXPECT_EQ(r.shape(), t.shape()) << name;
+    ASSERT_EQ(r.nbytes(), t.nbytes());
+    EXPECT_EQ(std::memcmp(r.raw(), t.raw(), t.nbytes()), 0) << name;
+  }
+  EXPECT_EQ(f.tensor("plain").to_float_vector(), v);
+  EXPECT_EQ(f.metadata().at("format"), "pt");
+
+  // Metadata that disagrees with the stored bytes.
+  const auto lie = [&](const std::string& meta) {
+    const auto p2 = (dir / "lie.safetensors").string();
+    write_safetensors(p2, {{"raw", Tensor::empty(DType::U8, {3, 34 * 2})}}, {{"zeroth.block.raw", meta}});
+    return p2;
+  };
+  EXPECT_NO_THROW(SafetensorsFile::open(lie(R"({"dtype":"q8_0","shape":[3,64]})")));
+  EXPECT_THROW(SafetensorsFile::open(lie(R"({"dtype":"q8_0","shape":[3,96]})")), FormatError);
+  EXPECT_THROW(SafetensorsFile::open(lie(R"({"dtype":"q8_0","shape":[3,65]})")), FormatError);
+  EXPECT_THROW(SafetensorsFile::open(lie(R"({"dtype":"f32","shape":[3,64]})")), FormatError);
+  EXPECT_THROW(SafetensorsFile::open(lie(R"({"dtype":"q8_0"})")), FormatError);
+  EXPECT_THROW(SafetensorsFile::open(lie(R"([1,2)")), FormatError);
+  const auto p3 = (dir / "missing.safetensors").string();
+  write_safetensors(p3, {{"raw", Tensor::empty(DType::U8, {1, 34})}}, {{"zeroth.block.other", R"({"dtype":"q8_0","shape":[1,32]})"}});
+  EXPECT_THROW(SafetensorsFile::open(p3), FormatError);
+}
+
 TEST(Safetensors, FailedWriteKeepsTheExistingFile) {
   const auto dir = test::temp_dir("st-atomic");
   const auto path = (dir / "keep.safetensors").string();
   write_safetensors(path, {{"a", Tensor::from_vector({1, 2}, {2})}});
   const Bytes before = test::read_file(path);
-  // A block-quantized tensor cannot be written; a duplicate name neither.
-  EXPECT_THROW(write_safetensors(path, {{"a", Tensor::from_vector({9}, {1})}, {"q", Tensor::empty(DType::Q8_0, {1, 32})}}),
-               Error);
+  // An undefined tensor cannot be written; a duplicate name neither.
+  EXPECT_THROW(write_safetensors(path, {{"a", Tensor::from_vector({9}, {1})}, {"q", Tensor()}}), Error);
   EXPECT_THROW(write_safetensors(path, {{"a", Tensor::from_vector({9}, {1})}, {"a", Tensor::from_vector({9}, {1})}}),
                Error);
   EXPECT_EQ(test::read_file(path), before);
