@@ -86,7 +86,9 @@ TEST(NfFormats, RoundTripsAndErrorFallsWithBits) {
         // tails); bounds about 1.2-2x above.
         const double bound[4] = {0.45, 0.08, 0.02, 4e-4};
         EXPECT_LT(rel, bound[bi]) << dtype_name(t);
-        if (bi > 0) EXPECT_LT(rel, prev_err[si][ki]) << dtype_name(t) << " is no better than fewer bits";
+        if (bi > 0) {
+          EXPECT_LT(rel, prev_err[si][ki]) << dtype_name(t) << " is no better than fewer bits";
+        }
         prev_err[si][ki] = rel;
       }
   // On the grid: x = level · 1 in every block (scale 1 is exact in f16 and q8).
