@@ -154,6 +154,24 @@ TrainConfig parse_train_config(const std::string& yaml_text, const std::string& 
     r.finish();
   }
   {
+    auto r = top.child("roles");
+    std::vector<std::string> grad;
+    r.get("grad", grad);
+    r.get("checkpoint", c.roles.checkpoint);
+    for (const auto& m : grad) {
+      size_t used = 0;
+      int v = -1;
+      try {
+        v = std::stoi(m, &used);
+      } catch (const std::exception&) {
+        used = 0;
+      }
+      ZEROTH_CHECK(used == m.size() && v >= 0, "{}: roles.grad: \"{}\" is not a member id (0, 1, ...)", source, m);
+      c.roles.grad.push_back(v);
+    }
+    r.finish();
+  }
+  {
     auto r = top.child("eval");
     r.get("batch_tokens", c.eval.batch_tokens);
     r.finish();
@@ -205,6 +223,14 @@ void TrainConfig::validate() const {
   ZEROTH_CHECK(!trainable.full || model.quantize.empty(),
                "{}: trainable.full trains every weight in f32: it cannot run on a quantized base (model.quantize)",
                source);
+  for (size_t i = 0; i < roles.grad.size(); ++i) {
+    ZEROTH_CHECK(roles.grad[i] >= 0 && roles.grad[i] < run.members, "{}: roles.grad names member {}, but the run has "
+                 "members 0..{} (run.members = {})", source, roles.grad[i], run.members - 1, run.members);
+    for (size_t j = i + 1; j < roles.grad.size(); ++j)
+      ZEROTH_CHECK(roles.grad[i] != roles.grad[j], "{}: roles.grad names member {} twice", source, roles.grad[i]);
+  }
+  ZEROTH_CHECK(roles.grad.empty() || !trainable.full, "{}: roles.grad: the gradient path trains LoRA adapters and "
+               "norms; trainable.full has no backward (drop roles.grad or trainable.full)", source);
   try {
     if (!trainable.full) lora.validate();
     zo.validate();
@@ -266,6 +292,10 @@ std::string TrainConfig::to_yaml() const {
     << "test_size" << YAML::Value << task.test_size << YAML::Key << "data_seed" << YAML::Value << task.data_seed
     << YAML::Key << "max_length" << YAML::Value << task.max_length << YAML::Key << "skip_bad_rows" << YAML::Value
     << task.skip_bad_rows << YAML::EndMap;
+  y << YAML::Key << "roles" << YAML::Value << YAML::BeginMap << YAML::Key << "grad" << YAML::Value << YAML::Flow
+    << YAML::BeginSeq;
+  for (int m : roles.grad) y << m;
+  y << YAML::EndSeq << YAML::Key << "checkpoint" << YAML::Value << roles.checkpoint << YAML::EndMap;
   y << YAML::Key << "eval" << YAML::Value << YAML::BeginMap << YAML::Key << "batch_tokens" << YAML::Value
     << eval.batch_tokens << YAML::EndMap;
   y << YAML::Key << "robust" << YAML::Value << YAML::BeginMap << YAML::Key << "rule" << YAML::Value << robust.rule

@@ -56,6 +56,21 @@ struct ElasticSection {
                                   // "private": each worker reads its own file (zeroth worker --data)
 };
 
+// Which logical members run which step (issue 9's gradient path). Members
+// listed in `grad` backpropagate through the frozen base and send exact
+// projections ⟨∇L, z_k⟩ on their own keys (optim/grad_step.h); the others run
+// zeroth-order differences. Both send the same one-byte records into the same
+// ledger, so roles may differ between runs and replicas still agree.
+struct RolesSection {
+  std::vector<int> grad;    // logical member ids with role grad
+  bool checkpoint = false;  // grad members: recompute each layer in backward (less memory)
+  bool is_grad(uint32_t member) const {
+    for (int m : grad)
+      if (uint32_t(m) == member) return true;
+    return false;
+  }
+};
+
 struct TrainConfig {
   std::string source = "<defaults>";  // where it was read from
   RunConfig run;
@@ -69,6 +84,7 @@ struct TrainConfig {
   EvalSection eval;
   ElasticSection elastic;
   RobustConfig robust;              // aggregation against poisoned contributions
+  RolesSection roles;               // gradient members beside ZO members
 
   void validate() const;  // errors name the key
   std::string to_yaml() const;  // resolved config, as stored in the run directory and ledger
