@@ -110,6 +110,7 @@ int run(int argc, char** argv) {
   j["lora"] = fmt::format("r{} on {}", rank, targets);
   j["threads"] = threads;
   j["iters"] = iters;
+  j["rss_after_load_mib"] = rss_load;
   j["peak_after_load_mib"] = hwm_load;
   j["peak_mib"] = hwm_end;
   if (!t_fwd.empty()) j["forward_s"] = bench::median(t_fwd), j["loss_forward"] = loss_fwd;

@@ -386,5 +386,22 @@ TEST(TrainConfig, NonScalarKeysAreErrorsNamingTheSection) {
   }
 }
 
+TEST(TrainConfig, RolesNameGradientMembers) {
+  const auto c = parse_train_config(kMinimal, "recipe.yaml", {"run.members=4", "roles.grad=[1, 3]",
+                                                              "roles.checkpoint=true"});
+  EXPECT_EQ(c.roles.grad, (std::vector<int>{1, 3}));
+  EXPECT_TRUE(c.roles.checkpoint);
+  EXPECT_TRUE(c.roles.is_grad(3));
+  EXPECT_FALSE(c.roles.is_grad(0));
+  // The resolved config round-trips the roles.
+  const auto again = parse_train_config(c.to_yaml(), "resolved", {});
+  EXPECT_EQ(again.roles.grad, c.roles.grad);
+  EXPECT_TRUE(again.roles.checkpoint);
+  expect_error(kMinimal, {"roles.grad names member 4", "members 0..3"}, {"run.members=4", "roles.grad=[4]"});
+  expect_error(kMinimal, {"roles.grad names member 1 twice"}, {"run.members=4", "roles.grad=[1, 1]"});
+  expect_error(kMinimal, {"roles.grad", "\"one\" is not a member id"}, {"roles.grad=[one]"});
+  expect_error(kMinimal, {"roles.grad", "trainable.full"}, {"roles.grad=[0]", "trainable.full=true"});
+}
+
 }  // namespace
 }  // namespace zeroth::cli
