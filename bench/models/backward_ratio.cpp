@@ -93,6 +93,7 @@ int run(int argc, char** argv) {
     const TaskGradient g = task_gradient(model, task, examples, lora, o);
     (ckpt ? t_ckpt : t_keep).push_back(bench::seconds_since(t0));
     loss_bwd = g.loss;
+    rows = g.tokens;
   };
   for (int it = 0; it < iters; ++it) {
     if (mode == "time" || mode == "rss-forward") forward();
