@@ -153,6 +153,13 @@ TrainConfig parse_train_config(const std::string& yaml_text, const std::string& 
     r.get("spot_tolerance", e.spot_tolerance); r.get("spot_partners", e.spot_partners);
     r.finish();
   }
+  top.get("mode", c.mode);
+  {
+    auto r = top.child("fo");
+    r.get("beta1", c.fo.beta1); r.get("beta2", c.fo.beta2); r.get("eps", c.fo.eps);
+    r.get("weight_decay", c.fo.weight_decay);
+    r.finish();
+  }
   {
     auto r = top.child("roles");
     std::vector<std::string> grad;
@@ -229,6 +236,11 @@ void TrainConfig::validate() const {
     for (size_t j = i + 1; j < roles.grad.size(); ++j)
       ZEROTH_CHECK(roles.grad[i] != roles.grad[j], "{}: roles.grad names member {} twice", source, roles.grad[i]);
   }
+  ZEROTH_CHECK(mode == "zo" || mode == "fo", "{}: mode is \"{}\"; use zo (one-byte records, the ledger) or fo "
+               "(data-parallel backprop with AdamW)", source, mode);
+  ZEROTH_CHECK(mode == "zo" || (!trainable.full && roles.grad.empty()), "{}: mode fo backpropagates on every member: "
+               "it takes no roles.grad and no trainable.full", source);
+  ZEROTH_CHECK(mode == "zo" || !run.resume, "{}: mode fo cannot resume (its steps are not in a ledger)", source);
   ZEROTH_CHECK(roles.grad.empty() || !trainable.full, "{}: roles.grad: the gradient path trains LoRA adapters and "
                "norms; trainable.full has no backward (drop roles.grad or trainable.full)", source);
   try {
@@ -238,6 +250,7 @@ void TrainConfig::validate() const {
     codec.validate();
     task.validate();
     robust.validate();
+    fo.validate();
   } catch (const Error& e) {
     fail("{}: {}", source, e.what());
   }
@@ -292,6 +305,10 @@ std::string TrainConfig::to_yaml() const {
     << "test_size" << YAML::Value << task.test_size << YAML::Key << "data_seed" << YAML::Value << task.data_seed
     << YAML::Key << "max_length" << YAML::Value << task.max_length << YAML::Key << "skip_bad_rows" << YAML::Value
     << task.skip_bad_rows << YAML::EndMap;
+  y << YAML::Key << "mode" << YAML::Value << mode;
+  y << YAML::Key << "fo" << YAML::Value << YAML::BeginMap << YAML::Key << "beta1" << YAML::Value << fo.beta1
+    << YAML::Key << "beta2" << YAML::Value << fo.beta2 << YAML::Key << "eps" << YAML::Value << fo.eps << YAML::Key
+    << "weight_decay" << YAML::Value << fo.weight_decay << YAML::EndMap;
   y << YAML::Key << "roles" << YAML::Value << YAML::BeginMap << YAML::Key << "grad" << YAML::Value << YAML::Flow
     << YAML::BeginSeq;
   for (int m : roles.grad) y << m;

@@ -6,6 +6,7 @@
 
 #include "models/lora.h"
 #include "models/tasks/task.h"
+#include "optim/adamw.h"
 #include "optim/codec.h"
 #include "optim/lora_trainable.h"
 #include "optim/robust.h"
@@ -85,6 +86,8 @@ struct TrainConfig {
   ElasticSection elastic;
   RobustConfig robust;              // aggregation against poisoned contributions
   RolesSection roles;               // gradient members beside ZO members
+  std::string mode = "zo";          // zo: the one-byte ledger protocol; fo: data-parallel backprop + AdamW
+  AdamWConfig fo;                   // mode fo's optimizer (lr and schedule from optimizer.*)
 
   void validate() const;  // errors name the key
   std::string to_yaml() const;  // resolved config, as stored in the run directory and ledger

@@ -188,6 +188,7 @@ MemberStepResult member_step(const TrainContext& ctx, const LoraTrainable& lora,
 }  // namespace
 
 MemberOutcome run_member(const TrainContext& ctx, Transport& tr) {
+  if (ctx.config.mode == "fo") return run_member_fo(ctx, tr);
   const TrainConfig& c = ctx.config;
   const bool leader = tr.is_leader();
   const std::vector<uint32_t> hosted = tr.hosted();

@@ -2,7 +2,7 @@
 # `zeroth train` under mpirun (the MPI transport), on stories260K from ../shared
 # with a small, fast recipe: 4 logical members, q = 2.
 # Usage: mpi_train.sh ZEROTH_BINARY SHARED_DIR REPO_DIR CHECK
-#   CHECK: ranks | kill-resume | private | bad-config | corrupt | hybrid
+#   CHECK: ranks | kill-resume | private | bad-config | corrupt | hybrid | fo
 # Exits 77 (CTest's skip code) with a message when SHARED_DIR or mpirun is absent.
 set -euo pipefail
 zeroth=$1; shared=${ZEROTH_SHARED:-$2}; repo=$3; check=$4
@@ -135,6 +135,26 @@ case "$check" in
     mpi 2 zo "$recipe" "${fast[@]}" --set run.steps=20 --set run.dir=zo || fail "all-ZO run"
     ! cmp -s <(entries zo/ledger.zl) <(entries hyb/ledger.zl) || fail "the hybrid ledger equals the all-ZO one"
     echo "hybrid: final hash $(final_hash hyb) on np 2 = local = replay; all-ZO run: $(final_hash zo)" ;;
+
+  fo)  # mode fo: data-parallel backprop + AdamW; the reduction is in member order, so
+       # np 2, np 4 and the local transport end on the same θ, and the loss falls
+    f=(--set mode=fo --set optimizer.lr=1e-2 --set zo.samples=2 --set run.steps=30 --set run.snapshot_every=10)
+    for np in 2 4; do
+      mpi "$np" "fo$np" "$recipe" "${fast[@]}" "${f[@]}" --set run.dir="fo$np" || { cat "fo$np.err" >&2; fail "fo np $np"; }
+      grep -q "replica hashes: all equal ($np ranks, 4 members" "fo$np.out" || { cat "fo$np.out"; fail "fo hashes"; }
+    done
+    "$zeroth" train "$recipe" "${fast[@]}" "${f[@]}" --set run.dir=fol >fol.out 2>fol.err || { cat fol.err; fail "fo local"; }
+    [ "$(final_hash fo2)" = "$(final_hash fo4)" ] && [ "$(final_hash fo2)" = "$(final_hash fol)" ] \
+      || fail "fo final hashes differ: np 2 $(final_hash fo2), np 4 $(final_hash fo4), local $(final_hash fol)"
+    python3 - fo2/metrics.jsonl <<'PY' || fail "the fo loss did not fall"
+import json, sys
+steps = [json.loads(l)["loss"] for l in open(sys.argv[1]) if '"event": "step"' in l or '"event":"step"' in l]
+first, last = sum(steps[:5]) / 5, sum(steps[-5:]) / 5
+print(f"fo train loss: first 5 steps {first:.4f}, last 5 {last:.4f}")
+sys.exit(0 if len(steps) == 30 and last < 0.7 * first else 1)
+PY
+    [ -f fo2/snapshots/step-00000030.safetensors ] || fail "no fo snapshot"
+    echo "fo: np 2 = np 4 = local, final hash $(final_hash fo2)" ;;
 
   *) fail "unknown check $check" ;;
 esac

@@ -403,5 +403,18 @@ TEST(TrainConfig, RolesNameGradientMembers) {
   expect_error(kMinimal, {"roles.grad", "trainable.full"}, {"roles.grad=[0]", "trainable.full=true"});
 }
 
+TEST(TrainConfig, ModeFoTakesAdamWSettings) {
+  const auto c = parse_train_config(kMinimal, "recipe.yaml", {"mode=fo", "fo.beta2=0.99", "fo.weight_decay=0.01"});
+  EXPECT_EQ(c.mode, "fo");
+  EXPECT_FLOAT_EQ(c.fo.beta2, 0.99f);
+  const auto again = parse_train_config(c.to_yaml(), "resolved", {});
+  EXPECT_EQ(again.mode, "fo");
+  EXPECT_FLOAT_EQ(again.fo.weight_decay, 0.01f);
+  expect_error(kMinimal, {"mode is \"sgd\"", "zo", "fo"}, {"mode=sgd"});
+  expect_error(kMinimal, {"mode fo", "roles.grad"}, {"mode=fo", "roles.grad=[0]"});
+  expect_error(kMinimal, {"fo.beta1"}, {"fo.beta1=1.5"});
+  expect_error(kMinimal, {"mode fo cannot resume"}, {"mode=fo", "run.resume=true"});
+}
+
 }  // namespace
 }  // namespace zeroth::cli
