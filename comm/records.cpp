@@ -12,6 +12,7 @@ namespace {
 constexpr uint32_t kMagic = 0x3143525a;  // "ZRC1"
 constexpr uint8_t kDroppedCode = 0x80;
 constexpr uint8_t kFlagExact = 1;
+constexpr uint8_t kFlagGradient = 2;  // the records are exact projections ⟨∇L, z⟩ (RecordKind::Gradient)
 
 template <typename T>
 void put(std::vector<uint8_t>& out, T v) {
@@ -28,6 +29,11 @@ T get(const uint8_t* p) {
 
 std::vector<uint8_t> encode_member_records(uint64_t step, uint32_t epoch, uint32_t member, uint32_t slots, bool exact,
                                            const std::vector<Record>& records) {
+  // One kind per member and step: a message's records all came from one way of
+  // computing them (no records at all: the zeroth-order default).
+  const RecordKind kind = records.empty() ? RecordKind::ZerothOrder : records.front().kind;
+  for (const Record& r : records)
+    ZEROTH_CHECK(r.kind == kind, "member {}'s records mix zeroth-order and gradient kinds in one step", member);
   std::vector<uint8_t> out;
   out.reserve(kMemberRecordsHeader + slots * (exact ? 4 : 1));
   put(out, kMagic);
@@ -35,7 +41,7 @@ std::vector<uint8_t> encode_member_records(uint64_t step, uint32_t epoch, uint32
   put(out, epoch);
   put(out, member);
   put(out, slots);
-  put(out, uint8_t(exact ? kFlagExact : 0));
+  put(out, uint8_t((exact ? kFlagExact : 0) | (kind == RecordKind::Gradient ? kFlagGradient : 0)));
   put(out, uint8_t(0));
   put(out, uint16_t(0));
   const size_t body = out.size();
@@ -63,8 +69,9 @@ std::vector<Record> decode_member_records(const uint8_t* data, size_t n, uint64_
   const uint8_t flags = data[24];
   ZEROTH_CHECK(step == expect_step, "records message is for step {}, expected step {}", step, expect_step);
   ZEROTH_CHECK(member == expect_member, "records message claims member {}, expected member {}", member, expect_member);
-  ZEROTH_CHECK((flags & ~kFlagExact) == 0, "records message has unknown flags {:#x}", flags);
+  ZEROTH_CHECK((flags & ~(kFlagExact | kFlagGradient)) == 0, "records message has unknown flags {:#x}", flags);
   const bool exact = flags & kFlagExact;
+  const RecordKind kind = (flags & kFlagGradient) ? RecordKind::Gradient : RecordKind::ZerothOrder;
   const size_t per = exact ? 4 : 1;
   ZEROTH_CHECK(n - kMemberRecordsHeader == size_t(slots) * per,
                "records message of {} bytes does not hold its {} slots", n, slots);
@@ -74,6 +81,7 @@ std::vector<Record> decode_member_records(const uint8_t* data, size_t n, uint64_
     Record r;
     r.member = member;
     r.slot = s;
+    r.kind = kind;
     if (exact) {
       std::memcpy(&r.value, p, 4);
       if (!std::isfinite(r.value)) continue;

@@ -72,7 +72,9 @@ class Transport {
 };
 
 // The wire form of one member's contribution to a step: a 28-byte header
-// (magic "ZRC1", step, epoch, member, slot count, flags) then ONE BYTE PER SLOT:
+// (magic "ZRC1", step, epoch, member, slot count, flags: bit 0 exact fp32 values,
+// bit 1 the records are gradient projections ⟨∇L, z⟩ rather than zeroth-order
+// differences; other bits are rejected) then ONE BYTE PER SLOT:
 // the codec code, or 0x80 (the code the codec never emits) for a slot whose
 // gradient was dropped as non-finite. Exact (fp32 comparison) runs send 4 bytes
 // per slot instead. Slots are implied by position: 0 .. count-1.

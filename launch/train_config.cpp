@@ -183,6 +183,31 @@ TrainConfig parse_train_config(const std::string& yaml_text, const std::string& 
         parse_tolerance(value, pair, c.source);
     r.finish();
   }
+  top.get("mode", c.mode);
+  {
+    auto r = top.child("fo");
+    r.get("beta1", c.fo.beta1); r.get("beta2", c.fo.beta2); r.get("eps", c.fo.eps);
+    r.get("weight_decay", c.fo.weight_decay);
+    r.finish();
+  }
+  {
+    auto r = top.child("roles");
+    std::vector<std::string> grad;
+    r.get("grad", grad);
+    r.get("checkpoint", c.roles.checkpoint);
+    for (const auto& m : grad) {
+      size_t used = 0;
+      int v = -1;
+      try {
+        v = std::stoi(m, &used);
+      } catch (const std::exception&) {
+        used = 0;
+      }
+      ZEROTH_CHECK(used == m.size() && v >= 0, "{}: roles.grad: \"{}\" is not a member id (0, 1, ...)", source, m);
+      c.roles.grad.push_back(v);
+    }
+    r.finish();
+  }
   {
     auto r = top.child("eval");
     r.get("batch_tokens", c.eval.batch_tokens);
@@ -241,6 +266,19 @@ void TrainConfig::validate() const {
   ZEROTH_CHECK(!trainable.full || model.quantize.empty(),
                "{}: trainable.full trains every weight in f32: it cannot run on a quantized base (model.quantize)",
                source);
+  for (size_t i = 0; i < roles.grad.size(); ++i) {
+    ZEROTH_CHECK(roles.grad[i] >= 0 && roles.grad[i] < run.members, "{}: roles.grad names member {}, but the run has "
+                 "members 0..{} (run.members = {})", source, roles.grad[i], run.members - 1, run.members);
+    for (size_t j = i + 1; j < roles.grad.size(); ++j)
+      ZEROTH_CHECK(roles.grad[i] != roles.grad[j], "{}: roles.grad names member {} twice", source, roles.grad[i]);
+  }
+  ZEROTH_CHECK(mode == "zo" || mode == "fo", "{}: mode is \"{}\"; use zo (one-byte records, the ledger) or fo "
+               "(data-parallel backprop with AdamW)", source, mode);
+  ZEROTH_CHECK(mode == "zo" || (!trainable.full && roles.grad.empty()), "{}: mode fo backpropagates on every member: "
+               "it takes no roles.grad and no trainable.full", source);
+  ZEROTH_CHECK(mode == "zo" || !run.resume, "{}: mode fo cannot resume (its steps are not in a ledger)", source);
+  ZEROTH_CHECK(roles.grad.empty() || !trainable.full, "{}: roles.grad: the gradient path trains LoRA adapters and "
+               "norms; trainable.full has no backward (drop roles.grad or trainable.full)", source);
   try {
     if (!trainable.full) lora.validate();
     zo.validate();
@@ -248,6 +286,7 @@ void TrainConfig::validate() const {
     codec.validate();
     task.validate();
     robust.validate();
+    fo.validate();
   } catch (const Error& e) {
     fail("{}: {}", source, e.what());
   }
@@ -303,6 +342,14 @@ std::string TrainConfig::to_yaml() const {
     << "test_size" << YAML::Value << task.test_size << YAML::Key << "data_seed" << YAML::Value << task.data_seed
     << YAML::Key << "max_length" << YAML::Value << task.max_length << YAML::Key << "skip_bad_rows" << YAML::Value
     << task.skip_bad_rows << YAML::EndMap;
+  y << YAML::Key << "mode" << YAML::Value << mode;
+  y << YAML::Key << "fo" << YAML::Value << YAML::BeginMap << YAML::Key << "beta1" << YAML::Value << fo.beta1
+    << YAML::Key << "beta2" << YAML::Value << fo.beta2 << YAML::Key << "eps" << YAML::Value << fo.eps << YAML::Key
+    << "weight_decay" << YAML::Value << fo.weight_decay << YAML::EndMap;
+  y << YAML::Key << "roles" << YAML::Value << YAML::BeginMap << YAML::Key << "grad" << YAML::Value << YAML::Flow
+    << YAML::BeginSeq;
+  for (int m : roles.grad) y << m;
+  y << YAML::EndSeq << YAML::Key << "checkpoint" << YAML::Value << roles.checkpoint << YAML::EndMap;
   y << YAML::Key << "eval" << YAML::Value << YAML::BeginMap << YAML::Key << "batch_tokens" << YAML::Value
     << eval.batch_tokens << YAML::EndMap;
   y << YAML::Key << "robust" << YAML::Value << YAML::BeginMap << YAML::Key << "rule" << YAML::Value << robust.rule

@@ -7,6 +7,7 @@
 
 #include "models/lora.h"
 #include "models/tasks/task.h"
+#include "optim/adamw.h"
 #include "optim/codec.h"
 #include "optim/lora_trainable.h"
 #include "optim/robust.h"
@@ -60,6 +61,21 @@ struct ElasticSection {
                                   // "private": each worker reads its own file (zeroth worker --data)
 };
 
+// Which logical members run which step (issue 9's gradient path). Members
+// listed in `grad` backpropagate through the frozen base and send exact
+// projections ⟨∇L, z_k⟩ on their own keys (optim/grad_step.h); the others run
+// zeroth-order differences. Both send the same one-byte records into the same
+// ledger, so roles may differ between runs and replicas still agree.
+struct RolesSection {
+  std::vector<int> grad;    // logical member ids with role grad
+  bool checkpoint = false;  // grad members: recompute each layer in backward (less memory)
+  bool is_grad(uint32_t member) const {
+    for (int m : grad)
+      if (uint32_t(m) == member) return true;
+    return false;
+  }
+};
+
 struct TrainConfig {
   std::string source = "<defaults>";  // where it was read from
   RunConfig run;
@@ -73,6 +89,9 @@ struct TrainConfig {
   EvalSection eval;
   ElasticSection elastic;
   RobustConfig robust;              // aggregation against poisoned contributions
+  RolesSection roles;               // gradient members beside ZO members
+  std::string mode = "zo";          // zo: the one-byte ledger protocol; fo: data-parallel backprop + AdamW
+  AdamWConfig fo;                   // mode fo's optimizer (lr and schedule from optimizer.*)
 
   void validate() const;  // errors name the key
   std::string to_yaml() const;  // resolved config, as stored in the run directory and ledger

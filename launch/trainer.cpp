@@ -15,6 +15,7 @@
 #include "core/parallel.h"
 #include "models/loaders/llama_loader.h"
 #include "models/loaders/tokenizer_loader.h"
+#include "optim/grad_step.h"
 #include "optim/lora_trainable.h"
 #include "optim/update.h"
 
@@ -164,7 +165,31 @@ std::unique_ptr<LedgerFile> prepare_run_dir(TrainContext& ctx, const TrainConfig
   return std::make_unique<LedgerFile>(LedgerFile::create(dir.ledger(), header));
 }
 
+namespace {
+// One hosted member's records for step t: by its role (roles.grad: backward +
+// exact projections; otherwise zeroth-order). A gradient member that runs out
+// of memory falls back to ZO for the rest of the run, saying so once; the
+// ledger does not care which kind its records are.
+MemberStepResult member_step(const TrainContext& ctx, const LoraTrainable& lora, std::vector<char>& fallback,
+                             uint64_t t, uint32_t member, uint32_t members, float scale) {
+  const TrainConfig& c = ctx.config;
+  if (c.roles.is_grad(member) && !fallback[member]) {
+    try {
+      return grad_member_step(*ctx.model, ctx.task_of(member), lora, c.zo, GradConfig{c.roles.checkpoint}, c.run.seed,
+                              c.task.data_seed, t, member, members, scale);
+    } catch (const std::bad_alloc&) {
+      fallback[member] = 1;
+      fmt::print(stderr, "member {}: out of memory in the backward pass at step {}; it runs zeroth-order steps from "
+                 "now on (set roles.checkpoint: true, or fewer zo.samples, to keep it a gradient member)\n", member, t);
+    }
+  }
+  return zo_member_step(*ctx.model, ctx.task_of(member), lora, c.zo, c.run.seed, c.task.data_seed, t, member,
+                        members, scale);
+}
+}  // namespace
+
 MemberOutcome run_member(const TrainContext& ctx, Transport& tr) {
+  if (ctx.config.mode == "fo") return run_member_fo(ctx, tr);
   const TrainConfig& c = ctx.config;
   const bool leader = tr.is_leader();
   const std::vector<uint32_t> hosted = tr.hosted();
@@ -174,6 +199,11 @@ MemberOutcome run_member(const TrainContext& ctx, Transport& tr) {
   ZerothOrderOptimizer opt(c.optimizer, lora.set(), ctx.member_threads);
   const PerturbedLora theta(lora, c.zo.distribution, {Variant{}});  // θ itself, for evaluation
   CodecScale codec(c.codec);
+  std::vector<char> grad_fallback(members, 0);  // per logical member: fell back from grad to ZO
+  if (leader && !c.roles.grad.empty())
+    fmt::print(stderr, "roles: member(s) {} grad (backward + exact projections{}), the other {} zeroth-order\n",
+               fmt::join(c.roles.grad, ", "), c.roles.checkpoint ? ", checkpointed" : "",
+               members - c.roles.grad.size());
 
   const uint64_t start = catch_up(lora, opt, codec, ctx.history, &ctx.dir, c.optimizer.rule);
   Screen screen(c.robust);  // a function of the committed entries, like θ
@@ -224,8 +254,7 @@ MemberOutcome run_member(const TrainContext& ctx, Transport& tr) {
         const ThreadsOverride share(std::max(1, threads / int(lanes)));
         try {
           for (size_t i = l; i < hosted.size(); i += lanes)
-            results[i] = zo_member_step(*ctx.model, ctx.task_of(hosted[i]), lora, c.zo, c.run.seed,
-                                        c.task.data_seed, t, hosted[i], members, scale);
+            results[i] = member_step(ctx, lora, grad_fallback, t, hosted[i], members, scale);
         } catch (const std::exception& e) {
           errors[l] = e.what();
         }
@@ -300,8 +329,9 @@ MemberOutcome run_member(const TrainContext& ctx, Transport& tr) {
     const double step_s = std::chrono::duration<double>(Clock::now() - t0).count();
     if (leader) {
       double g2 = 0, gabs = 0;
-      int ng = 0;
+      int ng = 0, grad_records = 0;
       for (const auto& r : commit.entry.records) {
+        grad_records += r.kind == RecordKind::Gradient;
         const float g = commit.entry.exact ? r.value : decode_gradient(r.code, commit.entry.scale);
         g2 += double(g) * g;
         gabs += std::abs(double(g));
@@ -309,7 +339,7 @@ MemberOutcome run_member(const TrainContext& ctx, Transport& tr) {
       }
       const uint64_t bytes = tr.record_bytes_sent() - records_at_start;
       log_json({{"event", "step"}, {"step", t}, {"loss", mean_loss}, {"lr", lr}, {"scale", scale},
-                {"records", commit.entry.records.size()}, {"g_rms", ng ? std::sqrt(g2 / ng) : 0.0},
+                {"records", commit.entry.records.size()}, {"grad_records", grad_records}, {"g_rms", ng ? std::sqrt(g2 / ng) : 0.0},
                 {"g_mean_abs", ng ? gabs / ng : 0.0}, {"clipped", clipped}, {"dropped", dropped},
                 {"robust_clipped", robust.clipped}, {"robust_trimmed", robust.trimmed}, {"screened", screened},
                 {"record_bytes_per_member", double(bytes) / double(out.steps_run) / double(hosted.size())},

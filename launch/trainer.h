@@ -94,5 +94,9 @@ uint64_t catch_up(LoraTrainable& lora, ZerothOrderOptimizer& opt, CodecScale& co
 // Runs participant `transport.rank()` — its hosted logical members — to the end
 // of the run (or a stop request).
 MemberOutcome run_member(const TrainContext& ctx, Transport& transport);
+// mode: fo (launch/trainer_fo.cpp): every member backpropagates; gradients are
+// reduced over the transport in member order and AdamW updates θ. run_member
+// calls it when the config says so.
+MemberOutcome run_member_fo(const TrainContext& ctx, Transport& transport);
 
 }  // namespace zeroth::cli

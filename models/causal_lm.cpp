@@ -1,6 +1,7 @@
 #include "models/causal_lm.h"
 
 #include <algorithm>
+#include <cmath>
 #include <limits>
 #include <map>
 
@@ -102,6 +103,73 @@ std::vector<float> CausalLM::column_logprobs(const std::vector<float>& hidden, c
                      out[idx[i] * columns.size() + j] = lg[i * size_t(V) + size_t(columns[j])] - lse[i];
                });
   return out;
+}
+
+void AdapterGradients::clear() {
+  for (auto* group : {&A, &B, &norms})
+    for (auto& g : *group) std::fill(g.begin(), g.end(), 0.0f);
+}
+
+double CausalLM::backward(const TokenBatch&, const AdapterSet&, const HiddenLoss&, AdapterGradients&,
+                          const BackwardOptions&) const {
+  fail("the {} model family has no backward pass: the gradient path (role grad) needs a llama-family model",
+       family());
+}
+
+std::vector<float> CausalLM::logprob_backward(const std::vector<float>& hidden, const std::vector<int64_t>& rows,
+                                              const std::vector<int32_t>& targets, const std::vector<double>& coefs,
+                                              std::vector<float>& d_hidden) const {
+  const int64_t d = hidden_size(), V = vocab_size();
+  ZEROTH_CHECK(rows.size() == targets.size() && rows.size() == coefs.size(),
+               "logprob_backward: {} rows, {} targets, {} coefficients", rows.size(), targets.size(), coefs.size());
+  ZEROTH_CHECK(d_hidden.size() == hidden.size(), "logprob_backward: d_hidden has {} floats, hidden {}",
+               d_hidden.size(), hidden.size());
+  for (size_t i = 0; i < rows.size(); ++i) {
+    ZEROTH_CHECK(rows[i] >= 0 && (rows[i] + 1) * d <= int64_t(hidden.size()),
+                 "logprob_backward: row {} outside the hidden states", rows[i]);
+    ZEROTH_CHECK(targets[i] >= 0 && targets[i] < V, "target token {} outside the vocabulary of {}", targets[i], V);
+  }
+  // Distinct rows in first-seen order, each with its terms.
+  std::map<int64_t, size_t> slot;
+  std::vector<int64_t> uniq;
+  std::vector<std::vector<size_t>> terms;
+  for (size_t i = 0; i < rows.size(); ++i) {
+    auto [it, fresh] = slot.try_emplace(rows[i], uniq.size());
+    if (fresh) {
+      uniq.push_back(rows[i]);
+      terms.emplace_back();
+    }
+    terms[it->second].push_back(i);
+  }
+  std::vector<float> lp(rows.size());
+  const Tensor& w = output_matrix();
+  const int64_t chunk = logit_chunk(V);
+  for (size_t c0 = 0; c0 < uniq.size(); c0 += size_t(chunk)) {
+    const size_t c1 = std::min(uniq.size(), c0 + size_t(chunk));
+    const int64_t m = int64_t(c1 - c0);
+    std::vector<float> sel(static_cast<size_t>(m * d)), lg(static_cast<size_t>(m * V));
+    std::vector<float> lse(static_cast<size_t>(m)), dsel(static_cast<size_t>(m * d));
+    for (int64_t i = 0; i < m; ++i) std::copy_n(hidden.data() + uniq[c0 + size_t(i)] * d, d, sel.data() + i * d);
+    matmul(sel.data(), m, d, w, lg.data(), V, threads_);  // (m, V) logits
+    logsumexp_rows(lg.data(), m, V, lse.data(), threads_);
+    // d logit_v = Σ_terms c·([v = target] − softmax_v), formed in place of the logits.
+    for (int64_t i = 0; i < m; ++i) {
+      float* row = lg.data() + i * V;
+      double csum = 0;
+      for (size_t t : terms[c0 + size_t(i)]) {
+        lp[t] = row[targets[t]] - lse[size_t(i)];
+        csum += coefs[t];
+      }
+      for (int64_t v = 0; v < V; ++v) row[v] = float(-csum * std::exp(double(row[v]) - double(lse[size_t(i)])));
+      for (size_t t : terms[c0 + size_t(i)]) row[targets[t]] += float(coefs[t]);
+    }
+    matmul_dx(lg.data(), m, V, w, dsel.data(), d, false, threads_);  // (m, d) = dlogits · W_out
+    for (int64_t i = 0; i < m; ++i) {
+      float* dst = d_hidden.data() + uniq[c0 + size_t(i)] * d;
+      for (int64_t e = 0; e < d; ++e) dst[e] += dsel[size_t(i * d + e)];
+    }
+  }
+  return lp;
 }
 
 }  // namespace zeroth

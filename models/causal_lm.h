@@ -13,6 +13,38 @@
 
 namespace zeroth {
 
+// Gradients of what a backward pass trains, in LoraAdapters' layout: the LoRA
+// factors of each (layer, projection) that has an adapter, and the RMSNorm
+// gains when the adapters train them. Backward passes add (+=) into them and
+// size them on first use.
+struct AdapterGradients {
+  std::vector<std::vector<float>> A, B;   // index layer·kProjCount + proj: (r, in), (out, r); empty = no adapter
+  std::vector<std::vector<float>> norms;  // index 2·layer (attention), 2·layer + 1 (ffn), 2·n_layers (final); (hidden)
+  std::vector<float>& dA(int layer, Proj p) { return A[size_t(layer) * kProjCount + size_t(p)]; }
+  std::vector<float>& dB(int layer, Proj p) { return B[size_t(layer) * kProjCount + size_t(p)]; }
+  const std::vector<float>& dA(int layer, Proj p) const { return A[size_t(layer) * kProjCount + size_t(p)]; }
+  const std::vector<float>& dB(int layer, Proj p) const { return B[size_t(layer) * kProjCount + size_t(p)]; }
+  std::vector<float>& dnorm(int layer, NormSlot s) { return norms[norm_index(layer, s)]; }
+  const std::vector<float>& dnorm(int layer, NormSlot s) const { return norms[norm_index(layer, s)]; }
+  void clear();  // every gradient back to zero (shapes kept)
+
+ private:
+  size_t norm_index(int layer, NormSlot s) const {
+    return s == NormSlot::Final ? norms.size() - 1 : size_t(layer) * 2 + (s == NormSlot::Ffn ? 1 : 0);
+  }
+};
+
+struct BackwardOptions {
+  // false: keep every layer's activations from the forward (fastest, most
+  // memory); true: keep only each layer's input and recompute the layer during
+  // backward (about one more forward of compute, activation memory of one layer).
+  bool checkpoint = false;
+};
+
+// The loss as a function of the final-normed hidden states (rows, hidden):
+// returns L and writes ∂L/∂hidden into d_hidden (same size, zero on entry).
+using HiddenLoss = std::function<double(const std::vector<float>& hidden, std::vector<float>& d_hidden)>;
+
 // KV cache of one sequence for incremental decoding.
 struct KVCache {
   int64_t length = 0;                    // positions filled
@@ -61,6 +93,23 @@ class CausalLM {
   std::vector<float> column_logprobs(const std::vector<float>& hidden, const std::vector<int64_t>& rows,
                                      const std::vector<int32_t>& columns, const TokenBatch* batch = nullptr,
                                      const AdapterSet* adapters = nullptr) const;
+
+  // Backpropagation through the frozen base into the adapters (variant 0 of
+  // `adapters`; every sequence of `batch` must use variant 0): one forward that
+  // keeps what backward needs (BackwardOptions), L = loss(hidden), then the
+  // gradients of L with respect to the LoRA factors (and the norm gains when
+  // adapters.overrides_norms()) are added into `grads`. Returns L. Families
+  // without a backward, and full-weight/embedding/output training, throw.
+  virtual double backward(const TokenBatch& batch, const AdapterSet& adapters, const HiddenLoss& loss,
+                          AdapterGradients& grads, const BackwardOptions& opt = {}) const;
+  // The output layer's part of a loss: for terms i, lp_i = log p(targets[i] | row rows[i])
+  // (returned), and the gradient of Σ_i coefs[i]·lp_i with respect to `hidden` is
+  // added into d_hidden ((rows, hidden), as hidden). Rows may repeat; logits
+  // exist only a chunk of rows at a time, and W_outᵀ is applied from its packed
+  // blocks (matmul_dx). The base's output layer only.
+  std::vector<float> logprob_backward(const std::vector<float>& hidden, const std::vector<int64_t>& rows,
+                                      const std::vector<int32_t>& targets, const std::vector<double>& coefs,
+                                      std::vector<float>& d_hidden) const;
 
   // Incremental decoding: a cache for up to `capacity` positions (0 = the
   // context length); decode feeds `tokens` at positions cache.length.. and

@@ -89,6 +89,9 @@ class LlamaModel : public CausalLM {
   bool tied_output() const override { return w_.config.tie_embeddings; }
   std::vector<float> forward_hidden(const TokenBatch& batch, const AdapterSet* adapters = nullptr) const override;
   KVCache new_cache(int64_t capacity = 0) const override;
+  // models/llama_backward.cpp: LoRA (and norm) gradients through the frozen base.
+  double backward(const TokenBatch& batch, const AdapterSet& adapters, const HiddenLoss& loss,
+                  AdapterGradients& grads, const BackwardOptions& opt = {}) const override;
   std::vector<float> decode(KVCache& cache, const std::vector<int32_t>& tokens,
                             const AdapterSet* adapters = nullptr) const override;
 
@@ -106,6 +109,16 @@ class LlamaModel : public CausalLM {
                const AdapterSet* adapters, int64_t in, int64_t out) const;
   void mlp(float* x, int64_t n, int layer, const TokenBatch* batch, const AdapterSet* adapters,
            std::vector<float>& xn) const;
+
+  // The backward pass (llama_backward.cpp). A layer's saved activations:
+  struct LayerTape;
+  void layer_forward(int layer, float* x, const TokenBatch& batch, const AdapterSet& adapters, LayerTape& tape) const;
+  void layer_backward(int layer, const LayerTape& tape, float* dx, const TokenBatch& batch,
+                      const AdapterSet& adapters, AdapterGradients& grads) const;
+  // dx (n, in) (+)= ∂L/∂x of y = project(x) given dy (n, out); adds the adapter's dA, dB.
+  void project_backward(const float* x, const float* dy, float* dx, bool accumulate, int64_t n, int layer, Proj p,
+                        const AdapterSet& adapters, AdapterGradients& grads, int64_t in, int64_t out) const;
+  const float* norm_gains(int layer, NormSlot slot, const AdapterSet& adapters, std::vector<float>& scratch) const;
 
   LlamaWeights w_;
   RopeTable rope_;

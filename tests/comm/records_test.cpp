@@ -115,6 +115,31 @@ TEST(MemberRecords, ExactValuesRoundTripBitForBit) {
   EXPECT_TRUE(decode_member_records(inf.data(), inf.size(), 11, 2).empty());
 }
 
+TEST(MemberRecords, GradientKindTravelsAsFlagBitOne) {
+  // A gradient member's records: same one byte per slot, flag bit 1 set, and
+  // the kind restored on the other side; exact runs keep both bits.
+  std::vector<Record> mine = {code_record(4, 0, 0x05), code_record(4, 2, 0xfe)};
+  for (auto& r : mine) r.kind = RecordKind::Gradient;
+  const auto msg = encode_member_records(3, 0, 4, 3, false, mine);
+  ASSERT_EQ(msg.size(), kMemberRecordsHeader + 3);
+  EXPECT_EQ(msg[24], 2);
+  EXPECT_EQ(decode_member_records(msg.data(), msg.size(), 3, 4), mine);
+  std::vector<Record> exact = {exact_record(4, 1, 0.5f)};
+  exact[0].kind = RecordKind::Gradient;
+  const auto emsg = encode_member_records(3, 0, 4, 2, true, exact);
+  EXPECT_EQ(emsg[24], 3);
+  EXPECT_EQ(decode_member_records(emsg.data(), emsg.size(), 3, 4), exact);
+  // The same codes as zeroth-order records decode as zeroth-order: only the flag differs.
+  auto zo = mine;
+  for (auto& r : zo) r.kind = RecordKind::ZerothOrder;
+  const auto zmsg = encode_member_records(3, 0, 4, 3, false, zo);
+  EXPECT_EQ(std::vector<uint8_t>(zmsg.begin() + 28, zmsg.end()), std::vector<uint8_t>(msg.begin() + 28, msg.end()));
+  EXPECT_EQ(zmsg[24], 0);
+  // One kind per member and step.
+  mine[1].kind = RecordKind::ZerothOrder;
+  EXPECT_THROW(encode_member_records(3, 0, 4, 3, false, mine), Error);
+}
+
 TEST(MemberRecords, EncodeRejectsForeignRecords) {
   EXPECT_THROW(encode_member_records(0, 0, 1, 2, false, {code_record(0, 0, 1)}), Error);  // another member's
   EXPECT_THROW(encode_member_records(0, 0, 1, 2, false, {code_record(1, 2, 1)}), Error);  // slot past the count
@@ -151,7 +176,7 @@ TEST(MemberRecords, MalformedMessagesAreErrors) {
   huge[20] = huge[21] = huge[22] = huge[23] = 0xff;
   expect_error(huge, 5, 2, "does not hold");
   // Unknown flags.
-  for (uint8_t f : {uint8_t(2), uint8_t(0x80), uint8_t(3)}) {
+  for (uint8_t f : {uint8_t(4), uint8_t(0x80), uint8_t(6)}) {
     auto flags = good;
     flags[24] = f;
     expect_error(flags, 5, 2, "unknown flags");

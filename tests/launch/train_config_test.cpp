@@ -407,5 +407,35 @@ TEST(TrainConfig, NonScalarKeysAreErrorsNamingTheSection) {
   }
 }
 
+TEST(TrainConfig, RolesNameGradientMembers) {
+  const auto c = parse_train_config(kMinimal, "recipe.yaml", {"run.members=4", "roles.grad=[1, 3]",
+                                                              "roles.checkpoint=true"});
+  EXPECT_EQ(c.roles.grad, (std::vector<int>{1, 3}));
+  EXPECT_TRUE(c.roles.checkpoint);
+  EXPECT_TRUE(c.roles.is_grad(3));
+  EXPECT_FALSE(c.roles.is_grad(0));
+  // The resolved config round-trips the roles.
+  const auto again = parse_train_config(c.to_yaml(), "resolved", {});
+  EXPECT_EQ(again.roles.grad, c.roles.grad);
+  EXPECT_TRUE(again.roles.checkpoint);
+  expect_error(kMinimal, {"roles.grad names member 4", "members 0..3"}, {"run.members=4", "roles.grad=[4]"});
+  expect_error(kMinimal, {"roles.grad names member 1 twice"}, {"run.members=4", "roles.grad=[1, 1]"});
+  expect_error(kMinimal, {"roles.grad", "\"one\" is not a member id"}, {"roles.grad=[one]"});
+  expect_error(kMinimal, {"roles.grad", "trainable.full"}, {"roles.grad=[0]", "trainable.full=true"});
+}
+
+TEST(TrainConfig, ModeFoTakesAdamWSettings) {
+  const auto c = parse_train_config(kMinimal, "recipe.yaml", {"mode=fo", "fo.beta2=0.99", "fo.weight_decay=0.01"});
+  EXPECT_EQ(c.mode, "fo");
+  EXPECT_FLOAT_EQ(c.fo.beta2, 0.99f);
+  const auto again = parse_train_config(c.to_yaml(), "resolved", {});
+  EXPECT_EQ(again.mode, "fo");
+  EXPECT_FLOAT_EQ(again.fo.weight_decay, 0.01f);
+  expect_error(kMinimal, {"mode is \"sgd\"", "zo", "fo"}, {"mode=sgd"});
+  expect_error(kMinimal, {"mode fo", "roles.grad"}, {"mode=fo", "roles.grad=[0]"});
+  expect_error(kMinimal, {"fo.beta1"}, {"fo.beta1=1.5"});
+  expect_error(kMinimal, {"mode fo cannot resume"}, {"mode=fo", "run.resume=true"});
+}
+
 }  // namespace
 }  // namespace zeroth::cli

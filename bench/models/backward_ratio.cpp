@@ -1,0 +1,139 @@
+// The gradient path's cost against a plain forward, on the same sequences:
+// a LoRA backward step (forward with a tape, LM or label-word loss, backward
+// into the adapters) ÷ the forward BatchScorer runs for evaluation, with every
+// layer's activations kept or with per-layer checkpointing. Prints one JSON line.
+//
+//   backward_ratio [--mode time|rss-forward|rss-keep|rss-checkpoint]
+//                  [--model random-135m|smollm2|stories260K|PATH] [--quantize DT]
+//                  [--task lm|classification] [--batch 16] [--seq 64] [--iters 3]
+//                  [--threads N] [--rank 8] [--targets q,v]
+//
+//   time            forward, keep-all backward and checkpointed backward,
+//                   interleaved `iters` times in this process; medians and ratios
+//   rss-*           `iters` of one of them alone, so VmHWM is that mode's peak
+//                   (bench/run-backward starts one process per mode)
+// PEERS.md: PyTorch's backprop LoRA step is 2.1 × its forward and 3.24 × its
+// forward's peak RSS on this shape (SmolLM2-135M, batch 16 × 64 tokens).
+#include <fmt/format.h>
+
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "bench/bench_common.h"
+#include "models/tasks/task_gradient.h"
+
+namespace zeroth {
+namespace {
+
+int run(int argc, char** argv) {
+  std::string mode = "time", model_name = "random-135m", quantize, task_type = "lm", targets = "q,v";
+  int iters = 3, threads = 0;
+  int64_t batch = 16, seq = 64, rank = 8;
+  for (int i = 1; i < argc; ++i) {
+    const std::string s = argv[i];
+    auto next = [&]() -> std::string {
+      if (i + 1 >= argc) throw std::runtime_error(s + " needs a value");
+      return argv[++i];
+    };
+    if (s == "--mode") mode = next();
+    else if (s == "--model") model_name = next();
+    else if (s == "--quantize") quantize = next();
+    else if (s == "--task") task_type = next();
+    else if (s == "--batch") batch = std::stol(next());
+    else if (s == "--seq") seq = std::stol(next());
+    else if (s == "--iters") iters = std::stoi(next());
+    else if (s == "--threads") threads = std::stoi(next());
+    else if (s == "--rank") rank = std::stol(next());
+    else if (s == "--targets") targets = next();
+    else throw std::runtime_error("unknown argument " + s + " (see the header of bench/models/backward_ratio.cpp)");
+  }
+  if (mode != "time" && mode != "rss-forward" && mode != "rss-keep" && mode != "rss-checkpoint")
+    throw std::runtime_error("--mode must be time, rss-forward, rss-keep or rss-checkpoint");
+  std::string label;
+  LlamaModel model(bench::load_bench_model(model_name, quantize, label), threads);
+  const bench::BenchTask bt = bench::make_bench_task(task_type, model.vocab_size(), batch, seq);
+  const Task& task = *bt.task;
+  LoraConfig lc;
+  lc.rank = rank;
+  lc.targets.clear();
+  std::stringstream ts(targets);
+  for (std::string t; std::getline(ts, t, ',');) {
+    const auto p = parse_proj(t);
+    if (!p) throw std::runtime_error("--targets: unknown projection " + t);
+    lc.targets.push_back(*p);
+  }
+  LoraAdapters lora(lc, model.n_layers(), model.projection_dims());
+  std::mt19937 rng(3);
+  std::normal_distribution<float> nd(0.0f, 0.02f);
+  for (int l = 0; l < model.n_layers(); ++l)
+    for (Proj p : lc.targets) {
+      for (float& x : lora.A(l, p)) x = nd(rng);
+      for (float& x : lora.B(l, p)) x = nd(rng);
+    }
+  std::vector<const Example*> examples;
+  for (const auto& e : task.examples(Split::Train)) examples.push_back(&e);
+  const auto [rss_load, hwm_load] = bench::rss_mib();
+
+  std::vector<double> t_fwd, t_keep, t_ckpt;
+  double loss_fwd = 0, loss_bwd = 0;
+  int64_t rows = 0;
+  auto forward = [&] {
+    BatchScorer scorer(task);
+    for (const Example* e : examples) scorer.add(*e, 0);
+    const auto t0 = std::chrono::steady_clock::now();
+    const auto r = scorer.run(model, &lora);
+    t_fwd.push_back(bench::seconds_since(t0));
+    loss_fwd = r.loss[0];
+    rows = r.tokens;
+  };
+  auto backward = [&](bool ckpt) {
+    BackwardOptions o;
+    o.checkpoint = ckpt;
+    const auto t0 = std::chrono::steady_clock::now();
+    const TaskGradient g = task_gradient(model, task, examples, lora, o);
+    (ckpt ? t_ckpt : t_keep).push_back(bench::seconds_since(t0));
+    loss_bwd = g.loss;
+    rows = g.tokens;
+  };
+  for (int it = 0; it < iters; ++it) {
+    if (mode == "time" || mode == "rss-forward") forward();
+    if (mode == "time" || mode == "rss-keep") backward(false);
+    if (mode == "time" || mode == "rss-checkpoint") backward(true);
+  }
+  const auto [rss_end, hwm_end] = bench::rss_mib();
+  nlohmann::json j;
+  j["mode"] = mode;
+  j["model"] = label;
+  j["task"] = task_type;
+  j["batch"] = batch;
+  j["seq"] = seq;
+  j["rows"] = rows;
+  j["lora"] = fmt::format("r{} on {}", rank, targets);
+  j["threads"] = threads;
+  j["iters"] = iters;
+  j["rss_after_load_mib"] = rss_load;
+  j["peak_after_load_mib"] = hwm_load;
+  j["peak_mib"] = hwm_end;
+  if (!t_fwd.empty()) j["forward_s"] = bench::median(t_fwd), j["loss_forward"] = loss_fwd;
+  if (!t_keep.empty()) j["backward_keep_s"] = bench::median(t_keep);
+  if (!t_ckpt.empty()) j["backward_checkpoint_s"] = bench::median(t_ckpt);
+  if (!t_keep.empty() || !t_ckpt.empty()) j["loss_backward"] = loss_bwd;
+  if (mode == "time") {
+    j["keep_over_forward"] = bench::median(t_keep) / bench::median(t_fwd);
+    j["checkpoint_over_forward"] = bench::median(t_ckpt) / bench::median(t_fwd);
+  }
+  fmt::print("{}\n", j.dump());
+  return 0;
+}
+
+}  // namespace
+}  // namespace zeroth
+
+int main(int argc, char** argv) {
+  try {
+    return zeroth::run(argc, argv);
+  } catch (const std::exception& e) {
+    fmt::print(stderr, "backward_ratio: {}\n", e.what());
+    return 1;
+  }
+}

@@ -1,0 +1,110 @@
+// task_gradient: the sequences BatchScorer would run for one variant, one
+// forward with a tape, the loss's gradient at the hidden states through the
+// output layer (CausalLM::logprob_backward), and backward into the adapters.
+#include "models/tasks/task_gradient.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "core/error.h"
+
+namespace zeroth {
+
+TaskGradient task_gradient(const CausalLM& model, const Task& task, const std::vector<const Example*>& examples,
+                           const AdapterSet& adapters, const BackwardOptions& opt) {
+  ZEROTH_CHECK(!examples.empty(), "task_gradient: no examples");
+  const bool cls = task.is_classification();
+  const auto& words = task.label_words();
+  const bool single = cls && std::all_of(words.begin(), words.end(), [](const auto& w) { return w.size() == 1; });
+  const size_t n_words = words.size();
+
+  // Rows and targets of every log-probability the loss reads; owner: example
+  // (lm) or example·n_words + word (classification).
+  TokenBatch batch;
+  std::vector<int64_t> rows;
+  std::vector<int32_t> targets;
+  std::vector<size_t> owner;
+  auto append = [&](const std::vector<int32_t>& seq) {
+    if (int64_t(seq.size()) > model.max_seq_len())
+      fail("an example of {} tokens exceeds the model's context of {}: lower task.max_length", seq.size(),
+           model.max_seq_len());
+    const int64_t start = batch.rows();
+    batch.add(seq, 0);
+    return start;
+  };
+  for (size_t i = 0; i < examples.size(); ++i) {
+    const Example& e = *examples[i];
+    if (!cls) {
+      const int64_t start = append(e.tokens);
+      for (int64_t t = e.loss_begin; t + 1 < int64_t(e.tokens.size()); ++t) {
+        rows.push_back(start + t);
+        targets.push_back(e.tokens[size_t(t + 1)]);
+        owner.push_back(i);
+      }
+    } else {
+      ZEROTH_CHECK(e.label >= 0 && size_t(e.label) < n_words, "task_gradient: label {} outside the {} label words",
+                   e.label, n_words);
+      if (single) {
+        const int64_t last = append(e.tokens) + int64_t(e.tokens.size()) - 1;
+        for (size_t w = 0; w < n_words; ++w) {
+          rows.push_back(last);
+          targets.push_back(words[w][0]);
+          owner.push_back(i * n_words + w);
+        }
+      } else {
+        for (size_t w = 0; w < n_words; ++w) {
+          std::vector<int32_t> seq = e.tokens;
+          seq.insert(seq.end(), words[w].begin(), words[w].end());
+          const int64_t start = append(seq);
+          for (size_t j = 0; j < words[w].size(); ++j) {
+            rows.push_back(start + int64_t(e.tokens.size() + j) - 1);
+            targets.push_back(words[w][j]);
+            owner.push_back(i * n_words + w);
+          }
+        }
+      }
+    }
+  }
+
+  TaskGradient out;
+  out.tokens = batch.rows();
+  const HiddenLoss loss = [&](const std::vector<float>& hidden, std::vector<float>& d_hidden) -> double {
+    if (!cls) {
+      // Token-weighted mean NLL: dL/d lp = −1/N for every term, known up front,
+      // so the output layer runs once.
+      ZEROTH_CHECK(!rows.empty(), "task_gradient: the examples predict no tokens");
+      const double N = double(rows.size());
+      const std::vector<double> coefs(rows.size(), -1.0 / N);
+      const std::vector<float> lp = model.logprob_backward(hidden, rows, targets, coefs, d_hidden);
+      double sum = 0;
+      for (float v : lp) sum -= double(v);
+      return sum / N;
+    }
+    // Classification: the coefficients depend on every word's log-likelihood,
+    // so the (few) label rows run through the output layer twice.
+    const std::vector<float> lp = model.token_logprobs(hidden, rows, targets);
+    const size_t E = examples.size();
+    std::vector<double> ll(E * n_words, 0.0);
+    for (size_t t = 0; t < lp.size(); ++t) ll[owner[t]] += double(lp[t]);
+    std::vector<double> a(E * n_words);  // ∂L/∂ll
+    double total = 0;
+    for (size_t i = 0; i < E; ++i) {
+      const double* li = ll.data() + i * n_words;
+      const double m = *std::max_element(li, li + n_words);
+      double s = 0;
+      for (size_t w = 0; w < n_words; ++w) s += std::exp(li[w] - m);
+      const size_t label = size_t(examples[i]->label);
+      total += m + std::log(s) - li[label];
+      for (size_t w = 0; w < n_words; ++w)
+        a[i * n_words + w] = (std::exp(li[w] - m) / s - (w == label ? 1.0 : 0.0)) / double(E);
+    }
+    std::vector<double> coefs(rows.size());
+    for (size_t t = 0; t < rows.size(); ++t) coefs[t] = a[owner[t]];
+    model.logprob_backward(hidden, rows, targets, coefs, d_hidden);
+    return total / double(E);
+  };
+  out.loss = model.backward(batch, adapters, loss, out.grads, opt);
+  return out;
+}
+
+}  // namespace zeroth

@@ -1,0 +1,26 @@
+// The gradient of a task's loss through the frozen base into the adapters: the
+// backward counterpart of BatchScorer, over the same sequences and the same
+// loss (so a gradient member's ⟨∇L, z⟩ is the limit of a ZO member's
+// (L(θ+εz) − L(θ−εz)) / 2ε on the same samples):
+//   lm/completion    L = −(1/N) Σ log p(next token) over the N predicted tokens
+//   classification   L = (1/E) Σ_examples −log softmax_w(ll_w)[label], ll_w the
+//                    summed log-likelihood of label word w after the prompt
+#pragma once
+#include <vector>
+
+#include "models/tasks/task.h"
+
+namespace zeroth {
+
+struct TaskGradient {
+  double loss = 0;          // L at the adapters' θ
+  int64_t tokens = 0;       // rows run through the model
+  AdapterGradients grads;   // ∂L/∂(LoRA factors, norms when trained)
+};
+
+// ∇L over `examples` (one batch, adapter variant 0). Fails, naming
+// task.max_length, when a sequence exceeds the model's context.
+TaskGradient task_gradient(const CausalLM& model, const Task& task, const std::vector<const Example*>& examples,
+                           const AdapterSet& adapters, const BackwardOptions& opt = {});
+
+}  // namespace zeroth

@@ -1,0 +1,56 @@
+#include "optim/adamw.h"
+
+#include <cmath>
+#include <cstring>
+
+#include "core/error.h"
+
+namespace zeroth {
+
+void AdamWConfig::validate() const {
+  ZEROTH_CHECK(beta1 >= 0 && beta1 < 1 && beta2 >= 0 && beta2 < 1, "fo.beta1 and fo.beta2 must be in [0, 1), got {} "
+               "and {}", beta1, beta2);
+  ZEROTH_CHECK(eps > 0 && std::isfinite(eps), "fo.eps must be positive, got {}", eps);
+  ZEROTH_CHECK(weight_decay >= 0 && std::isfinite(weight_decay), "fo.weight_decay must be >= 0, got {}", weight_decay);
+}
+
+AdamW::AdamW(const AdamWConfig& cfg, TrainableSet& theta) : cfg_(cfg), theta_(theta) {
+  cfg_.validate();
+  m_.assign(size_t(theta.size()), 0.0f);
+  v_.assign(m_.size(), 0.0f);
+}
+
+void AdamW::step(const std::vector<float>& g, float lr) {
+  ZEROTH_CHECK(g.size() == m_.size(), "AdamW: a gradient of {} values for {} parameters", g.size(), m_.size());
+  ++t_;
+  const double c1 = 1.0 - std::pow(double(cfg_.beta1), double(t_));
+  const double c2 = 1.0 - std::pow(double(cfg_.beta2), double(t_));
+  const float b1 = cfg_.beta1, b2 = cfg_.beta2, step = float(double(lr) / c1), root_c2 = float(std::sqrt(c2));
+  const float decay = lr * cfg_.weight_decay;
+  for (const auto& t : theta_.tensors())
+    for (int64_t i = 0; i < t.n; ++i) {
+      const size_t k = size_t(t.offset + i);
+      const float gi = g[k];
+      m_[k] = b1 * m_[k] + (1.0f - b1) * gi;
+      v_[k] = b2 * v_[k] + (1.0f - b2) * (gi * gi);
+      // m̂/(√v̂ + eps) = (m/c1) / (√v/√c2 + eps)
+      const float upd = step * m_[k] / (std::sqrt(v_[k]) / root_c2 + cfg_.eps);
+      t.data[i] = t.data[i] - decay * t.data[i] - upd;
+    }
+}
+
+TensorList AdamW::state() const {
+  TensorList out;
+  for (const auto& t : theta_.tensors())
+    for (const auto* src : {&m_, &v_}) {
+      Tensor copy = Tensor::empty(DType::F32, t.shape);
+      if (t.n > 0) std::memcpy(copy.raw(), src->data() + t.offset, size_t(t.n) * sizeof(float));
+      out.push_back({(src == &m_ ? "adamw.m." : "adamw.v.") + t.name, std::move(copy)});
+    }
+  Tensor steps = Tensor::empty(DType::F64, {1});
+  *steps.data<double>() = double(t_);
+  out.push_back({"adamw.step", std::move(steps)});
+  return out;
+}
+
+}  // namespace zeroth
