@@ -76,7 +76,17 @@ void LlamaModel::project_backward(const float* x, const float* dy, float* dx, bo
                                   Proj p, const AdapterSet& adapters, AdapterGradients& grads, int64_t in,
                                   int64_t out) const {
   matmul_dx(dy, n, out, w_.layers[size_t(l)].proj(p), dx, in, accumulate, threads());
-  if (!adapters.has(l, p)) return;
+  if (!adapters.has(l, p)) {
+    // An LQ-LoRA base's frozen low-rank part (W ≈ Q + L1·L2) on a projection
+    // without an adapter: dx += scale·(dy·L1)·L2, no parameter gradient.
+    const LoraFactors f = base_low_rank(l, p);
+    if (f.r == 0) return;
+    const ConstMap A(f.A, f.r, in), B(f.B, out, f.r), DY(dy, n, out);
+    Map DX(dx, n, in);
+    const RowMat dt = f.scale * (DY * B);
+    DX.noalias() += dt * A;
+    return;
+  }
   std::vector<float> scratch(adapters.scratch_floats(l, p));
   const LoraFactors f = adapters.get(l, p, 0, scratch.data());
   const ConstMap X(x, n, in), DY(dy, n, out), A(f.A, f.r, in), B(f.B, out, f.r);

@@ -40,14 +40,15 @@ CausalLM::ProjectionDims dims_of(const LlamaConfig& c) {
 // LoRA on every projection plus (optionally) trained norm gains, all variants alike.
 class TestAdapters : public AdapterSet {
  public:
-  TestAdapters(const LlamaModel& m, bool norms, uint32_t seed)
-      : lora_(LoraConfig{4, 8.0f, {Proj::Q, Proj::K, Proj::V, Proj::O, Proj::Gate, Proj::Up, Proj::Down}},
-              int(m.config().n_layers), dims_of(m.config())),
+  TestAdapters(const LlamaModel& m, bool norms, uint32_t seed,
+               std::vector<Proj> targets = {Proj::Q, Proj::K, Proj::V, Proj::O, Proj::Gate, Proj::Up, Proj::Down})
+      : lora_(LoraConfig{4, 8.0f, std::move(targets)}, int(m.config().n_layers), dims_of(m.config())),
         train_norms_(norms) {
     std::mt19937 rng(seed);
     std::normal_distribution<float> d(0.0f, 0.2f);
     for (int l = 0; l < lora_.n_layers(); ++l)
       for (int p = 0; p < kProjCount; ++p) {
+        if (!lora_.has(l, Proj(p))) continue;
         for (float& x : lora_.A(l, Proj(p))) x = d(rng);
         for (float& x : lora_.B(l, Proj(p))) x = d(rng);  // B ≠ 0 so that dA is not zero
       }
@@ -202,6 +203,33 @@ TEST(Backward, QuantizedBaseMatchesFiniteDifferences) {
     const std::string label = "lm, " + std::string(dtype_name(t)) + " base";
     EXPECT_LT(directional_check(m, *make_test_task("lm", false), a, label.c_str()), kDirTol);
   }
+}
+
+// An LQ-LoRA base (W ≈ Q + L1·L2 on every projection) with adapters on q and v
+// only: the backward must carry dx through the frozen low-rank parts of the
+// other projections, or every gradient below them is wrong.
+TEST(Backward, FrozenLowRankPartsOfTheBaseMatchFiniteDifferences) {
+  LlamaWeights w = make_random_llama(tiny(), 14);
+  std::mt19937 rng(15);
+  std::normal_distribution<float> d(0.0f, 0.3f);
+  for (auto& layer : w.layers)
+    for (int p = 0; p < kProjCount; ++p) {
+      const Shape& s = layer.proj(Proj(p)).shape();  // (out, in)
+      std::vector<float> a(size_t(2 * s[1])), b(size_t(s[0] * 2));
+      for (float& x : a) x = d(rng);
+      for (float& x : b) x = d(rng);
+      layer.low_rank_a[size_t(p)] = Tensor::from_vector(a, {2, s[1]});
+      layer.low_rank_b[size_t(p)] = Tensor::from_vector(b, {s[0], 2});
+    }
+  const LlamaModel with(w, 2);
+  const auto task = make_test_task("lm", false);
+  TestAdapters a(with, false, 16, {Proj::Q, Proj::V});
+  // The frozen parts change the model (else the check below would prove nothing).
+  LlamaWeights plain = w;
+  for (auto& layer : plain.layers)
+    for (int p = 0; p < kProjCount; ++p) layer.low_rank_a[size_t(p)] = layer.low_rank_b[size_t(p)] = Tensor();
+  EXPECT_GT(std::abs(scored_loss(with, *task, a) - scored_loss(LlamaModel(plain, 2), *task, a)), 1e-3);
+  EXPECT_LT(directional_check(with, *task, a, "lm, LQ base (frozen L1 L2), LoRA q v"), kDirTol);
 }
 
 TEST(Backward, CheckpointingAndThreadsChangeNoBit) {
