@@ -21,7 +21,7 @@ Runner add_quantize(CLI::App& app) {
     std::string model, out, tokenizer, calib;
     QuantizeOptions q;
     std::string separator = "<|endoftext|>";
-    int64_t calib_docs = 0, calib_batch_tokens = 512;
+    int64_t calib_docs = 0, calib_batch_docs = 1;
     bool fisher = false, force = false, json = false;
   };
   auto opt = std::make_shared<Options>();
@@ -45,8 +45,8 @@ Runner add_quantize(CLI::App& app) {
   sub->add_option("--separator", opt->separator, "Document separator of a plain-text --calib file");
   sub->add_option("--calib-docs", opt->calib_docs, "Use only the first N documents of --calib (0 = all)")
       ->check(CLI::NonNegativeNumber);
-  sub->add_option("--calib-batch-tokens", opt->calib_batch_tokens,
-                  "Tokens per calibration batch (documents packed; each batch's gradient is one Fisher sample)")
+  sub->add_option("--calib-batch-docs", opt->calib_batch_docs,
+                  "Documents per calibration batch (each batch's gradient is one sample of the Fisher)")
       ->capture_default_str();
   sub->add_option("--tokenizer", opt->tokenizer, "Tokenizer file, when the model carries none");
   sub->add_option("--max-iters", opt->q.max_iters, "LQ-LoRA: most alternating iterations per matrix")
@@ -68,8 +68,7 @@ Runner add_quantize(CLI::App& app) {
                  opt->calib);
     ZEROTH_CHECK(!opt->fisher || q.method == "lq-lora", "--fisher applies to --method lq-lora only (got --method {})",
                  q.method);
-    ZEROTH_CHECK(opt->calib_batch_tokens >= 2, "--calib-batch-tokens {}: must be at least 2",
-                 opt->calib_batch_tokens);
+    ZEROTH_CHECK(opt->calib_batch_docs >= 1, "--calib-batch-docs {}: must be at least 1", opt->calib_batch_docs);
     q.validate();
     ZEROTH_CHECK(q.method == "lq-lora" || (rank->count() == 0 && budget->count() == 0),
                  "--rank and --budget-bits apply to --method lq-lora only (got --method {})", q.method);
@@ -97,7 +96,7 @@ Runner add_quantize(CLI::App& app) {
       // The model as loaded (before any of its matrices are replaced) runs the calibration.
       const LlamaModel model(w, q.threads);
       FisherOptions fo;
-      fo.batch_tokens = opt->calib_batch_tokens;
+      fo.batch_docs = opt->calib_batch_docs;
       fisher = accumulate_fisher(model, docs, fo);
       calib_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
       fmt::print(stderr, "fisher: {} documents in {} batches, {} predicted tokens, mean NLL {:.4f}, {:.1f} s\n",

@@ -27,7 +27,7 @@ using ConstMap = Eigen::Map<const RowMat>;
 
 FisherStats accumulate_fisher(const LlamaModel& model, const std::vector<std::vector<int32_t>>& docs,
                               const FisherOptions& opt) {
-  ZEROTH_CHECK(opt.batch_tokens >= 2, "Fisher calibration: batch_tokens {} must be at least 2", opt.batch_tokens);
+  ZEROTH_CHECK(opt.batch_docs >= 1, "Fisher calibration: batch_docs {} must be at least 1", opt.batch_docs);
   const auto& c = model.config();
   const int L = int(c.n_layers);
   const auto dims = model.projection_dims();
@@ -41,18 +41,12 @@ FisherStats accumulate_fisher(const LlamaModel& model, const std::vector<std::ve
       f.col.assign(size_t(dims[size_t(pi)][0]), 0.0);
     }
 
-  // Batches: documents cut at the context, packed in order.
+  // Batches: documents cut at the context, batch_docs at a time, in order.
   std::vector<std::vector<std::vector<int32_t>>> batches;
-  int64_t in_batch = 0;
   for (const auto& d : docs) {
     if (d.size() < 2) continue;
-    std::vector<int32_t> seq(d.begin(), d.begin() + std::min<int64_t>(c.max_seq_len, int64_t(d.size())));
-    if (batches.empty() || in_batch + int64_t(seq.size()) > opt.batch_tokens) {
-      batches.emplace_back();
-      in_batch = 0;
-    }
-    in_batch += int64_t(seq.size());
-    batches.back().push_back(std::move(seq));
+    if (batches.empty() || int64_t(batches.back().size()) == opt.batch_docs) batches.emplace_back();
+    batches.back().emplace_back(d.begin(), d.begin() + std::min<int64_t>(c.max_seq_len, int64_t(d.size())));
   }
   ZEROTH_CHECK(!batches.empty(), "Fisher calibration: no document has 2 or more tokens; nothing to predict");
 

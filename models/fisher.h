@@ -3,6 +3,7 @@
 // batches of text under the LM loss, kept row/column-factored: only
 //   row_i = Σ_batches Σ_j (∂L_b/∂W_ij)²,   col_j = Σ_batches Σ_i (∂L_b/∂W_ij)²
 // are accumulated (divided by the number of batches: the expectation), never F.
+// L_b is the mean NLL of batch b's predicted tokens.
 //
 // ∂L_b/∂W = dyᵀ·x (x the projection's input rows, dy the gradient of its
 // output) is formed as one dense (out, in) GEMM per projection per batch, in
@@ -41,8 +42,8 @@ struct FisherStats {
 };
 
 struct FisherOptions {
-  int64_t batch_tokens = 512;  // documents (cut at the context) packed into batches of at most this many tokens
-                               // (a longer document forms a batch alone)
+  int64_t batch_docs = 1;  // documents (cut at the context) per batch, in order; each batch's gradient is
+                           // one sample of the expectation (1: per-document gradients)
   bool checkpoint = false;     // BackwardOptions::checkpoint
 };
 

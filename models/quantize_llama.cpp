@@ -245,14 +245,15 @@ QuantizeReport quantize_llama(LlamaWeights& w, const QuantizeOptions& opt_in, co
     m.rank = opt.rank;
     // r.error is in the decomposition's (weighted, with Fisher) norm; the
     // unweighted one from what is stored: target = W − L1·L2, Q = r.q.
-    const double plain = sq_error(r.target, r.q);
-    double w2 = 0;
-    for (float v : W) w2 += double(v) * double(v);
-    m.error = plain;
-    m.rel_error = w2 > 0 ? plain / w2 : 0;
+    m.error = r.error;
+    m.rel_error = r.norm2 > 0 ? r.error / r.norm2 : 0;
     if (fisher) {
       m.fisher_error = r.error;
-      m.fisher_rel_error = r.norm2 > 0 ? r.error / r.norm2 : 0;
+      m.fisher_rel_error = m.rel_error;
+      m.error = sq_error(r.target, r.q);
+      double w2 = 0;
+      for (float v : W) w2 += double(v) * double(v);
+      m.rel_error = w2 > 0 ? m.error / w2 : 0;
     }
     m.iteration_errors = r.errors;
     m.q_bits = int64_t(qs[i].nbytes()) * 8;

@@ -33,7 +33,7 @@ case "$check" in
     expect_error "--fisher applies to --method lq-lora only" "${model[@]}" --out "$tmp/a" --method int8 --fisher \
       --calib "$sample"
     expect_error "no documents found" "${model[@]}" --out "$tmp/a" --fisher --calib /dev/null
-    expect_error "--calib-batch-tokens 1" "${model[@]}" --out "$tmp/a" --fisher --calib "$sample" --calib-batch-tokens 1
+    expect_error "--calib-batch-docs 0" "${model[@]}" --out "$tmp/a" --fisher --calib "$sample" --calib-batch-docs 0
     expect_error "apply to --method lq-lora only" "${model[@]}" --out "$tmp/a" --method int8 --rank 4
     [ ! -e "$tmp/a" ] || fail "a failed quantize left $tmp/a behind"
     mkdir "$tmp/b" && echo keep >"$tmp/b/config.json"

@@ -45,7 +45,7 @@ TEST(Fisher, RowAndColumnSumsEqualThoseOfDenseGradients) {
   const LlamaModel model(make_random_llama(tiny(), 11), 2);
   const auto docs = random_docs(6, 3);
   FisherOptions fo;
-  fo.batch_tokens = 15;  // lengths 6,7 | 8,6 | 7,8: three batches of two documents
+  fo.batch_docs = 2;  // lengths 6,7 | 8,6 | 7,8: three batches of two documents
   const FisherStats st = accumulate_fisher(model, docs, fo);
   ASSERT_EQ(st.batches, 3);
   EXPECT_EQ(st.tokens, (6 + 7 + 8) * 2 - 6);
@@ -114,7 +114,7 @@ TEST(Fisher, RejectsEmptyCalibration) {
   const LlamaModel model(make_random_llama(tiny(), 11), 1);
   EXPECT_THROW(accumulate_fisher(model, {{1}, {}}), Error);
   FisherOptions fo;
-  fo.batch_tokens = 1;
+  fo.batch_docs = 0;
   EXPECT_THROW(accumulate_fisher(model, random_docs(2, 1), fo), Error);
 }
 
