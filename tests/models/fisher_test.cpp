@@ -7,15 +7,20 @@
 // weights, and a decomposition weighted by a skewed Fisher against the plain one.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <random>
 
 #include "core/dtype.h"
 #include "core/error.h"
 #include "core/quant/lq_decompose.h"
+#include "core/quant/quant.h"
 #include "models/fisher.h"
 #include "models/llama.h"
+#include "models/loaders/llama_loader.h"
 #include "models/lora.h"
+#include "models/quantize_llama.h"
 #include "models/tasks/task.h"
 #include "models/tasks/task_gradient.h"
 
@@ -173,6 +178,74 @@ TEST(Fisher, WeightedDecompositionLowersTheFisherError) {
   const double ew = fisher_err(weighted), ep = fisher_err(plain);
   std::printf("Fisher-weighted error: weighted decomposition %.4g, plain %.4g\n", ew, ep);
   EXPECT_LT(ew, 0.9 * ep);
+}
+
+}  // namespace
+}  // namespace zeroth
+
+namespace zeroth {
+namespace {
+
+// quantize_llama with Fisher statistics on a model whose q/k rows are stored
+// interleaved (llama2.c, stories260K): the statistics come in the model's row
+// order and must follow the rows into rotate-half order. One q row weighted
+// 1e4 above the rest must come out reconstructed far better than the others,
+// at its rotate-half position.
+TEST(Fisher, QuantizeLlamaWeightsFollowTheRowPermutation) {
+  LlamaConfig c = tiny();
+  c.rope_interleaved = true;
+  LlamaWeights w = make_random_llama(c, 5);
+  const int64_t rows = c.q_dim(), cols = c.dim, heavy = 1;  // model-order row 1: rotate-half row hd/2
+  const Tensor orig = dequantize(w.layers[0].proj(Proj::Q), 1);
+  const std::vector<float> want =
+      interleaved_to_rotate_half_rows(orig.data<float>(), rows, cols, c.n_heads);
+  std::vector<float> mark(size_t(rows), 0.0f);
+  mark[size_t(heavy)] = 1.0f;
+  const std::vector<float> moved = interleaved_to_rotate_half_rows(mark.data(), rows, 1, c.n_heads);
+  const int64_t at = int64_t(std::max_element(moved.begin(), moved.end()) - moved.begin());
+  ASSERT_NE(at, heavy);
+
+  FisherStats st;
+  st.n_layers = int(c.n_layers);
+  st.batches = 1;
+  const LlamaModel probe(w, 1);
+  const auto dims = probe.projection_dims();
+  for (int l = 0; l < st.n_layers; ++l)
+    for (int pi = 0; pi < kProjCount; ++pi) {
+      ProjectionFisher f;
+      f.row.assign(size_t(dims[size_t(pi)][1]), 1.0);
+      f.col.assign(size_t(dims[size_t(pi)][0]), 1.0);
+      if (l == 0 && Proj(pi) == Proj::Q) f.row[size_t(heavy)] = 1e4;
+      st.proj.push_back(f);
+    }
+  QuantizeOptions o;
+  o.rank = 2;
+  o.budget_bits = 3.0;
+  o.threads = 1;
+  const QuantizeReport rep = quantize_llama(w, o, &st);
+  EXPECT_EQ(rep.fisher_batches, 1);
+  const auto& L0 = w.layers[0];
+  const Tensor q = dequantize(L0.proj(Proj::Q), 1);
+  const Tensor& B = L0.low_rank_b[size_t(Proj::Q)];  // (rows, r)
+  const Tensor& A = L0.low_rank_a[size_t(Proj::Q)];  // (r, cols)
+  ASSERT_TRUE(B.defined() && A.defined());
+  std::vector<double> row_err(size_t(rows), 0.0);
+  for (int64_t i = 0; i < rows; ++i)
+    for (int64_t j = 0; j < cols; ++j) {
+      double v = q.data<float>()[i * cols + j];
+      for (int64_t k = 0; k < 2; ++k) v += double(B.data<float>()[i * 2 + k]) * A.data<float>()[k * cols + j];
+      const double d = double(want[size_t(i * cols + j)]) - v;
+      row_err[size_t(i)] += d * d;
+    }
+  double mean = 0;
+  for (double e : row_err) mean += e / double(rows);
+  std::printf("heavy row (rotate-half %lld) error %.3g, mean row error %.3g\n", static_cast<long long>(at),
+              row_err[size_t(at)], mean);
+  EXPECT_LT(row_err[size_t(at)], 0.05 * mean);
+  // Statistics of the wrong shape are an error.
+  st.proj[0].row.pop_back();
+  LlamaWeights w2 = make_random_llama(c, 5);
+  EXPECT_THROW(quantize_llama(w2, o, &st), Error);
 }
 
 }  // namespace
