@@ -39,6 +39,12 @@ struct BackwardOptions {
   // memory); true: keep only each layer's input and recompute the layer during
   // backward (about one more forward of compute, activation memory of one layer).
   bool checkpoint = false;
+  // Calibration only (LQ-LoRA's Fisher, models/fisher.h): called for every
+  // base projection y = x·Wᵀ during backward with its input x (n, in) and the
+  // gradient dy (n, out) of its output, so that ∂L/∂W = dyᵀ·x can be formed
+  // although the base is frozen. Called in layer-reverse order from one thread.
+  std::function<void(int layer, Proj p, const float* x, const float* dy, int64_t n, int64_t in, int64_t out)>
+      projection_hook;
 };
 
 // The loss as a function of the final-normed hidden states (rows, hidden):

@@ -114,10 +114,11 @@ class LlamaModel : public CausalLM {
   struct LayerTape;
   void layer_forward(int layer, float* x, const TokenBatch& batch, const AdapterSet& adapters, LayerTape& tape) const;
   void layer_backward(int layer, const LayerTape& tape, float* dx, const TokenBatch& batch,
-                      const AdapterSet& adapters, AdapterGradients& grads) const;
+                      const AdapterSet& adapters, AdapterGradients& grads, const BackwardOptions& opt) const;
   // dx (n, in) (+)= ∂L/∂x of y = project(x) given dy (n, out); adds the adapter's dA, dB.
   void project_backward(const float* x, const float* dy, float* dx, bool accumulate, int64_t n, int layer, Proj p,
-                        const AdapterSet& adapters, AdapterGradients& grads, int64_t in, int64_t out) const;
+                        const AdapterSet& adapters, AdapterGradients& grads, int64_t in, int64_t out,
+                        const BackwardOptions& opt) const;
   const float* norm_gains(int layer, NormSlot slot, const AdapterSet& adapters, std::vector<float>& scratch) const;
 
   LlamaWeights w_;

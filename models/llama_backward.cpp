@@ -74,7 +74,8 @@ void LlamaModel::layer_forward(int l, float* x, const TokenBatch& batch, const A
 
 void LlamaModel::project_backward(const float* x, const float* dy, float* dx, bool accumulate, int64_t n, int l,
                                   Proj p, const AdapterSet& adapters, AdapterGradients& grads, int64_t in,
-                                  int64_t out) const {
+                                  int64_t out, const BackwardOptions& opt) const {
+  if (opt.projection_hook) opt.projection_hook(l, p, x, dy, n, in, out);
   matmul_dx(dy, n, out, w_.layers[size_t(l)].proj(p), dx, in, accumulate, threads());
   if (!adapters.has(l, p)) {
     // An LQ-LoRA base's frozen low-rank part (W ≈ Q + L1·L2) on a projection
@@ -99,7 +100,7 @@ void LlamaModel::project_backward(const float* x, const float* dy, float* dx, bo
 }
 
 void LlamaModel::layer_backward(int l, const LayerTape& T, float* dx, const TokenBatch& batch,
-                                const AdapterSet& adapters, AdapterGradients& grads) const {
+                                const AdapterSet& adapters, AdapterGradients& grads, const BackwardOptions& opt) const {
   const auto& c = w_.config;
   const int64_t n = batch.rows(), d = c.dim, h = c.hidden_dim;
   const bool norms = adapters.overrides_norms();
@@ -107,22 +108,22 @@ void LlamaModel::layer_backward(int l, const LayerTape& T, float* dx, const Toke
   // MLP: next x = x2 + down(silu(g)·u); dx holds ∂L/∂(next x).
   std::vector<float> act = T.g, dact(size_t(n * h)), dg(size_t(n * h)), du(size_t(n * h)), dxn(size_t(n * d));
   silu_mul(act.data(), T.u.data(), n * h, threads());
-  project_backward(act.data(), dx, dact.data(), false, n, l, Proj::Down, adapters, grads, h, d);
+  project_backward(act.data(), dx, dact.data(), false, n, l, Proj::Down, adapters, grads, h, d, opt);
   silu_mul_backward(T.g.data(), T.u.data(), dact.data(), dg.data(), du.data(), n * h, threads());
-  project_backward(T.xn2.data(), dg.data(), dxn.data(), false, n, l, Proj::Gate, adapters, grads, d, h);
-  project_backward(T.xn2.data(), du.data(), dxn.data(), true, n, l, Proj::Up, adapters, grads, d, h);
+  project_backward(T.xn2.data(), dg.data(), dxn.data(), false, n, l, Proj::Gate, adapters, grads, d, h, opt);
+  project_backward(T.xn2.data(), du.data(), dxn.data(), true, n, l, Proj::Up, adapters, grads, d, h, opt);
   rmsnorm_backward(T.x2.data(), norm_gains(l, NormSlot::Ffn, adapters, scratch), dxn.data(), dx,
                    norms ? grads.dnorm(l, NormSlot::Ffn).data() : nullptr, n, d, c.norm_eps, threads());
   // Attention: x2 = x + O(attention(rope(Q xn), rope(K xn), V xn)); dx holds ∂L/∂x2.
   std::vector<float> datt(size_t(n * c.q_dim())), dq(datt.size()), dk(size_t(n * c.kv_dim())), dv(dk.size());
-  project_backward(T.att.data(), dx, datt.data(), false, n, l, Proj::O, adapters, grads, c.q_dim(), d);
+  project_backward(T.att.data(), dx, datt.data(), false, n, l, Proj::O, adapters, grads, c.q_dim(), d, opt);
   causal_attention_backward(T.q.data(), T.k.data(), T.v.data(), datt.data(), dq.data(), dk.data(), dv.data(),
                             batch.seqs, c.n_heads, c.n_kv_heads, c.hd(), threads());
   rope_backward(dq.data(), batch.positions.data(), n, c.n_heads, rope_, c.rope_interleaved, threads());
   rope_backward(dk.data(), batch.positions.data(), n, c.n_kv_heads, rope_, c.rope_interleaved, threads());
-  project_backward(T.xn.data(), dq.data(), dxn.data(), false, n, l, Proj::Q, adapters, grads, d, c.q_dim());
-  project_backward(T.xn.data(), dk.data(), dxn.data(), true, n, l, Proj::K, adapters, grads, d, c.kv_dim());
-  project_backward(T.xn.data(), dv.data(), dxn.data(), true, n, l, Proj::V, adapters, grads, d, c.kv_dim());
+  project_backward(T.xn.data(), dq.data(), dxn.data(), false, n, l, Proj::Q, adapters, grads, d, c.q_dim(), opt);
+  project_backward(T.xn.data(), dk.data(), dxn.data(), true, n, l, Proj::K, adapters, grads, d, c.kv_dim(), opt);
+  project_backward(T.xn.data(), dv.data(), dxn.data(), true, n, l, Proj::V, adapters, grads, d, c.kv_dim(), opt);
   rmsnorm_backward(T.x.data(), norm_gains(l, NormSlot::Attention, adapters, scratch), dxn.data(), dx,
                    norms ? grads.dnorm(l, NormSlot::Attention).data() : nullptr, n, d, c.norm_eps, threads());
 }
@@ -194,9 +195,9 @@ double LlamaModel::backward(const TokenBatch& batch, const AdapterSet& adapters,
     if (opt.checkpoint) {
       x = std::move(inputs[size_t(l)]);
       layer_forward(l, x.data(), batch, adapters, tapes[0]);  // the same bits as the first time
-      layer_backward(l, tapes[0], dx.data(), batch, adapters, grads);
+      layer_backward(l, tapes[0], dx.data(), batch, adapters, grads, opt);
     } else {
-      layer_backward(l, tapes[size_t(l)], dx.data(), batch, adapters, grads);
+      layer_backward(l, tapes[size_t(l)], dx.data(), batch, adapters, grads, opt);
       tapes[size_t(l)] = LayerTape{};  // release as we go
     }
   }

@@ -21,6 +21,7 @@
 #include "core/quant/lq_decompose.h"
 #include "core/quant/nfk.h"
 #include "core/quant/quant.h"
+#include "models/fisher.h"
 #include "models/loaders/llama_loader.h"
 
 namespace zeroth {
@@ -72,6 +73,22 @@ double sq_error(const std::vector<float>& a, const std::vector<float>& b) {
   return e;
 }
 
+// Σ ρ_i γ_j (a − b)_ij² over (m, n) row-major; plain sq_error when unweighted.
+double weighted_sq_error(const std::vector<float>& a, const std::vector<float>& b, int64_t m, int64_t n,
+                         const LqOptions& lo) {
+  if (lo.row_weights.empty() && lo.col_weights.empty()) return sq_error(a, b);
+  double e = 0;
+  for (int64_t i = 0; i < m; ++i) {
+    double r = 0;
+    for (int64_t j = 0; j < n; ++j) {
+      const double d = double(a[size_t(i * n + j)] - b[size_t(i * n + j)]);
+      r += (lo.col_weights.empty() ? 1.0 : double(lo.col_weights[size_t(j)])) * d * d;
+    }
+    e += (lo.row_weights.empty() ? 1.0 : double(lo.row_weights[size_t(i)])) * r;
+  }
+  return e;
+}
+
 std::string fmt_bits(double b) { return fmt::format("{:.3f}", b); }
 
 }  // namespace
@@ -88,7 +105,7 @@ void QuantizeOptions::validate() const {
   ZEROTH_CHECK(power_iters >= 0 && power_iters <= 20, "--power-iters {}: must be in 0..20", power_iters);
 }
 
-QuantizeReport quantize_llama(LlamaWeights& w, const QuantizeOptions& opt_in) {
+QuantizeReport quantize_llama(LlamaWeights& w, const QuantizeOptions& opt_in, const FisherStats* fisher) {
   opt_in.validate();
   QuantizeOptions opt = opt_in;
   const bool lq = opt.method == "lq-lora";
@@ -136,6 +153,30 @@ QuantizeReport quantize_llama(LlamaWeights& w, const QuantizeOptions& opt_in) {
   lo.max_iters = opt.max_iters;
   lo.power_iters = opt.power_iters;
   lo.seed = opt.seed;
+  // Per-matrix options: the Fisher row/column weights (rows permuted like the matrix's).
+  ZEROTH_CHECK(!fisher || lq, "Fisher weighting applies to --method lq-lora only (got --method {})", opt.method);
+  ZEROTH_CHECK(!fisher || fisher->n_layers == int(w.layers.size()),
+               "Fisher statistics of {} layers for a model of {}", fisher ? fisher->n_layers : 0, w.layers.size());
+  std::vector<LqOptions> los(jobs.size(), lo);
+  if (fisher) {
+    rep.fisher_batches = fisher->batches;
+    rep.fisher_tokens = fisher->tokens;
+    rep.fisher_mean_nll = fisher->mean_loss;
+  }
+  if (fisher)
+    for (int64_t e : eligible) {
+      const Job& j = jobs[size_t(e)];
+      const ProjectionFisher& f = fisher->at(j.layer, j.proj);
+      ZEROTH_CHECK(int64_t(f.row.size()) == j.rows && int64_t(f.col.size()) == j.cols,
+                   "Fisher statistics of layer {} {} are {} x {}, the matrix {} x {}", j.layer, proj_name(j.proj),
+                   f.row.size(), f.col.size(), j.rows, j.cols);
+      auto [rw, cw] = fisher_weights(f, j.layer, j.proj);
+      if (interleaved && (j.proj == Proj::Q || j.proj == Proj::K))
+        rw = interleaved_to_rotate_half_rows(rw.data(), j.rows, 1,
+                                             j.proj == Proj::Q ? w.config.n_heads : w.config.n_kv_heads);
+      los[size_t(e)].row_weights = std::move(rw);
+      los[size_t(e)].col_weights = std::move(cw);
+    }
 
   // 1. Score: the error of every candidate configuration of every matrix.
   std::vector<DType> chosen(jobs.size(), DType::F32);
@@ -159,14 +200,15 @@ QuantizeReport quantize_llama(LlamaWeights& w, const QuantizeOptions& opt_in) {
       const Job& j = jobs[size_t(eligible[size_t(e)])];
       const auto W = matrix_f32(w, j, interleaved);
       std::vector<float> target, q(W.size());
-      if (opt.score_iters == 1) target = lq_first_target(W.data(), j.rows, j.cols, j.candidates[0], lo);
+      const LqOptions& jo = los[size_t(eligible[size_t(e)])];
+      if (opt.score_iters == 1) target = lq_first_target(W.data(), j.rows, j.cols, j.candidates[0], jo);
       for (DType d : j.candidates) {
         double err;
         if (opt.score_iters == 1) {
           fake_quantize(d, target.data(), j.rows, j.cols, q.data());
-          err = sq_error(target, q);
+          err = weighted_sq_error(target, q, j.rows, j.cols, jo);
         } else {
-          LqOptions so = lo;
+          LqOptions so = jo;
           so.max_iters = opt.score_iters;
           err = lq_decompose(W.data(), j.rows, j.cols, d, so).error;
         }
@@ -195,13 +237,24 @@ QuantizeReport quantize_llama(LlamaWeights& w, const QuantizeOptions& opt_in) {
     const size_t i = size_t(eligible[size_t(e)]);
     const Job& j = jobs[i];
     const auto W = matrix_f32(w, j, interleaved);
-    const LqResult r = lq_decompose(W.data(), j.rows, j.cols, chosen[i], lo);
+    const LqOptions& jo = los[i];
+    const LqResult r = lq_decompose(W.data(), j.rows, j.cols, chosen[i], jo);
     qs[i] = quantize(Tensor::from_vector(r.target, {j.rows, j.cols}), chosen[i], 1);
     auto& m = rep.matrices[i];
     m.format = std::string(dtype_name(chosen[i]));
     m.rank = opt.rank;
+    // r.error is in the decomposition's (weighted, with Fisher) norm; the
+    // unweighted one from what is stored: target = W − L1·L2, Q = r.q.
     m.error = r.error;
     m.rel_error = r.norm2 > 0 ? r.error / r.norm2 : 0;
+    if (fisher) {
+      m.fisher_error = r.error;
+      m.fisher_rel_error = m.rel_error;
+      m.error = sq_error(r.target, r.q);
+      double w2 = 0;
+      for (float v : W) w2 += double(v) * double(v);
+      m.rel_error = w2 > 0 ? m.error / w2 : 0;
+    }
     m.iteration_errors = r.errors;
     m.q_bits = int64_t(qs[i].nbytes()) * 8;
     if (opt.rank > 0) {
@@ -241,13 +294,23 @@ json QuantizeReport::to_json() const {
                     {"format", m.format}, {"kept", m.kept}, {"rank", m.rank}, {"error", m.error},
                     {"rel_error", m.rel_error}, {"q_bits", m.q_bits}, {"low_rank_bits", m.low_rank_bits},
                     {"iteration_errors", m.iteration_errors}});
-  return {{"method", options.method}, {"rank", options.rank}, {"budget_bits_per_param", options.budget_bits},
+  if (fisher_batches > 0)
+    for (size_t i = 0; i < matrices.size(); ++i)
+      if (!matrices[i].kept) {
+        mats[i]["fisher_error"] = matrices[i].fisher_error;
+        mats[i]["fisher_rel_error"] = matrices[i].fisher_rel_error;
+      }
+  json out = {{"method", options.method}, {"rank", options.rank}, {"budget_bits_per_param", options.budget_bits},
           {"max_iters", options.max_iters}, {"score_iters", options.score_iters}, {"power_iters", options.power_iters},
           {"seed", options.seed}, {"quantized_params", quantized_params}, {"kept_params", kept_params},
           {"q_bits", q_bits}, {"low_rank_bits", low_rank_bits}, {"budget_bits", budget_bits},
           {"allocator_unit_bits", allocator_unit}, {"q_bits_per_param", q_bits_per_param()},
           {"total_bits_per_param", total_bits_per_param()}, {"score_seconds", score_seconds},
           {"allocate_seconds", allocate_seconds}, {"decompose_seconds", decompose_seconds}, {"matrices", mats}};
+  if (fisher_batches > 0)
+    out["fisher"] = {{"calib_batches", fisher_batches}, {"calib_tokens", fisher_tokens},
+                     {"calib_mean_nll", fisher_mean_nll}, {"calib_seconds", fisher_seconds}};
+  return out;
 }
 
 std::string QuantizeReport::table() const {

@@ -16,9 +16,11 @@
 // matrix shared by every configuration); the chosen one then runs to the
 // stopping rule.
 //
-// Fisher weighting (--fisher) needs per-matrix row/column Fisher vectors from
-// gradients on calibration data; LqOptions::row_weights/col_weights take them
-// (and the allocator's errors become weighted ones) once a gradient path exists.
+// Fisher weighting (--fisher, lq-lora only): with FisherStats from calibration
+// text (models/fisher.h), every matrix's decomposition minimizes
+// ‖diag(ρ)^½ (W − Q − L1·L2) diag(γ)^½‖² with ρ, γ its factored Fisher
+// (fisher_weights), and the allocator scores configurations by that weighted
+// error; the report gives both the weighted and the plain error per matrix.
 #pragma once
 #include <cstdint>
 #include <nlohmann/json.hpp>
@@ -51,10 +53,11 @@ struct MatrixReport {
   std::string format;   // chosen dtype, or the kept one
   bool kept = false;    // no candidate format fits its rows: left as loaded
   int64_t rank = 0;
-  double error = 0;     // ‖W − Q − L1·L2‖²_F
+  double error = 0;     // ‖W − Q − L1·L2‖²_F (unweighted, with or without Fisher)
   double rel_error = 0; // error / ‖W‖²_F
+  double fisher_error = 0, fisher_rel_error = 0;  // with Fisher: the weighted error, / weighted ‖W‖²
   int64_t q_bits = 0, low_rank_bits = 0;  // storage (L1, L2 in bf16)
-  std::vector<double> iteration_errors;
+  std::vector<double> iteration_errors;  // in the decomposition's norm (weighted with Fisher)
 };
 
 struct QuantizeReport {
@@ -63,6 +66,8 @@ struct QuantizeReport {
   int64_t quantized_params = 0, q_bits = 0, low_rank_bits = 0, budget_bits = 0, allocator_unit = 0;
   int64_t kept_params = 0;
   double score_seconds = 0, allocate_seconds = 0, decompose_seconds = 0;
+  int64_t fisher_batches = 0, fisher_tokens = 0;  // calibration (0: no Fisher weighting); set by the caller
+  double fisher_mean_nll = 0, fisher_seconds = 0;
   double q_bits_per_param() const { return quantized_params ? double(q_bits) / double(quantized_params) : 0; }
   double total_bits_per_param() const {
     return quantized_params ? double(q_bits + low_rank_bits) / double(quantized_params) : 0;
@@ -73,7 +78,8 @@ struct QuantizeReport {
 
 // Replaces w's projections by their quantized form (and frozen low-rank parts),
 // in HF (rotate-half) q/k row order.
-QuantizeReport quantize_llama(LlamaWeights& w, const QuantizeOptions& opt);
+struct FisherStats;
+QuantizeReport quantize_llama(LlamaWeights& w, const QuantizeOptions& opt, const FisherStats* fisher = nullptr);
 
 // Writes the directory (which must not exist unless `force`).
 void write_quantized_llama(const std::string& dir, const LlamaWeights& w, const TokenizerSpec& tokenizer,
