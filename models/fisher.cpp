@@ -9,6 +9,7 @@
 #include <cmath>
 
 #include "core/error.h"
+#include "models/tasks/task_gradient.h"
 
 namespace zeroth {
 namespace {
@@ -84,14 +85,7 @@ FisherStats accumulate_fisher(const LlamaModel& model, const std::vector<std::ve
         targets.push_back(seq[t + 1]);
       }
     }
-    const HiddenLoss loss = [&](const std::vector<float>& hidden, std::vector<float>& d_hidden) -> double {
-      const double N = double(rows.size());
-      const std::vector<double> coefs(rows.size(), -1.0 / N);
-      const std::vector<float> lp = model.logprob_backward(hidden, rows, targets, coefs, d_hidden);
-      double s = 0;
-      for (float v : lp) s -= double(v);
-      return s / N;
-    };
+    const HiddenLoss loss = mean_nll_loss(model, rows, targets, "fisher: the calibration batch's documents");
     AdapterGradients grads;
     loss_sum += model.backward(batch, none, loss, grads, bo);
     st.tokens += int64_t(rows.size());

@@ -31,10 +31,7 @@ int run(int argc, char** argv) {
   int64_t batch = 16, seq = 64, rank = 8;
   for (int i = 1; i < argc; ++i) {
     const std::string s = argv[i];
-    auto next = [&]() -> std::string {
-      if (i + 1 >= argc) throw std::runtime_error(s + " needs a value");
-      return argv[++i];
-    };
+    auto next = [&] { return bench::flag_value(argc, argv, i); };
     if (s == "--mode") mode = next();
     else if (s == "--model") model_name = next();
     else if (s == "--quantize") quantize = next();
@@ -129,11 +126,4 @@ int run(int argc, char** argv) {
 }  // namespace
 }  // namespace zeroth
 
-int main(int argc, char** argv) {
-  try {
-    return zeroth::run(argc, argv);
-  } catch (const std::exception& e) {
-    fmt::print(stderr, "backward_ratio: {}\n", e.what());
-    return 1;
-  }
-}
+int main(int argc, char** argv) { return zeroth::bench::guarded_main("backward_ratio", zeroth::run, argc, argv); }

@@ -105,11 +105,4 @@ int run(int argc, char** argv) {
 }  // namespace
 }  // namespace zeroth
 
-int main(int argc, char** argv) {
-  try {
-    return zeroth::run(argc, argv);
-  } catch (const std::exception& e) {
-    fmt::print(stderr, "rss_load: {}\n", e.what());
-    return 1;
-  }
-}
+int main(int argc, char** argv) { return zeroth::bench::guarded_main("rss_load", zeroth::run, argc, argv); }

@@ -31,10 +31,7 @@ int run(int argc, char** argv) {
   int64_t batch = 4, seq = 48;
   for (int i = 1; i < argc; ++i) {
     const std::string s = argv[i];
-    auto next = [&]() -> std::string {
-      if (i + 1 >= argc) throw std::runtime_error(s + " needs a value");
-      return argv[++i];
-    };
+    auto next = [&] { return bench::flag_value(argc, argv, i); };
     if (s == "--mode") mode = next();
     else if (s == "--model") model_name = next();
     else if (s == "--quantize") quantize = next();
@@ -112,11 +109,4 @@ int run(int argc, char** argv) {
 }  // namespace
 }  // namespace zeroth
 
-int main(int argc, char** argv) {
-  try {
-    return zeroth::run(argc, argv);
-  } catch (const std::exception& e) {
-    fmt::print(stderr, "rss_train: {}\n", e.what());
-    return 1;
-  }
-}
+int main(int argc, char** argv) { return zeroth::bench::guarded_main("rss_train", zeroth::run, argc, argv); }

@@ -55,10 +55,7 @@ Args parse(int argc, char** argv) {
   Args a;
   for (int i = 1; i < argc; ++i) {
     const std::string s = argv[i];
-    auto next = [&]() -> std::string {
-      if (i + 1 >= argc) throw std::runtime_error(s + " needs a value");
-      return argv[++i];
-    };
+    auto next = [&] { return bench::flag_value(argc, argv, i); };
     if (s == "--model") a.model = next();
     else if (s == "--quantize") a.quantize = next();
     else if (s == "--task") a.task = next();
@@ -248,11 +245,4 @@ int run(int argc, char** argv) {
 }  // namespace
 }  // namespace zeroth
 
-int main(int argc, char** argv) {
-  try {
-    return zeroth::run(argc, argv);
-  } catch (const std::exception& e) {
-    fmt::print(stderr, "zo_step_ratio: {}\n", e.what());
-    return 1;
-  }
-}
+int main(int argc, char** argv) { return zeroth::bench::guarded_main("zo_step_ratio", zeroth::run, argc, argv); }

@@ -1,6 +1,7 @@
 // CPU reference of the row-wise ops (core/ops.h). Reductions accumulate in a
 // fixed order per row, so results do not depend on the thread count.
 #include "core/ops.h"
+#include "core/ops_backward.h"
 
 #include <algorithm>
 #include <cmath>
@@ -83,12 +84,17 @@ RopeTable make_rope_table(int64_t head_dim, int64_t max_pos, double theta, const
   return t;
 }
 
-void rope(float* x, const int32_t* positions, int64_t n, int64_t heads, const RopeTable& table, bool interleaved,
-          int threads) {
+namespace {
+// Rotates each (a, b) pair of every head by the row's angle θ (RoPE), or by −θ
+// (its transpose: the backward of a rotation). sin·(−1) is exact, so the
+// inverse is the same arithmetic as the transpose written out.
+void rotate_pairs(float* x, const int32_t* positions, int64_t n, int64_t heads, const RopeTable& table,
+                  bool interleaved, bool inverse, int threads) {
   const int64_t hd = table.head_dim, half = hd / 2;
   for (int64_t r = 0; r < n; ++r)  // checked here: nothing may throw inside a parallel region
     ZEROTH_CHECK(positions[r] >= 0 && positions[r] < table.max_pos,
                  "position {} outside the RoPE table of {} positions", positions[r], table.max_pos);
+  const float sign = inverse ? -1.0f : 1.0f;
   parallel_for(n, row_grain(heads * hd), threads, [&](int64_t r0, int64_t r1) {
     for (int64_t r = r0; r < r1; ++r) {
       const int64_t p = positions[r];
@@ -99,13 +105,25 @@ void rope(float* x, const int32_t* positions, int64_t n, int64_t heads, const Ro
         for (int64_t j = 0; j < half; ++j) {
           float* a = interleaved ? v + 2 * j : v + j;
           float* b = interleaved ? v + 2 * j + 1 : v + j + half;
-          const float x0 = *a, x1 = *b;
-          *a = x0 * c[j] - x1 * s[j];
-          *b = x0 * s[j] + x1 * c[j];
+          const float x0 = *a, x1 = *b, sj = sign * s[j];
+          *a = x0 * c[j] - x1 * sj;
+          *b = x0 * sj + x1 * c[j];
         }
       }
     }
   });
+}
+}  // namespace
+
+void rope(float* x, const int32_t* positions, int64_t n, int64_t heads, const RopeTable& table, bool interleaved,
+          int threads) {
+  rotate_pairs(x, positions, n, heads, table, interleaved, false, threads);
+}
+
+// Declared in core/ops_backward.h: dx ← Rᵀ dx = R(−θ) dx.
+void rope_backward(float* dx, const int32_t* positions, int64_t n, int64_t heads, const RopeTable& table,
+                   bool interleaved, int threads) {
+  rotate_pairs(dx, positions, n, heads, table, interleaved, true, threads);
 }
 
 namespace {

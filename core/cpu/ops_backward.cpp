@@ -45,30 +45,7 @@ void rmsnorm_backward(const float* x, const float* w, const float* dy, float* dx
   });
 }
 
-void rope_backward(float* dx, const int32_t* positions, int64_t n, int64_t heads, const RopeTable& table,
-                   bool interleaved, int threads) {
-  const int64_t hd = table.head_dim, half = hd / 2;
-  for (int64_t r = 0; r < n; ++r)
-    ZEROTH_CHECK(positions[r] >= 0 && positions[r] < table.max_pos,
-                 "position {} outside the RoPE table of {} positions", positions[r], table.max_pos);
-  parallel_for(n, row_grain(heads * hd), threads, [&](int64_t r0, int64_t r1) {
-    for (int64_t r = r0; r < r1; ++r) {
-      const int64_t p = positions[r];
-      const float* c = table.cos.data() + p * half;
-      const float* s = table.sin.data() + p * half;
-      for (int64_t h = 0; h < heads; ++h) {
-        float* v = dx + r * heads * hd + h * hd;
-        for (int64_t j = 0; j < half; ++j) {
-          float* a = interleaved ? v + 2 * j : v + j;
-          float* b = interleaved ? v + 2 * j + 1 : v + j + half;
-          const float g0 = *a, g1 = *b;
-          *a = g0 * c[j] + g1 * s[j];
-          *b = -g0 * s[j] + g1 * c[j];
-        }
-      }
-    }
-  });
-}
+// rope_backward lives beside rope in core/cpu/ops.cpp: one rotation, by θ or −θ.
 
 void causal_attention_backward(const float* q, const float* k, const float* v, const float* dout,
                                float* dq, float* dk, float* dv, std::span<const SeqSpan> seqs, int64_t heads,

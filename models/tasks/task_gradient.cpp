@@ -10,6 +10,19 @@
 
 namespace zeroth {
 
+HiddenLoss mean_nll_loss(const CausalLM& model, const std::vector<int64_t>& rows,
+                         const std::vector<int32_t>& targets, const char* who) {
+  return [&model, &rows, &targets, who](const std::vector<float>& hidden, std::vector<float>& d_hidden) -> double {
+    ZEROTH_CHECK(!rows.empty(), "{} predict no tokens", who);
+    const double N = double(rows.size());
+    const std::vector<double> coefs(rows.size(), -1.0 / N);
+    const std::vector<float> lp = model.logprob_backward(hidden, rows, targets, coefs, d_hidden);
+    double sum = 0;
+    for (float v : lp) sum -= double(v);
+    return sum / N;
+  };
+}
+
 TaskGradient task_gradient(const CausalLM& model, const Task& task, const std::vector<const Example*>& examples,
                            const AdapterSet& adapters, const BackwardOptions& opt) {
   ZEROTH_CHECK(!examples.empty(), "task_gradient: no examples");
@@ -69,17 +82,7 @@ TaskGradient task_gradient(const CausalLM& model, const Task& task, const std::v
   TaskGradient out;
   out.tokens = batch.rows();
   const HiddenLoss loss = [&](const std::vector<float>& hidden, std::vector<float>& d_hidden) -> double {
-    if (!cls) {
-      // Token-weighted mean NLL: dL/d lp = −1/N for every term, known up front,
-      // so the output layer runs once.
-      ZEROTH_CHECK(!rows.empty(), "task_gradient: the examples predict no tokens");
-      const double N = double(rows.size());
-      const std::vector<double> coefs(rows.size(), -1.0 / N);
-      const std::vector<float> lp = model.logprob_backward(hidden, rows, targets, coefs, d_hidden);
-      double sum = 0;
-      for (float v : lp) sum -= double(v);
-      return sum / N;
-    }
+    if (!cls) return mean_nll_loss(model, rows, targets, "task_gradient: the examples")(hidden, d_hidden);
     // Classification: the coefficients depend on every word's log-likelihood,
     // so the (few) label rows run through the output layer twice.
     const std::vector<float> lp = model.token_logprobs(hidden, rows, targets);

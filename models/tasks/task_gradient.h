@@ -23,4 +23,11 @@ struct TaskGradient {
 TaskGradient task_gradient(const CausalLM& model, const Task& task, const std::vector<const Example*>& examples,
                            const AdapterSet& adapters, const BackwardOptions& opt = {});
 
+// The token-weighted mean NLL of `targets` predicted at hidden rows `rows`,
+// as CausalLM::backward's loss: dL/d log p = −1/N for every term, known up
+// front, so the output layer runs once. `rows` and `targets` must outlive it.
+// Throws (naming `who`) when there is no target.
+HiddenLoss mean_nll_loss(const CausalLM& model, const std::vector<int64_t>& rows,
+                         const std::vector<int32_t>& targets, const char* who);
+
 }  // namespace zeroth

@@ -23,16 +23,10 @@
 #include "models/quantize_llama.h"
 #include "models/tasks/task.h"
 #include "models/tasks/task_gradient.h"
+#include "tests/models/task_test_util.h"
 
 namespace zeroth {
 namespace {
-
-LlamaConfig tiny() {
-  LlamaConfig c;
-  c.dim = 32; c.hidden_dim = 64; c.n_layers = 2; c.n_heads = 4; c.n_kv_heads = 2; c.vocab_size = 50;
-  c.max_seq_len = 32;
-  return c;
-}
 
 std::vector<std::vector<int32_t>> random_docs(int count, uint32_t seed) {
   std::mt19937 rng(seed);
@@ -47,7 +41,7 @@ std::vector<std::vector<int32_t>> random_docs(int count, uint32_t seed) {
 }
 
 TEST(Fisher, RowAndColumnSumsEqualThoseOfDenseGradients) {
-  const LlamaModel model(make_random_llama(tiny(), 11), 2);
+  const LlamaModel model(make_random_llama(test::task_llama_config(50), 11), 2);
   const auto docs = random_docs(6, 3);
   FisherOptions fo;
   fo.batch_docs = 2;  // lengths 6,7 | 8,6 | 7,8: three batches of two documents
@@ -116,7 +110,7 @@ TEST(Fisher, RowAndColumnSumsEqualThoseOfDenseGradients) {
 }
 
 TEST(Fisher, RejectsEmptyCalibration) {
-  const LlamaModel model(make_random_llama(tiny(), 11), 1);
+  const LlamaModel model(make_random_llama(test::task_llama_config(50), 11), 1);
   EXPECT_THROW(accumulate_fisher(model, {{1}, {}}), Error);
   FisherOptions fo;
   fo.batch_docs = 0;
@@ -192,7 +186,7 @@ namespace {
 // 1e4 above the rest must come out reconstructed far better than the others,
 // at its rotate-half position.
 TEST(Fisher, QuantizeLlamaWeightsFollowTheRowPermutation) {
-  LlamaConfig c = tiny();
+  LlamaConfig c = test::task_llama_config(50);
   c.rope_interleaved = true;
   LlamaWeights w = make_random_llama(c, 5);
   const int64_t rows = c.q_dim(), cols = c.dim, heavy = 1;  // model-order row 1: rotate-half row hd/2
