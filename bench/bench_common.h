@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "core/quant/quant.h"
+#include "core/sysmem.h"
 #include "models/loaders/llama_loader.h"
 #include "models/tasks/task.h"
 
@@ -112,13 +113,8 @@ inline BenchTask make_bench_task(const std::string& type, int64_t vocab, int64_t
 
 // {VmRSS, VmHWM} of this process in MiB, from /proc/self/status.
 inline std::pair<double, double> rss_mib() {
-  std::ifstream in("/proc/self/status");
-  double rss = 0, hwm = 0;
-  for (std::string line; std::getline(in, line);) {
-    if (line.rfind("VmRSS:", 0) == 0) rss = std::atof(line.c_str() + 6) / 1024.0;
-    if (line.rfind("VmHWM:", 0) == 0) hwm = std::atof(line.c_str() + 6) / 1024.0;
-  }
-  return {rss, hwm};
+  const zeroth::ProcessMemory m = zeroth::process_memory();
+  return {double(m.rss) / 1048576.0, double(m.peak) / 1048576.0};
 }
 
 inline double seconds_since(std::chrono::steady_clock::time_point t0) {

@@ -84,11 +84,12 @@ Commit MpiTransport::exchange(const StepEntry& header, const std::vector<Record>
   std::vector<uint8_t> msg = encode_participant_records(header.step, header.epoch, hosted(), layout_, mine);
   const size_t records_bytes = msg.size();
   msg.push_back(stop_requested ? 1 : 0);  // one byte: this rank asks everyone to stop after this step
-  const size_t each = kMemberRecordsHeader + size_t(layout_.slots) * (layout_.exact ? 4 : 1);
   std::vector<int> counts(size_), displs(size_);
   size_t total = 0;
   for (uint32_t r = 0; r < size_; ++r) {
-    counts[r] = int(hosted_by(r).size() * each + 1);
+    size_t bytes = 1;
+    for (const uint32_t m : hosted_by(r)) bytes += layout_.message_bytes(m);
+    counts[r] = int(bytes);
     displs[r] = int(total);
     total += size_t(counts[r]);
   }

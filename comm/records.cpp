@@ -103,7 +103,7 @@ std::vector<uint8_t> encode_participant_records(uint64_t step, uint32_t epoch, c
     mine.clear();
     for (const Record& r : records)
       if (r.member == m) mine.push_back(r);
-    const auto msg = encode_member_records(step, epoch, m, layout.slots, layout.exact, mine);
+    const auto msg = encode_member_records(step, epoch, m, layout.slots_of(m), layout.exact, mine);
     out.insert(out.end(), msg.begin(), msg.end());
   }
   size_t placed = 0;
@@ -116,25 +116,36 @@ std::vector<uint8_t> encode_participant_records(uint64_t step, uint32_t epoch, c
 
 std::vector<Record> decode_participant_records(const uint8_t* data, size_t n, uint64_t expect_step,
                                                const std::vector<uint32_t>& hosted, const RecordLayout& layout) {
-  const size_t each = kMemberRecordsHeader + size_t(layout.slots) * (layout.exact ? 4 : 1);
-  ZEROTH_CHECK(n == each * hosted.size(), "a participant's records message of {} bytes should hold {} member(s) of {} "
-               "bytes each", n, hosted.size(), each);
+  size_t expect = 0;
+  for (const uint32_t m : hosted) expect += layout.message_bytes(m);
+  ZEROTH_CHECK(n == expect, "a participant's records message of {} bytes should hold {} member(s) in {} bytes", n,
+               hosted.size(), expect);
   std::vector<Record> out;
-  for (size_t i = 0; i < hosted.size(); ++i) {
-    const uint8_t* p = data + i * each;
-    ZEROTH_CHECK(get<uint32_t>(p + 20) == layout.slots && bool(p[24] & kFlagExact) == layout.exact,
-                 "member {}'s records message has {} slot(s){}, expected {}{}", hosted[i], get<uint32_t>(p + 20),
-                 (p[24] & kFlagExact) ? " (exact)" : "", layout.slots, layout.exact ? " (exact)" : "");
-    const auto recs = decode_member_records(p, each, expect_step, hosted[i]);
+  const uint8_t* p = data;
+  for (const uint32_t m : hosted) {
+    const size_t each = layout.message_bytes(m);
+    ZEROTH_CHECK(get<uint32_t>(p + 20) == layout.slots_of(m) && bool(p[24] & kFlagExact) == layout.exact,
+                 "member {}'s records message has {} slot(s){}, expected {}{}", m, get<uint32_t>(p + 20),
+                 (p[24] & kFlagExact) ? " (exact)" : "", layout.slots_of(m), layout.exact ? " (exact)" : "");
+    const auto recs = decode_member_records(p, each, expect_step, m);
     out.insert(out.end(), recs.begin(), recs.end());
+    p += each;
   }
   return out;
+}
+
+size_t RecordLayout::message_bytes(uint32_t member) const {
+  return kMemberRecordsHeader + size_t(slots_of(member)) * (exact ? 4 : 1);
 }
 
 void Transport::set_layout(const RecordLayout& layout) {
   ZEROTH_CHECK(layout.members >= ranks(), "{} logical members cannot be shared by {} {}s: each needs at least one",
                layout.members, ranks(), noun());
   ZEROTH_CHECK(layout.slots >= 1, "a member needs at least one slot");
+  ZEROTH_CHECK(layout.member_slots.empty() || layout.member_slots.size() == layout.members,
+               "the layout gives {} members' slot counts for {} members", layout.member_slots.size(), layout.members);
+  for (size_t m = 0; m < layout.member_slots.size(); ++m)
+    ZEROTH_CHECK(layout.member_slots[m] >= 1, "member {} needs at least one slot", m);
   layout_ = layout;
 }
 

@@ -8,6 +8,7 @@
 #pragma once
 #include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "optim/ledger.h"
@@ -20,12 +21,23 @@ struct Commit {
 };
 
 // What a step's records look like: `members` logical members (the global
-// sample and perturbation assignment a config fixes), `slots` records each,
-// one byte (or 4 for exact fp32 comparison runs) per slot.
+// sample and perturbation assignment a config fixes), `slots` records each
+// (or, where roles differ, member m has member_slots[m]: a gradient member's
+// one backward pays for many projections), one byte (or 4 for exact fp32
+// comparison runs) per slot.
 struct RecordLayout {
+  RecordLayout() = default;
+  RecordLayout(uint32_t members_, uint32_t slots_, bool exact_, std::vector<uint32_t> member_slots_ = {})
+      : members(members_), slots(slots_), exact(exact_), member_slots(std::move(member_slots_)) {}
   uint32_t members = 1;
   uint32_t slots = 1;
   bool exact = false;
+  std::vector<uint32_t> member_slots;  // empty: `slots` for every member
+  uint32_t slots_of(uint32_t member) const {
+    return member < member_slots.size() ? member_slots[member] : slots;
+  }
+  // Bytes of member m's records message.
+  size_t message_bytes(uint32_t member) const;
 };
 
 // A transport connects participants (threads of the local transport, MPI
@@ -88,7 +100,7 @@ std::vector<Record> decode_member_records(const uint8_t* data, size_t n, uint64_
 std::vector<uint8_t> encode_participant_records(uint64_t step, uint32_t epoch, const std::vector<uint32_t>& hosted,
                                                 const RecordLayout& layout, const std::vector<Record>& records);
 // Decodes one participant's message, which must hold exactly the members
-// `hosted`, each with layout.slots slots in layout's width.
+// `hosted`, each with layout.slots_of(member) slots in layout's width.
 std::vector<Record> decode_participant_records(const uint8_t* data, size_t n, uint64_t expect_step,
                                                const std::vector<uint32_t>& hosted, const RecordLayout& layout);
 

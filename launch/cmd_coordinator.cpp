@@ -124,6 +124,12 @@ Runner add_coordinator(CLI::App& app) {
                  "come and go, so a direction's group could not be kept whole. Use elastic.spot_p for redundancy "
                  "against lying members here",
                  c.source, c.zo.redundancy);
+    ZEROTH_CHECK(c.roles.grad.empty() && !c.roles.auto_grad,
+                 "{}: roles.grad and roles.auto name members of a fixed set; in an elastic run each volunteer picks "
+                 "its own role (zeroth worker --role zo|grad|auto); roles.grad_slots and roles.checkpoint still apply",
+                 c.source);
+    ZEROTH_CHECK(c.mode == "zo", "{}: mode {} is for zeroth train and mpirun jobs; an elastic run is the one-byte "
+                 "ledger protocol (mode: zo)", c.source, c.mode);
     const auto listen = parse_endpoint(opt->listen, "--listen");
     ZEROTH_CHECK(opt->tls_cert.empty() == opt->tls_key.empty(),
                  "give both --tls-cert and --tls-key (zeroth token tls --out DIR writes DIR/cert.pem and DIR/key.pem)");
@@ -167,6 +173,7 @@ Runner add_coordinator(CLI::App& app) {
     o.steps = uint64_t(c.run.steps);
     o.hash_every = uint32_t(c.run.hash_every);
     o.slots = uint32_t(c.zo.q);
+    o.grad_slots = uint32_t(c.roles.slots_of_grad(c.zo.q));
     o.exact = c.zo.exact_gradients;
     o.base_hash = ctx.base_hash;
     o.config_yaml = c.to_yaml();

@@ -82,9 +82,9 @@ Runner add_status(CLI::App& app) {
     fmt::print("members: {} (min {}, max {})\n", j["members"].size(), j["min_workers"].get<int>(),
                j["max_workers"].get<int>());
     for (const auto& m : j["members"])
-      fmt::print("  {:>4} {:<20} {:<22} {:<14} {:<12} last seen {} ms ago, {} steps\n", m["id"].get<uint32_t>(),
+      fmt::print("  {:>4} {:<20} {:<22} {:<14} {:<4} {:<12} last seen {} ms ago, {} steps\n", m["id"].get<uint32_t>(),
                  m["name"].get<std::string>(), m["address"].get<std::string>(), m.value("backend", std::string("?")),
-                 m["state"].get<std::string>(),
+                 m.value("role", std::string("?")), m["state"].get<std::string>(),
                  m["last_seen_ms"].get<int64_t>(), m["steps_contributed"].get<uint64_t>());
     fmt::print("steps/s: {:.3f}; last step {:.3f} s; loss {}\n", j["steps_per_second"].get<double>(),
                j["last_step_seconds"].get<double>(), j["loss"].is_null() ? "-" : fmt::format("{:.4f}", j["loss"].get<double>()));

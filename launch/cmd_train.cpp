@@ -13,6 +13,7 @@
 #include "core/hash.h"
 #include "core/error.h"
 #include "launch/commands.h"
+#include "launch/roles.h"
 #include "launch/trainer.h"
 
 namespace zeroth::cli {
@@ -95,10 +96,14 @@ void print_outcome(const TrainConfig& c, const TrainContext& ctx, const MemberOu
                    uint32_t participants, const char* noun) {
   fmt::print("steps: {} ({} run now)\n", o.steps_done, o.steps_run);
   const double steps = double(std::max<uint64_t>(1, o.steps_run)) * double(o.hosted);
-  fmt::print("bytes per member per step: {:.1f} for records (q = {} slot(s): {} byte(s) each + a {}-byte header); "
+  const int gs = c.roles.slots_of_grad(c.zo.q);
+  bool any_grad = false;
+  for (uint32_t m = 0; m < uint32_t(c.run.members); ++m) any_grad = any_grad || ctx.is_grad(m);
+  fmt::print("bytes per member per step: {:.1f} for records (q = {} slot(s){}: {} byte(s) each + a {}-byte header); "
              "{:.1f} with the loss and hash exchanges\n",
-             double(o.record_bytes_sent) / steps, c.zo.q, c.zo.exact_gradients ? 4 : 1, kMemberRecordsHeader,
-             double(o.bytes_sent) / steps);
+             double(o.record_bytes_sent) / steps, c.zo.q,
+             any_grad && gs != c.zo.q ? fmt::format(", {} per gradient member", gs) : "", c.zo.exact_gradients ? 4 : 1,
+             kMemberRecordsHeader, double(o.bytes_sent) / steps);
   const std::string who = uint32_t(c.run.members) == participants && std::string(noun) == "member"
                               ? fmt::format("{} members", c.run.members)
                               : fmt::format("{} {}s, {} members", participants, noun, c.run.members);
@@ -122,6 +127,11 @@ int train_local(const TrainOptions& opt) {
   std::signal(SIGINT, on_sigint);
   std::signal(SIGTERM, on_sigint);
 
+  std::vector<uint32_t> all_members(size_t(c.run.members));
+  for (uint32_t m = 0; m < all_members.size(); ++m) all_members[m] = m;
+  ctx.grad_role = resolve_roles(ctx, all_members, uint32_t(c.run.members), 1, true,
+                                [](const std::string& s) { return std::vector<std::string>{s}; });
+  const RecordLayout layout = record_layout(c, ctx.grad_role);
   auto group = std::make_shared<LocalGroup>(uint32_t(c.run.members));
   std::vector<MemberOutcome> outcomes(size_t(c.run.members));
   std::vector<std::string> errors(size_t(c.run.members));
@@ -130,7 +140,7 @@ int train_local(const TrainOptions& opt) {
     threads.emplace_back([&, m] {
       LocalTransport tr(group, uint32_t(m));
       try {
-        tr.set_layout({uint32_t(c.run.members), uint32_t(c.zo.q), c.zo.exact_gradients});
+        tr.set_layout(layout);
         outcomes[size_t(m)] = run_member(ctx, tr);
       } catch (const std::exception& e) {
         errors[size_t(m)] = e.what();
@@ -236,6 +246,16 @@ int train_mpi(const TrainOptions& opt) {
       }
       ctx.dir.root = c.run.dir;  // snapshots are used when this rank sees them, else the ledger is replayed
     }
+  }
+  // Roles: every rank decides for the members it hosts, the decisions are
+  // gathered, and the record layout follows (the same on every rank).
+  try {
+    ctx.grad_role = resolve_roles(ctx, tr.hosted(), uint32_t(c.run.members), mpi_local_ranks(), leader,
+                                  [&](const std::string& s) { return tr.allgather(s); });
+    tr.set_layout(record_layout(c, ctx.grad_role));
+  } catch (const std::exception& e) {  // the same message on every rank
+    if (leader) fmt::print(stderr, "zeroth: error: {}\n", e.what());
+    return 1;
   }
   ctx.ledger = ledger.get();
   ctx.stop = &g_stop;

@@ -23,6 +23,8 @@
 #include "core/error.h"
 #include "launch/commands.h"
 #include "launch/elastic.h"
+#include "launch/roles.h"
+#include "optim/grad_step.h"
 
 namespace zeroth::cli {
 namespace {
@@ -188,6 +190,7 @@ class Link {
 
 struct WorkerOptions {
   std::string join, name, data, model, trace, token, secret, tls_ca;
+  std::string role = "zo";  // zo | grad | auto (launch/roles.h)
   bool tls = false;
   std::vector<std::string> sets;
   int threads = 0;
@@ -327,6 +330,7 @@ class Worker {
       link_.missed = c.elastic.missed_heartbeats;
       fmt::print(stderr, "worker {}: joined as member {}; task: {}\n", o_.name.empty() ? "" : o_.name, member_,
                  ctx_->task->describe());
+      choose_role();
     }
     if (w.reset && replica_->steps > 0) {
       fmt::print(stderr, "worker {}: starting over from θ_0 (the coordinator does not know our state)\n", name());
@@ -368,7 +372,7 @@ class Worker {
         fmt::print(stderr, "worker {}: after catch-up our hash {} differs from the coordinator's {}\n", name(), h,
                    m.hash);
       if (trace_) trace_ << fmt::format("ready {} {} {}\n", replica_->steps, h, member_) << std::flush;
-      link_.send(FrameType::Ready, replica_->steps, encode(ReadyMsg{replica_->steps, h}));
+      link_.send(FrameType::Ready, replica_->steps, encode(ReadyMsg{replica_->steps, h, grad_}));
     }
   }
 
@@ -411,21 +415,20 @@ class Worker {
     if (s.scale != replica_->codec->scale())
       fmt::print(stderr, "worker {}: codec scale {} differs from the coordinator's {}\n", name(),
                  replica_->codec->scale(), s.scale);
-    MemberStepResult res = zo_member_step(*ctx_->model, *ctx_->task, *replica_->lora, c.zo, c.run.seed,
-                                          c.task.data_seed, s.step, member_, s.lanes, s.scale, lane);
+    MemberStepResult res = member_step(s, member_, lane);
     if (o_.lie > 0)  // the attack suite's liar: flips the sign of a fraction of its own codes
       for (auto& rec : res.records)
         if (std::uniform_real_distribution<double>(0, 1)(lie_rng_) < o_.lie) rec.code = attack_code(Attack::SignFlip, rec.code);
     ResultMsg r;
     r.member = member_;
-    r.records = encode_member_records(s.step, uint32_t(h.epoch), member_, uint32_t(c.zo.q), c.zo.exact_gradients,
-                                      res.records);
+    r.records = encode_member_records(s.step, uint32_t(h.epoch), member_, slots(), c.zo.exact_gradients, res.records);
     // Spot checks asked of this worker: another member's records, recomputed.
     for (const auto& chk : s.checks) {
       if (chk.checker != member_) continue;
-      const MemberStepResult other = zo_member_step(*ctx_->model, *ctx_->task, *replica_->lora, c.zo, c.run.seed,
-                                                    c.task.data_seed, s.step, chk.target, s.lanes, s.scale, chk.lane);
-      r.checks.emplace_back(chk.target, encode_member_records(s.step, uint32_t(h.epoch), chk.target, uint32_t(c.zo.q),
+      // The coordinator pairs members of one role: the target's records are
+      // computed the way ours are, on its key and lane.
+      const MemberStepResult other = member_step(s, chk.target, chk.lane);
+      r.checks.emplace_back(chk.target, encode_member_records(s.step, uint32_t(h.epoch), chk.target, slots(),
                                                               c.zo.exact_gradients, other.records));
     }
     r.loss = res.loss;
@@ -446,6 +449,59 @@ class Worker {
     trace_commit(e, replica_->hash());
   }
 
+  // --role: zo, grad, or auto (this machine's free memory against one measured
+  // backward step). The coordinator learns it from our Ready.
+  void choose_role() {
+    const TrainConfig& c = ctx_->config;
+    if (o_.role == "zo") return;
+    ZEROTH_CHECK(!c.trainable.full, "--role {}: this run trains full weights (trainable.full), which has no backward; "
+                 "join with --role zo", o_.role);
+    if (o_.role == "grad") {
+      grad_ = true;
+    } else {
+      const int64_t budget = role_memory_budget(c, 1);
+      const BackwardProbe p = probe_backward(*ctx_, 0, 1);
+      grad_ = p.ok && gradient_members_that_fit(budget, p.peak_bytes) >= 1;
+      fmt::print(stderr, "worker {}: --role auto: {}; {} MiB {} → {}\n", name(),
+                 p.ok ? fmt::format("one backward{} peaks at {:.0f} MiB ({:.2f} s), × {} headroom",
+                                    c.roles.checkpoint ? " (checkpointed)" : "", double(p.peak_bytes) / 1048576.0,
+                                    p.seconds, kBackwardHeadroom)
+                      : p.why,
+                 double(budget) / 1048576.0, c.roles.memory.empty() ? "available" : "(roles.memory)",
+                 grad_ ? "gradient member" : "zeroth-order member");
+    }
+    if (grad_)
+      fmt::print(stderr, "worker {}: gradient member: backward + exact projections, {} slots per step{}\n", name(),
+                 slots(), c.roles.checkpoint ? ", checkpointed" : "");
+  }
+
+  uint32_t slots() const {
+    const TrainConfig& c = ctx_->config;
+    return uint32_t(grad_ ? c.roles.slots_of_grad(c.zo.q) : c.zo.q);
+  }
+
+  // Our records for step s as `member` (ourselves, or a spot check's target)
+  // on draw lane `lane`, by our role; out of memory in backward, we keep the
+  // role's slot count but fill it by zeroth-order differences from then on.
+  MemberStepResult member_step(const StepMsg& s, uint32_t member, uint32_t lane) {
+    const TrainConfig& c = ctx_->config;
+    ZoConfig zo = c.zo;
+    zo.q = int(slots());
+    if (grad_ && !fallen_back_) {
+      try {
+        return grad_member_step(*ctx_->model, *ctx_->task, *replica_->lora, zo, GradConfig{c.roles.checkpoint},
+                                c.run.seed, c.task.data_seed, s.step, member, s.lanes, s.scale, lane);
+      } catch (const std::bad_alloc&) {
+        fallen_back_ = true;
+        fmt::print(stderr, "worker {}: out of memory in the backward pass at step {}; zeroth-order steps from now on "
+                   "(set roles.checkpoint: true in the run, or join with --role zo)\n", name(), s.step);
+      }
+    }
+    zo.q = std::min(c.zo.q, zo.q);
+    return zo_member_step(*ctx_->model, *ctx_->task, *replica_->lora, zo, c.run.seed, c.task.data_seed, s.step,
+                          member, s.lanes, s.scale, lane);
+  }
+
   void trace_commit(const StepEntry& e, const std::string& hash) {
     if (!trace_) return;
     std::string hex;
@@ -462,6 +518,7 @@ class Worker {
   uint32_t member_ = 0;
   uint64_t theta_from_ = 0, codec_steps_ = 0;
   bool joining_ = false;  // a Join is on its way; no second one until the Welcome
+  bool grad_ = false, fallen_back_ = false;  // our role, and whether backward ran out of memory
   std::string lost_why_;
   std::mt19937_64 lie_rng_{12345};
   std::vector<uint8_t> snapshot_;
@@ -475,6 +532,11 @@ Runner add_worker(CLI::App& app) {
   auto* sub = app.add_subcommand("worker", "Join an elastic run as a volunteer member (zeroth coordinator ...)");
   sub->add_option("--join", opt->join, "The coordinator's HOST:PORT")->required();
   sub->add_option("--name", opt->name, "A name for this worker in the coordinator's status (printable, <= 64 bytes)");
+  sub->add_option("--role", opt->role, "zo: zeroth-order differences; grad: backpropagate and send exact "
+                  "projections (roles.grad_slots slots); auto: grad where this machine's free memory holds one "
+                  "measured backward step (default zo)")
+      ->check(CLI::IsMember({"zo", "grad", "auto"}))
+      ->capture_default_str();
   sub->add_option("--data", opt->data, "Your own training data file (runs with elastic.data: private)");
   sub->add_option("--model", opt->model, "Your copy of the base model (default: the path in the run's config); "
                                          "checked against the run's by hash");

@@ -5,6 +5,7 @@
 #include <sstream>
 
 #include "core/dtype.h"
+#include "core/sysmem.h"
 #include "launch/yaml_reader.h"
 
 namespace zeroth::cli {
@@ -195,6 +196,9 @@ TrainConfig parse_train_config(const std::string& yaml_text, const std::string& 
     std::vector<std::string> grad;
     r.get("grad", grad);
     r.get("checkpoint", c.roles.checkpoint);
+    r.get("auto", c.roles.auto_grad);
+    r.get("memory", c.roles.memory);
+    r.get("grad_slots", c.roles.grad_slots);
     for (const auto& m : grad) {
       size_t used = 0;
       int v = -1;
@@ -274,11 +278,19 @@ void TrainConfig::validate() const {
   }
   ZEROTH_CHECK(mode == "zo" || mode == "fo", "{}: mode is \"{}\"; use zo (one-byte records, the ledger) or fo "
                "(data-parallel backprop with AdamW)", source, mode);
-  ZEROTH_CHECK(mode == "zo" || (!trainable.full && roles.grad.empty()), "{}: mode fo backpropagates on every member: "
-               "it takes no roles.grad and no trainable.full", source);
+  ZEROTH_CHECK(mode == "zo" || (!trainable.full && roles.grad.empty() && !roles.auto_grad),
+               "{}: mode fo backpropagates on every member: it takes no roles.grad, roles.auto or trainable.full",
+               source);
+  ZEROTH_CHECK(roles.grad_slots >= 0 && roles.grad_slots <= 4096, "{}: roles.grad_slots is {}; use 0 (zo.q) or "
+               "1..4096 slots per gradient member", source, roles.grad_slots);
+  ZEROTH_CHECK(roles.slots_of_grad(zo.q) == zo.q || zo.redundancy <= 1,
+               "{}: roles.grad_slots ({}) differs from zo.q ({}), but zo.redundancy {} needs every member of a "
+               "group on the same slots", source, roles.grad_slots, zo.q, zo.redundancy);
+  if (!roles.memory.empty()) parse_byte_size(roles.memory, source + ": roles.memory");
   ZEROTH_CHECK(mode == "zo" || !run.resume, "{}: mode fo cannot resume (its steps are not in a ledger)", source);
-  ZEROTH_CHECK(roles.grad.empty() || !trainable.full, "{}: roles.grad: the gradient path trains LoRA adapters and "
-               "norms; trainable.full has no backward (drop roles.grad or trainable.full)", source);
+  ZEROTH_CHECK((roles.grad.empty() && !roles.auto_grad) || !trainable.full, "{}: roles.grad/roles.auto: the gradient "
+               "path trains LoRA adapters and norms; trainable.full has no backward (drop the roles or trainable.full)",
+               source);
   try {
     if (!trainable.full) lora.validate();
     zo.validate();
@@ -349,7 +361,9 @@ std::string TrainConfig::to_yaml() const {
   y << YAML::Key << "roles" << YAML::Value << YAML::BeginMap << YAML::Key << "grad" << YAML::Value << YAML::Flow
     << YAML::BeginSeq;
   for (int m : roles.grad) y << m;
-  y << YAML::EndSeq << YAML::Key << "checkpoint" << YAML::Value << roles.checkpoint << YAML::EndMap;
+  y << YAML::EndSeq << YAML::Key << "checkpoint" << YAML::Value << roles.checkpoint << YAML::Key << "auto"
+    << YAML::Value << roles.auto_grad << YAML::Key << "memory" << YAML::Value << roles.memory << YAML::Key
+    << "grad_slots" << YAML::Value << roles.grad_slots << YAML::EndMap;
   y << YAML::Key << "eval" << YAML::Value << YAML::BeginMap << YAML::Key << "batch_tokens" << YAML::Value
     << eval.batch_tokens << YAML::EndMap;
   y << YAML::Key << "robust" << YAML::Value << YAML::BeginMap << YAML::Key << "rule" << YAML::Value << robust.rule

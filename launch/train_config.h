@@ -69,6 +69,13 @@ struct ElasticSection {
 struct RolesSection {
   std::vector<int> grad;    // logical member ids with role grad
   bool checkpoint = false;  // grad members: recompute each layer in backward (less memory)
+  // roles.auto: the other members become gradient members where this
+  // process's free memory holds their backward (launch/roles.h measures its
+  // peak once at start); zeroth-order members where it does not.
+  bool auto_grad = false;
+  std::string memory;       // roles.memory: what this process may use ("" = the machine's available memory)
+  int grad_slots = 0;       // roles.grad_slots: slots per gradient member (0 = zo.q)
+  int slots_of_grad(int zo_q) const { return grad_slots > 0 ? grad_slots : zo_q; }
   bool is_grad(uint32_t member) const {
     for (int m : grad)
       if (uint32_t(m) == member) return true;

@@ -173,9 +173,11 @@ namespace {
 MemberStepResult member_step(const TrainContext& ctx, const LoraTrainable& lora, std::vector<char>& fallback,
                              uint64_t t, uint32_t member, uint32_t members, float scale) {
   const TrainConfig& c = ctx.config;
-  if (c.roles.is_grad(member) && !fallback[member]) {
+  if (ctx.is_grad(member) && !fallback[member]) {
     try {
-      return grad_member_step(*ctx.model, ctx.task_of(member), lora, c.zo, GradConfig{c.roles.checkpoint}, c.run.seed,
+      ZoConfig zo = c.zo;
+      zo.q = c.roles.slots_of_grad(c.zo.q);  // one backward pays for every slot
+      return grad_member_step(*ctx.model, ctx.task_of(member), lora, zo, GradConfig{c.roles.checkpoint}, c.run.seed,
                               c.task.data_seed, t, member, members, scale);
     } catch (const std::bad_alloc&) {
       fallback[member] = 1;
@@ -183,8 +185,12 @@ MemberStepResult member_step(const TrainContext& ctx, const LoraTrainable& lora,
                  "now on (set roles.checkpoint: true, or fewer zo.samples, to keep it a gradient member)\n", member, t);
     }
   }
-  return zo_member_step(*ctx.model, ctx.task_of(member), lora, c.zo, c.run.seed, c.task.data_seed, t, member,
-                        members, scale);
+  ZoConfig zo = c.zo;
+  // A gradient member fallen back to ZO fills what it can of its slots (the
+  // layout's count for it); the rest travel as dropped.
+  if (ctx.is_grad(member)) zo.q = std::min(c.zo.q, c.roles.slots_of_grad(c.zo.q));
+  return zo_member_step(*ctx.model, ctx.task_of(member), lora, zo, c.run.seed, c.task.data_seed, t, member, members,
+                        scale);
 }
 }  // namespace
 
@@ -200,10 +206,6 @@ MemberOutcome run_member(const TrainContext& ctx, Transport& tr) {
   const PerturbedLora theta(lora, c.zo.distribution, {Variant{}});  // θ itself, for evaluation
   CodecScale codec(c.codec);
   std::vector<char> grad_fallback(members, 0);  // per logical member: fell back from grad to ZO
-  if (leader && !c.roles.grad.empty())
-    fmt::print(stderr, "roles: member(s) {} grad (backward + exact projections{}), the other {} zeroth-order\n",
-               fmt::join(c.roles.grad, ", "), c.roles.checkpoint ? ", checkpointed" : "",
-               members - c.roles.grad.size());
 
   const uint64_t start = catch_up(lora, opt, codec, ctx.history, &ctx.dir, c.optimizer.rule);
   Screen screen(c.robust);  // a function of the committed entries, like θ

@@ -46,7 +46,14 @@ struct TrainContext {
   std::vector<StepEntry> history;
   LedgerFile* ledger = nullptr;
 
+  // Resolved roles (launch/roles.h), one flag per logical member: 1 = gradient
+  // member. Empty: config.roles.grad as written.
+  std::vector<char> grad_role;
+
   const Task& task_of(uint32_t member) const { return member_tasks.empty() ? *task : *member_tasks.at(member); }
+  bool is_grad(uint32_t member) const {
+    return grad_role.empty() ? config.roles.is_grad(member) : member < grad_role.size() && grad_role[member];
+  }
 };
 
 // How this process takes part: the local transport (every member a thread

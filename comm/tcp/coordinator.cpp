@@ -336,8 +336,10 @@ void Coordinator::on_ready(Member& m, const std::vector<uint8_t>& body) {
     return;
   }
   m.state = State::Ready;
-  say(fmt::format("coordinator: {} (member {}) is caught up at step {}; admitted at the next step boundary", m.name,
-                  m.id, r.steps));
+  m.grad = r.grad;
+  say(fmt::format("coordinator: {} (member {}, {}) is caught up at step {}; admitted at the next step boundary",
+                  m.name, m.id, m.grad ? fmt::format("gradient role, {} slots", opt_.grad_slots) : "zeroth-order",
+                  r.steps));
   asio::post(io_, [this] { maybe_begin_step(); });
 }
 
@@ -364,7 +366,7 @@ void Coordinator::on_result(Member* m, const FrameHeader& h, const std::vector<u
   std::vector<Record> recs;
   try {
     recs = decode_member_records(r.records.data(), r.records.size(), step_, m->id);
-    const size_t each = kMemberRecordsHeader + size_t(opt_.slots) * (opt_.exact ? 4 : 1);
+    const size_t each = kMemberRecordsHeader + size_t(slots_of(*m)) * (opt_.exact ? 4 : 1);
     ZEROTH_CHECK(r.records.size() == each, "records message of {} bytes, expected {}", r.records.size(), each);
   } catch (const Error& e) {
     rejections_.add("malformed");
@@ -396,7 +398,7 @@ void Coordinator::on_result(Member* m, const FrameHeader& h, const std::vector<u
   losses_[m->id] = {r.loss, r.tokens};
   ++result_frames_;
   result_bytes_ += kFrameHeaderBytes + body.size() + (m->conn->authenticated() ? kTagBytes : 0);
-  payload_bytes_ += opt_.slots * (opt_.exact ? 4 : 1);
+  payload_bytes_ += slots_of(*m) * (opt_.exact ? 4 : 1);
   if (results_.size() == step_members_.size()) finish_step();
 }
 
@@ -520,12 +522,17 @@ void Coordinator::maybe_begin_step() {
   step_checks_.clear();
   check_results_.clear();
   if (opt_.spot_p > 0 && active.size() >= 2) {
+    // A checker recomputes its target's records its own way, so checker and
+    // target share a role (a gradient member's slots are not a ZO member's).
     std::uniform_real_distribution<double> u(0, 1);
     for (size_t i = 0; i < active.size(); ++i)
       if (u(spot_rng_) < opt_.spot_p) {
-        size_t j = size_t(spot_rng_() % (active.size() - 1));
-        if (j >= i) ++j;
-        step_checks_.push_back({active[j], active[i], uint32_t(i)});
+        const bool grad = members_.at(active[i]).grad;
+        std::vector<uint32_t> peers;
+        for (size_t j = 0; j < active.size(); ++j)
+          if (j != i && members_.at(active[j]).grad == grad) peers.push_back(active[j]);
+        if (peers.empty()) continue;
+        step_checks_.push_back({peers[size_t(spot_rng_() % peers.size())], active[i], uint32_t(i)});
       }
     s.checks = step_checks_;
   }
@@ -689,6 +696,7 @@ std::string Coordinator::status_json() const {
     members.push_back({{"id", id},
                        {"name", m.name},
                        {"backend", m.backend},
+                       {"role", m.grad ? "grad" : "zo"},
                        {"address", m.conn ? m.conn->remote() : ""},
                        {"state", state_name(int(m.state))},
                        {"last_seen_ms", int64_t(std::chrono::duration<double, std::milli>(now - m.last_seen).count())},

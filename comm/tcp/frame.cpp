@@ -329,6 +329,7 @@ std::vector<uint8_t> encode(const ReadyMsg& m) {
   Writer w;
   w.num(m.steps);
   w.str(m.theta_hash);
+  w.num(uint8_t(m.grad));
   return std::move(w.out);
 }
 ReadyMsg decode_ready(std::span<const uint8_t> body) {
@@ -337,6 +338,7 @@ ReadyMsg decode_ready(std::span<const uint8_t> body) {
   m.steps = r.num<uint64_t>("steps");
   m.theta_hash = r.str("theta_hash", kHashChars);
   check_hash(r, m.theta_hash, "theta_hash");
+  m.grad = r.boolean("grad");
   r.finish();
   return m;
 }

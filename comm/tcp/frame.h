@@ -117,6 +117,7 @@ struct CatchUpMsg {
 struct ReadyMsg {
   uint64_t steps = 0;
   std::string theta_hash;
+  bool grad = false;  // its role: a gradient member (backward + exact projections, roles.grad_slots slots)
 };
 // Spot check: `checker` also computes `target`'s records (its key, its lane)
 // and sends them beside its own; the coordinator compares the two.

@@ -2,7 +2,7 @@
 # `zeroth train` under mpirun (the MPI transport), on stories260K from ../shared
 # with a small, fast recipe: 4 logical members, q = 2.
 # Usage: mpi_train.sh ZEROTH_BINARY SHARED_DIR REPO_DIR CHECK
-#   CHECK: ranks | kill-resume | private | bad-config | corrupt | hybrid | fo
+#   CHECK: ranks | kill-resume | private | bad-config | corrupt | hybrid | roles | fo
 # Exits 77 (CTest's skip code) with a message when SHARED_DIR or mpirun is absent.
 set -euo pipefail
 zeroth=$1; shared=${ZEROTH_SHARED:-$2}; repo=$3; check=$4
@@ -135,6 +135,34 @@ case "$check" in
     mpi 2 zo "$recipe" "${fast[@]}" --set run.steps=20 --set run.dir=zo || fail "all-ZO run"
     ! cmp -s <(entries zo/ledger.zl) <(entries hyb/ledger.zl) || fail "the hybrid ledger equals the all-ZO one"
     echo "hybrid: final hash $(final_hash hyb) on np 2 = local = replay; all-ZO run: $(final_hash zo)" ;;
+
+  roles)  # more slots per gradient member (roles.grad_slots) and roles.auto: np 2 = local = replay
+    gs=(--set 'roles.grad=[1]' --set roles.grad_slots=6 --set run.steps=12)
+    mpi 2 gs "$recipe" "${fast[@]}" "${gs[@]}" --set run.dir=gs || { cat gs.err >&2; fail "grad_slots mpirun exited $?"; }
+    grep -q "replica hashes: all equal (2 ranks, 4 members" gs.out || { cat gs.out gs.err; fail "grad_slots hashes"; }
+    grep -q "roles: member(s) 1 grad (backward + exact projections, 6 slots each" gs.err || { cat gs.err; fail "roles log"; }
+    # Member 1 sends 6 gradient records, the 3 ZO members 2 each: 12 records a step.
+    [ "$(grep -c '"grad_records":6,' gs/metrics.jsonl)" = 12 ] || fail "not every step holds member 1's 6 gradient records"
+    [ "$(grep -c '"records":12,' gs/metrics.jsonl)" = 12 ] || { head -3 gs/metrics.jsonl; fail "records per step"; }
+    "$zeroth" train "$recipe" "${fast[@]}" "${gs[@]}" --set run.dir=gsl >gsl.out 2>gsl.err \
+      || { cat gsl.err >&2; fail "the local grad_slots run exited $?"; }
+    cmp <(entries gs/ledger.zl) <(entries gsl/ledger.zl) || fail "np 2 and local grad_slots ledgers differ"
+    "$zeroth" replay --base "$shared/models/stories260K/stories260K.bin" --ledger gs/ledger.zl --out gsr \
+      >gsr.out 2>&1 || { cat gsr.out; fail "replay of the grad_slots ledger"; }
+    grep -q "$(final_hash gs)" gsr.out || { cat gsr.out; fail "replay does not reach the run's final hash"; }
+    # roles.auto: each rank probes one backward and gives its members the role
+    # where roles.memory holds them (the count per budget is unit-tested); with
+    # no room, none; with plenty, all four.
+    au=(--set roles.auto=true --set roles.grad_slots=4 --set run.steps=4)
+    mpi 2 au0 "$recipe" "${fast[@]}" "${au[@]}" --set roles.memory=1KiB --set run.dir=au0 || { cat au0.err; fail "auto, no room"; }
+    grep -q "→ member(s) none gradient, 2 zeroth-order" au0.err || { cat au0.err; fail "auto gave a role without room"; }
+    [ "$(grep -c '"grad_records":0,' au0/metrics.jsonl)" = 4 ] || fail "auto without room: gradient records"
+    peak=$(sed -n 's/.*peaks at \([0-9]*\) MiB.*/\1/p' au0.err | sort -n | tail -1)
+    [ -n "$peak" ] || fail "no measured peak in the log"
+    mpi 2 au1 "$recipe" "${fast[@]}" "${au[@]}" --set roles.memory=64GiB --set run.dir=au1 || { cat au1.err; fail "auto, room"; }
+    grep -q "roles: member(s) 0, 1, 2, 3 grad (backward + exact projections, 4 slots each" au1.err || { cat au1.err; fail "auto roles"; }
+    [ "$(grep -c '"grad_records":16,' au1/metrics.jsonl)" = 4 ] || fail "auto with room: 4 members × 4 gradient records"
+    echo "roles: grad_slots np 2 = local = replay ($(final_hash gs)); auto: peak ${peak} MiB, none at 1 KiB, all at 64 GiB" ;;
 
   fo)  # mode fo: data-parallel backprop + AdamW; the reduction is in member order, so
        # np 2, np 4 and the local transport end on the same θ, and the loss falls

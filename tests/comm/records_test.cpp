@@ -212,5 +212,31 @@ TEST(ParticipantRecords, HostedMembersBackToBack) {
   EXPECT_THROW(encode_participant_records(11, 0, hosted, layout, recs), Error);
 }
 
+// Roles with different slot counts (a gradient member's roles.grad_slots):
+// each member's message has its own length; a member sending the other
+// count is refused.
+TEST(ParticipantRecords, MembersMayHaveTheirOwnSlotCounts) {
+  const RecordLayout layout(4, 2, false, {2, 5, 2, 2});
+  EXPECT_EQ(layout.slots_of(1), 5u);
+  EXPECT_EQ(layout.slots_of(3), 2u);
+  EXPECT_EQ(layout.message_bytes(1), kMemberRecordsHeader + 5);
+  const std::vector<uint32_t> hosted = {1, 3};
+  const std::vector<Record> recs = {code_record(1, 4, 17), code_record(3, 1, 250), code_record(1, 0, 3)};
+  const auto msg = encode_participant_records(7, 0, hosted, layout, recs);
+  ASSERT_EQ(msg.size(), 2 * kMemberRecordsHeader + 5 + 2);
+  const auto back = decode_participant_records(msg.data(), msg.size(), 7, hosted, layout);
+  ASSERT_EQ(back.size(), 3u);
+  EXPECT_EQ(back[0].member, 1u);
+  EXPECT_EQ(back[0].slot, 0u);
+  EXPECT_EQ(back[1].slot, 4u);
+  EXPECT_EQ(back[1].code, 17);
+  EXPECT_EQ(back[2].member, 3u);
+  EXPECT_EQ(back[2].code, 250);
+  // The uniform layout's reader refuses member 1's 5 slots.
+  EXPECT_THROW(decode_participant_records(msg.data(), msg.size(), 7, hosted, RecordLayout{4, 2, false}), Error);
+  // A slot beyond a member's own count is refused at encode.
+  EXPECT_THROW(encode_participant_records(7, 0, hosted, layout, {code_record(3, 4, 1)}), Error);
+}
+
 }  // namespace
 }  // namespace zeroth

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "core/error.h"
+#include "launch/roles.h"
 #include "launch/train_config.h"
 
 namespace zeroth::cli {
@@ -422,6 +423,42 @@ TEST(TrainConfig, RolesNameGradientMembers) {
   expect_error(kMinimal, {"roles.grad names member 1 twice"}, {"run.members=4", "roles.grad=[1, 1]"});
   expect_error(kMinimal, {"roles.grad", "\"one\" is not a member id"}, {"roles.grad=[one]"});
   expect_error(kMinimal, {"roles.grad", "trainable.full"}, {"roles.grad=[0]", "trainable.full=true"});
+}
+
+TEST(TrainConfig, RolesAutoMemoryAndGradSlots) {
+  const auto c = parse_train_config(kMinimal, "recipe.yaml", {"run.members=4", "zo.q=2", "roles.auto=true",
+                                                              "roles.memory=1.5GiB", "roles.grad_slots=16"});
+  EXPECT_TRUE(c.roles.auto_grad);
+  EXPECT_EQ(c.roles.memory, "1.5GiB");
+  EXPECT_EQ(c.roles.slots_of_grad(c.zo.q), 16);
+  const auto again = parse_train_config(c.to_yaml(), "resolved", {});
+  EXPECT_TRUE(again.roles.auto_grad);
+  EXPECT_EQ(again.roles.memory, "1.5GiB");
+  EXPECT_EQ(again.roles.grad_slots, 16);
+  EXPECT_EQ(parse_train_config(kMinimal, "r", {"zo.q=3"}).roles.slots_of_grad(3), 3);  // 0: zo.q
+  expect_error(kMinimal, {"roles.memory", "\"lots\" is not a size"}, {"roles.memory=lots"});
+  expect_error(kMinimal, {"roles.grad_slots is 5000"}, {"roles.grad_slots=5000"});
+  expect_error(kMinimal, {"roles.grad_slots (4) differs from zo.q (1)", "zo.redundancy"},
+               {"run.members=4", "zo.redundancy=2", "roles.grad_slots=4"});
+  expect_error(kMinimal, {"roles.auto", "trainable.full"}, {"roles.auto=true", "trainable.full=true"});
+  expect_error(kMinimal, {"mode fo", "roles.auto"}, {"mode=fo", "roles.auto=true"});
+}
+
+TEST(Roles, GradientMembersThatFitCountWithHeadroom) {
+  const int64_t mib = 1 << 20;
+  EXPECT_EQ(gradient_members_that_fit(0, 100 * mib), 0);
+  EXPECT_EQ(gradient_members_that_fit(124 * mib, 100 * mib), 0);  // 1.25 × 100 MiB needed
+  EXPECT_EQ(gradient_members_that_fit(125 * mib, 100 * mib), 1);
+  EXPECT_EQ(gradient_members_that_fit(374 * mib, 100 * mib), 2);
+  EXPECT_EQ(gradient_members_that_fit(375 * mib, 100 * mib), 3);
+  // The record layout follows the roles: gradient members get roles.grad_slots.
+  auto c = parse_train_config(kMinimal, "r", {"run.members=3", "zo.q=2", "roles.grad_slots=7"});
+  const RecordLayout l = record_layout(c, {0, 1, 0});
+  EXPECT_EQ(l.slots_of(0), 2u);
+  EXPECT_EQ(l.slots_of(1), 7u);
+  EXPECT_EQ(l.slots_of(2), 2u);
+  c.roles.grad_slots = 0;  // the same count: a uniform layout
+  EXPECT_TRUE(record_layout(c, {0, 1, 0}).member_slots.empty());
 }
 
 TEST(TrainConfig, ModeFoTakesAdamWSettings) {
