@@ -823,8 +823,76 @@ def scenario_spot():
           flush=True)
 
 
+def scenario_roles():
+    """Roles in an elastic run: a --role grad worker, a --role zo worker and a
+    --role auto worker (this machine's free memory against its probed backward)
+    under roles.grad_slots = 4. The coordinator and `zeroth status` show each
+    role; every step's records hold 4 gradient-kind slots per gradient member
+    and 2 zeroth-order slots per ZO member; spot checks pair members of one
+    role only, and honest ones agree; the usual invariants hold."""
+    port, steps = free_port(), 60
+    coord = spawn(coordinator_args(port, steps, 3, 3, ["--set", "roles.grad_slots=4", "--set", "elastic.spot_p=0.5",
+                                                       "--set", "elastic.step_deadline_s=30"]), "coordinator")
+    roles = {"w0": "grad", "w1": "zo", "w2": "auto"}
+    for i, (name, role) in enumerate(roles.items()):
+        spawn(["worker", "--join", f"127.0.0.1:{port}", "--name", name, "--threads", "1", "--role", role,
+               "--retry-seconds", "60", "--trace", os.path.join(TMP, f"trace-{name}.txt")], f"{name}-0")
+    shown = {}
+    def all_shown():
+        st = status(port)
+        if not st:
+            return False
+        shown.clear()
+        shown.update({m["name"]: m.get("role") for m in st["members"] if m["state"] == "active"})
+        return len(shown) == 3
+    wait_until(all_shown, "three active members in zeroth status")
+    auto_log = open(os.path.join(TMP, "w2-0.err")).read()
+    want_auto = "grad" if "→ gradient member" in auto_log else "zo" if "→ zeroth-order member" in auto_log else None
+    if want_auto is None:
+        fail(f"the auto worker did not say what it chose: {auto_log[-500:]}")
+    want = {"w0": "grad", "w1": "zo", "w2": want_auto}
+    if shown != want:
+        fail(f"zeroth status shows roles {shown}, expected {want}")
+    txt = subprocess.run([ZEROTH, "status", f"127.0.0.1:{port}"], capture_output=True, text=True, timeout=20).stdout
+    if not any(" w0 " in l and " grad " in l for l in txt.splitlines()):
+        fail(f"zeroth status does not show w0's role:\n{txt}")
+    if coord.wait(timeout=300) != 0:
+        fail(f"coordinator exited {coord.returncode}")
+    kill_all()
+    summary = check_invariants(steps, 3)
+    # Member ids by name, from the coordinator's log ("w0 (member 0, gradient role, 4 slots) is caught up ...").
+    err = open(os.path.join(TMP, "coordinator.err")).read()
+    ids = {}
+    for l in err.splitlines():
+        for name in want:
+            if f"{name} (member " in l and "is caught up" in l:
+                ids[int(l.split(f"{name} (member ")[1].split(",")[0])] = name
+    if sorted(ids.values()) != sorted(want):
+        fail(f"could not tell the members' ids from the coordinator's log: {ids}")
+    slots_seen = {}
+    for s, body in enumerate(ledger_entries()):
+        n = struct.unpack_from("<I", body, 24)[0]
+        per = {}
+        for k in range(n):
+            member, slot, code, kind = struct.unpack_from("<IIBB", body, 28 + 10 * k)
+            per.setdefault(member, []).append((slot, kind))
+        for member, recs in per.items():
+            role = want[ids[member]]
+            kinds = {kind for _, kind in recs}
+            if kinds != ({1} if role == "grad" else {0}):
+                fail(f"step {s}: member {member} ({role}) sent record kinds {kinds}")
+            slots_seen.setdefault(role, set()).add(max(slot for slot, _ in recs) + 1)
+    if max(slots_seen.get("grad", {0})) != 4 or max(slots_seen.get("zo", {0})) != 2:
+        fail(f"slots per member per role: {slots_seen} (want grad 4, zo 2)")
+    spot = summary["spot_checks"]
+    if spot["disagreements"] != 0 or spot["evictions"] != 0:
+        fail(f"honest members of one role disagreed: {spot}")
+    print(f"roles: status showed {shown}; ledger: gradient members 4 slots (kind gradient), ZO 2; "
+          f"{spot['checks']} spot checks within roles, no disagreement", flush=True)
+
+
 try:
-    {"spot": scenario_spot, "tls": scenario_tls, "auth": scenario_auth, "hostile": scenario_hostile, "lifecycle": scenario_lifecycle, "status": scenario_status, "workers": scenario_workers, "coordinator": scenario_coordinator, "partition": scenario_partition,
+    {"roles": scenario_roles, "spot": scenario_spot, "tls": scenario_tls, "auth": scenario_auth, "hostile": scenario_hostile, "lifecycle": scenario_lifecycle, "status": scenario_status, "workers": scenario_workers, "coordinator": scenario_coordinator, "partition": scenario_partition,
      "joins": scenario_joins}[SCENARIO]()
 except KeyError:
     fail(f"unknown scenario {SCENARIO}")
