@@ -122,6 +122,7 @@ int train_local(const TrainOptions& opt) {
              ctx.member_tasks.empty() ? "" : " (member 0's; each member reads its own data)");
   const std::string theta0 = theta0_hash(ctx, true);
   auto ledger = prepare_run_dir(ctx, c, theta0);
+  ctx.fo_resume = fo_resume_snapshot(ctx);
   ctx.ledger = ledger.get();
   ctx.stop = &g_stop;
   std::signal(SIGINT, on_sigint);
@@ -192,7 +193,10 @@ int train_mpi(const TrainOptions& opt) {
     tr.set_layout({uint32_t(c.run.members), uint32_t(c.zo.q), c.zo.exact_gradients});
     if (leader) fmt::print(stderr, "task: {}{}\n", ctx.task->describe(), private_data(c.task) ? " (rank 0's)" : "");
     const std::string theta0 = theta0_hash(ctx, leader);
-    if (leader) ledger = prepare_run_dir(ctx, c, theta0);
+    if (leader) {
+      ledger = prepare_run_dir(ctx, c, theta0);
+      ctx.fo_resume = fo_resume_snapshot(ctx);
+    }
     // What every rank must agree on before the first step.
     status = fmt::format("ok base {} theta0 {} config {}", ctx.base_hash, theta0,
                          hash_bytes(c.to_yaml().data(), c.to_yaml().size()).hex());
@@ -245,6 +249,23 @@ int train_mpi(const TrainOptions& opt) {
         at += 4 + n;
       }
       ctx.dir.root = c.run.dir;  // snapshots are used when this rank sees them, else the ledger is replayed
+    }
+  }
+  // Resuming mode fo: rank 0's snapshot file, byte for byte, to every rank.
+  if (c.mode == "fo" && c.run.resume) {
+    std::string bytes;
+    if (leader) {
+      std::ifstream in(ctx.dir.snapshot(ctx.fo_resume->step), std::ios::binary);
+      bytes = std::string(8, '\0') + std::string(std::istreambuf_iterator<char>(in), {});
+      const uint64_t step = ctx.fo_resume->step;
+      std::memcpy(bytes.data(), &step, 8);
+    }
+    bytes = tr.broadcast(bytes);
+    if (!leader) {
+      uint64_t step = 0;
+      std::memcpy(&step, bytes.data(), 8);
+      ctx.fo_resume = snapshot_from_bytes(
+          std::span(reinterpret_cast<const uint8_t*>(bytes.data()) + 8, bytes.size() - 8), step, "rank 0");
     }
   }
   // Roles: every rank decides for the members it hosts, the decisions are

@@ -377,17 +377,9 @@ class Worker {
   }
 
   void restore_snapshot(uint64_t step) {
-    namespace fs = std::filesystem;
-    const fs::path dir = fs::temp_directory_path() / fmt::format("zeroth-worker-{}-{}", ::getpid(), member_);
-    RunDir tmp{dir.string()};
-    fs::create_directories(tmp.snapshots());
-    std::ofstream(tmp.snapshot(step), std::ios::binary)
-        .write(reinterpret_cast<const char*>(snapshot_.data()), std::streamsize(snapshot_.size()));
-    auto snap = latest_snapshot(tmp, step);
-    fs::remove_all(dir);
-    ZEROTH_CHECK(snap && snap->step == step, "the coordinator's snapshot of step {} could not be read", step);
-    replica_->lora->set().restore(snap->tensors, "the coordinator's snapshot");
-    ZEROTH_CHECK(replica_->hash() == snap->hash, "the coordinator's snapshot does not match its hash");
+    const Snapshot snap = snapshot_from_bytes(snapshot_, step, "the coordinator");
+    replica_->lora->set().restore(snap.tensors, "the coordinator's snapshot");
+    ZEROTH_CHECK(replica_->hash() == snap.hash, "the coordinator's snapshot does not match its hash");
     // θ is at `step`; the codec still has to fold in entries 0..step-1.
     codec_steps_ = replica_->steps;  // 0 after reset
     replica_->steps = step;

@@ -1,6 +1,9 @@
 #include "launch/run_dir.h"
 
 #include <algorithm>
+#include <atomic>
+#include <fstream>
+#include <unistd.h>
 #include <cstdio>
 #include <filesystem>
 #include <fmt/format.h>
@@ -46,6 +49,19 @@ std::optional<Snapshot> latest_snapshot(const RunDir& dir, uint64_t max_step) {
     }
   }
   return std::nullopt;
+}
+
+Snapshot snapshot_from_bytes(std::span<const uint8_t> bytes, uint64_t step, const std::string& who) {
+  static std::atomic<uint64_t> serial{0};
+  const fs::path dir = fs::temp_directory_path() / fmt::format("zeroth-snapshot-{}-{}", ::getpid(), serial++);
+  RunDir tmp{dir.string()};
+  fs::create_directories(tmp.snapshots());
+  std::ofstream(tmp.snapshot(step), std::ios::binary)
+      .write(reinterpret_cast<const char*>(bytes.data()), std::streamsize(bytes.size()));
+  auto snap = latest_snapshot(tmp, step);
+  fs::remove_all(dir);
+  ZEROTH_CHECK(snap && snap->step == step, "{}'s snapshot of step {} could not be read", who, step);
+  return std::move(*snap);
 }
 
 std::string base_model_hash(const std::string& model_path) {

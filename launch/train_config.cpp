@@ -287,7 +287,6 @@ void TrainConfig::validate() const {
                "{}: roles.grad_slots ({}) differs from zo.q ({}), but zo.redundancy {} needs every member of a "
                "group on the same slots", source, roles.grad_slots, zo.q, zo.redundancy);
   if (!roles.memory.empty()) parse_byte_size(roles.memory, source + ": roles.memory");
-  ZEROTH_CHECK(mode == "zo" || !run.resume, "{}: mode fo cannot resume (its steps are not in a ledger)", source);
   ZEROTH_CHECK((roles.grad.empty() && !roles.auto_grad) || !trainable.full, "{}: roles.grad/roles.auto: the gradient "
                "path trains LoRA adapters and norms; trainable.full has no backward (drop the roles or trainable.full)",
                source);

@@ -165,6 +165,15 @@ std::unique_ptr<LedgerFile> prepare_run_dir(TrainContext& ctx, const TrainConfig
   return std::make_unique<LedgerFile>(LedgerFile::create(dir.ledger(), header));
 }
 
+std::optional<Snapshot> fo_resume_snapshot(const TrainContext& ctx) {
+  const TrainConfig& c = ctx.config;
+  if (c.mode != "fo" || !c.run.resume) return std::nullopt;
+  auto snap = latest_snapshot(ctx.dir, UINT64_MAX);
+  ZEROTH_CHECK(snap, "--resume: {} holds no snapshot; mode fo keeps θ and the AdamW moments only in snapshots "
+               "(run.snapshot_every), so there is nothing to resume from", ctx.dir.snapshots());
+  return snap;
+}
+
 namespace {
 // One hosted member's records for step t: by its role (roles.grad: backward +
 // exact projections; otherwise zeroth-order). A gradient member that runs out

@@ -45,6 +45,9 @@ struct TrainContext {
   // ledger file to append to.
   std::vector<StepEntry> history;
   LedgerFile* ledger = nullptr;
+  // Resuming mode fo: its newest snapshot (θ and the AdamW moments), which
+  // rank 0 read and every rank holds.
+  std::optional<Snapshot> fo_resume;
 
   // Resolved roles (launch/roles.h), one flag per logical member: 1 = gradient
   // member. Empty: config.roles.grad as written.
@@ -91,6 +94,9 @@ struct CollectiveError : Error {
 // Opens (run.resume) or creates the run directory and its ledger; on resume,
 // checks the run's shape is unchanged and fills ctx.history.
 std::unique_ptr<LedgerFile> prepare_run_dir(TrainContext& ctx, const TrainConfig& c, const std::string& theta0_hash);
+// Resuming mode fo: the run directory's newest snapshot (throws, naming the
+// directory, where there is none); nullopt for anything else.
+std::optional<Snapshot> fo_resume_snapshot(const TrainContext& ctx);
 
 // Brings a freshly initialized θ (and the codec scale) to the end of
 // `history`: the newest usable snapshot in `dir` (SGD only), then a fused replay

@@ -4,7 +4,9 @@
 // trainable parameter per member: this mode is not the one-byte protocol), and
 // every participant sums them in member order, so all replicas apply the same
 // AdamW update to the same bits. The ledger property does not hold here: the
-// ledger stays empty, and θ plus the AdamW moments live in the snapshots.
+// ledger stays empty, and θ plus the AdamW moments live in the snapshots, from
+// which a run resumes (ctx.fo_resume): the steps after it draw the same samples
+// and learning rates, so a resumed run ends on the uninterrupted run's bits.
 #include <chrono>
 #include <cmath>
 #include <cstring>
@@ -40,11 +42,28 @@ MemberOutcome run_member_fo(const TrainContext& ctx, Transport& tr) {
   const bool leader = tr.is_leader();
   const std::vector<uint32_t> hosted = tr.hosted();
   const uint32_t members = tr.layout().members;
-  ZEROTH_CHECK(ctx.history.empty(), "{}: mode fo cannot resume from a ledger (its steps are not in it); start a new "
-               "run.dir", c.source);
+  ZEROTH_CHECK(ctx.history.empty(), "{}: mode fo cannot resume from a ledger of zeroth-order steps (its steps are "
+               "not in it); start a new run.dir", c.source);
   LoraTrainable lora(c.lora, *ctx.model, c.trainable);
   lora.initialize(c.run.seed);
   AdamW opt(c.fo, lora.set());
+  uint64_t start = 0;
+  if (ctx.fo_resume) {
+    const Snapshot& snap = *ctx.fo_resume;
+    const std::string source = fmt::format("{} (snapshot of step {})", ctx.dir.snapshot(snap.step), snap.step);
+    TensorList theta_part, adam_part;
+    for (const NamedTensor& nt : snap.tensors)
+      (nt.name.rfind("adamw.", 0) == 0 ? adam_part : theta_part).push_back({nt.name, nt.tensor});
+    lora.set().restore(theta_part, source);
+    opt.restore(adam_part, source);
+    ZEROTH_CHECK(lora.set().hash().hex() == snap.hash, "{}: θ's hash {} is not the snapshot's {}", source,
+                 lora.set().hash().hex(), snap.hash);
+    ZEROTH_CHECK(opt.steps() == snap.step, "{}: the AdamW state counts {} steps, the snapshot is of step {}", source,
+                 opt.steps(), snap.step);
+    ZEROTH_CHECK(snap.step <= uint64_t(c.run.steps), "{}: the run is already past run.steps = {}", source, c.run.steps);
+    start = snap.step;
+    if (leader) fmt::print(stderr, "mode fo: resuming at step {} from {}\n", start, ctx.dir.snapshot(start));
+  }
   const PerturbedLora theta(lora, c.zo.distribution, {Variant{}});
   const size_t P = size_t(lora.set().size());
   std::ofstream metrics;
@@ -65,11 +84,11 @@ MemberOutcome run_member_fo(const TrainContext& ctx, Transport& tr) {
     fmt::print(stderr, "mode fo: every member backpropagates; gradients are reduced in member order and AdamW "
                "updates θ (no ledger steps: snapshots carry θ and the moments)\n");
   MemberOutcome out;
-  const EvalResult before = evaluate_dev(0);
+  const EvalResult before = evaluate_dev(start);
   const auto t_run = Clock::now();
   const uint64_t bytes_at_start = tr.bytes_sent();
   std::vector<float> g(P);
-  for (uint64_t t = 0; t < uint64_t(c.run.steps); ++t) {
+  for (uint64_t t = start; t < uint64_t(c.run.steps); ++t) {
     const auto t0 = Clock::now();
     // This participant's members: u32 member | f64 loss | i64 tokens | P × f32 gradient.
     std::string msg;
@@ -142,7 +161,7 @@ MemberOutcome run_member_fo(const TrainContext& ctx, Transport& tr) {
       write_snapshot(ctx.dir, t + 1, lora.set().hash().hex(), snap);
     }
   }
-  out.steps_done = out.steps_run;
+  out.steps_done = start + out.steps_run;
   out.final_hash = lora.set().hash().hex();
   out.bytes_sent = tr.bytes_sent() - bytes_at_start;
   out.hosted = hosted.size();

@@ -39,6 +39,34 @@ void AdamW::step(const std::vector<float>& g, float lr) {
     }
 }
 
+void AdamW::restore(const TensorList& saved, const std::string& source) {
+  auto find = [&](const std::string& name) -> const Tensor& {
+    for (const NamedTensor& nt : saved)
+      if (nt.name == name) return nt.tensor;
+    throw Error(fmt::format("{}: the AdamW state has no tensor '{}' (a snapshot of a mode zo run, or of another "
+                            "trainable set?)", source, name));
+  };
+  std::vector<float> m(m_.size()), v(v_.size());
+  for (const auto& t : theta_.tensors())
+    for (auto* dst : {&m, &v}) {
+      const std::string name = (dst == &m ? "adamw.m." : "adamw.v.") + t.name;
+      const Tensor& s = find(name);
+      ZEROTH_CHECK(s.dtype() == DType::F32 && s.shape() == t.shape, "{}: '{}' is {}, θ's tensor is {}", source, name,
+                   s.describe(), shape_str(t.shape));
+      if (t.n == 0) continue;
+      const Tensor src = s.is_contiguous() ? s : s.contiguous();
+      std::memcpy(dst->data() + t.offset, src.raw(), size_t(t.n) * sizeof(float));
+    }
+  const Tensor& steps = find("adamw.step");
+  ZEROTH_CHECK(steps.dtype() == DType::F64 && steps.numel() == 1, "{}: 'adamw.step' is {}, expected one f64", source,
+               steps.describe());
+  const double t = *steps.data<double>();
+  ZEROTH_CHECK(t >= 0 && t < 9e15 && t == std::floor(t), "{}: 'adamw.step' is {}, not a step count", source, t);
+  m_ = std::move(m);
+  v_ = std::move(v);
+  t_ = uint64_t(t);
+}
+
 TensorList AdamW::state() const {
   TensorList out;
   for (const auto& t : theta_.tensors())

@@ -11,6 +11,7 @@
 // result depends on nothing but its inputs.
 #pragma once
 #include <cstdint>
+#include <string>
 #include <vector>
 
 #include "optim/trainable.h"
@@ -30,6 +31,9 @@ class AdamW {
   uint64_t steps() const { return t_; }
   // The moments as named tensors ("adamw.m.<name>", "adamw.v.<name>") and the step count, for snapshots.
   TensorList state() const;
+  // Loads what state() wrote (every "adamw.*" tensor of `saved`; other names are
+  // ignored), checking names and shapes against θ; `source` names the file in errors.
+  void restore(const TensorList& saved, const std::string& source);
 
  private:
   AdamWConfig cfg_;

@@ -182,7 +182,17 @@ print(f"fo train loss: first 5 steps {first:.4f}, last 5 {last:.4f}")
 sys.exit(0 if len(steps) == 30 and last < 0.7 * first else 1)
 PY
     [ -f fo2/snapshots/step-00000030.safetensors ] || fail "no fo snapshot"
-    echo "fo: np 2 = np 4 = local, final hash $(final_hash fo2)" ;;
+    # Resume: 20 steps, then --resume to 30 from the step-20 snapshot (θ and the
+    # AdamW moments; rank 0 sends it to rank 1): the uninterrupted run's bits.
+    mpi 2 fr "$recipe" "${fast[@]}" "${f[@]}" --set run.steps=20 --set run.dir=fr || { cat fr.err; fail "fo, 20 steps"; }
+    mpi 2 fr2 --resume fr --set run.steps=30 || { cat fr2.err; fail "fo resume exited"; }
+    grep -q "mode fo: resuming at step 20" fr2.err || { cat fr2.err; fail "the resume did not start from step 20"; }
+    [ "$(final_hash fr)" = "$(final_hash fo2)" ] || fail "resumed fo run ends on $(final_hash fr), uninterrupted $(final_hash fo2)"
+    "$zeroth" train --resume fr --set run.steps=40 >frl.out 2>frl.err || { cat frl.err; fail "local fo resume"; }
+    rm -rf fr/snapshots
+    ! "$zeroth" train --resume fr --set run.steps=50 >frn.out 2>frn.err || fail "fo resumed without a snapshot"
+    grep -q "holds no snapshot" frn.err || { cat frn.err; fail "no clear error without a snapshot"; }
+    echo "fo: np 2 = np 4 = local, final hash $(final_hash fo2); 20 + resumed 10 = the same bits" ;;
 
   *) fail "unknown check $check" ;;
 esac

@@ -471,7 +471,6 @@ TEST(TrainConfig, ModeFoTakesAdamWSettings) {
   expect_error(kMinimal, {"mode is \"sgd\"", "zo", "fo"}, {"mode=sgd"});
   expect_error(kMinimal, {"mode fo", "roles.grad"}, {"mode=fo", "roles.grad=[0]"});
   expect_error(kMinimal, {"fo.beta1"}, {"fo.beta1=1.5"});
-  expect_error(kMinimal, {"mode fo cannot resume"}, {"mode=fo", "run.resume=true"});
 }
 
 }  // namespace
