@@ -78,16 +78,7 @@ TrainContext make_train_context(const TrainConfig& c, const ProcessRole& role) {
   return ctx;
 }
 
-namespace {
-
-std::string fmt_duration(double s) {
-  if (!std::isfinite(s) || s < 0) return "?";
-  const int64_t t = int64_t(s + 0.5);
-  return t >= 3600 ? fmt::format("{}:{:02d}:{:02d}", t / 3600, t / 60 % 60, t % 60)
-                   : fmt::format("{}:{:02d}", t / 60, t % 60);
-}
-
-json eval_json(const char* split, uint64_t step, const EvalResult& r) {
+nlohmann::json eval_json(const char* split, uint64_t step, const EvalResult& r) {
   json j = {{"event", "eval"}, {"split", split}, {"step", step}, {"loss", r.loss}, {"examples", r.examples}};
   if (r.accuracy >= 0) j["accuracy"] = r.accuracy;
   return j;
@@ -98,6 +89,16 @@ std::string eval_line(const char* what, const EvalResult& r) {
                                        100.0 * r.accuracy, r.examples)
                          : fmt::format("{}: loss {:.4f} ({} examples)", what, r.loss, r.examples);
 }
+
+namespace {
+
+std::string fmt_duration(double s) {
+  if (!std::isfinite(s) || s < 0) return "?";
+  const int64_t t = int64_t(s + 0.5);
+  return t >= 3600 ? fmt::format("{}:{:02d}:{:02d}", t / 3600, t / 60 % 60, t % 60)
+                   : fmt::format("{}:{:02d}", t / 60, t % 60);
+}
+
 
 }  // namespace
 

@@ -5,6 +5,8 @@
 #pragma once
 #include <atomic>
 #include <memory>
+#include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 
 #include "comm/transport.h"
@@ -107,6 +109,9 @@ uint64_t catch_up(LoraTrainable& lora, ZerothOrderOptimizer& opt, CodecScale& co
 // Runs participant `transport.rank()` — its hosted logical members — to the end
 // of the run (or a stop request).
 MemberOutcome run_member(const TrainContext& ctx, Transport& transport);
+// An evaluation as a metrics line, and as the progress line "WHAT: loss …, accuracy …".
+nlohmann::json eval_json(const char* split, uint64_t step, const EvalResult& r);
+std::string eval_line(const char* what, const EvalResult& r);
 // mode: fo (launch/trainer_fo.cpp): every member backpropagates; gradients are
 // reduced over the transport in member order and AdamW updates θ. run_member
 // calls it when the config says so.

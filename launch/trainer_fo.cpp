@@ -68,16 +68,19 @@ MemberOutcome run_member_fo(const TrainContext& ctx, Transport& tr) {
   const size_t P = size_t(lora.set().size());
   std::ofstream metrics;
   if (leader) metrics.open(ctx.dir.metrics(), std::ios::app);
-  auto evaluate_dev = [&](uint64_t step) {
+  auto evaluate_on = [&](Split split, const char* name, uint64_t step) {
     EvalResult r;
-    if (leader && !ctx.task->examples(Split::Dev).empty()) {
+    if (leader && !ctx.task->examples(split).empty()) {
       const ThreadsOverride all_cores(ctx.eval_threads);
-      r = evaluate(*ctx.model, *ctx.task, Split::Dev, c.eval.batch_tokens, &theta);
-      metrics << json{{"event", "eval"}, {"split", "dev"}, {"step", step}, {"loss", r.loss}}.dump() << "\n";
-      fmt::print(stderr, "dev at step {}: loss {:.4f}{}\n", step, r.loss,
-                 r.accuracy >= 0 ? fmt::format(", accuracy {:.2f}%", 100 * r.accuracy) : "");
+      r = evaluate(*ctx.model, *ctx.task, split, c.eval.batch_tokens, &theta);
+      metrics << eval_json(name, step, r).dump() << "\n" << std::flush;
+      fmt::print(stderr, "{}\n", eval_line(fmt::format("{} at step {}", name, step).c_str(), r));
     }
-    tr.barrier();
+    return r;
+  };
+  auto evaluate_dev = [&](uint64_t step) {
+    const EvalResult r = evaluate_on(Split::Dev, "dev", step);
+    tr.barrier();  // the others wait: every member leaves evaluation at the same step
     return r;
   };
   if (leader)
@@ -160,12 +163,15 @@ MemberOutcome run_member_fo(const TrainContext& ctx, Transport& tr) {
       for (auto& s : opt.state()) snap.push_back(std::move(s));
       write_snapshot(ctx.dir, t + 1, lora.set().hash().hex(), snap);
     }
+    if (c.run.eval_every > 0 && (t + 1) % uint64_t(c.run.eval_every) == 0 && t + 1 < uint64_t(c.run.steps))
+      evaluate_dev(t + 1);
   }
   out.steps_done = start + out.steps_run;
   out.final_hash = lora.set().hash().hex();
   out.bytes_sent = tr.bytes_sent() - bytes_at_start;
   out.hosted = hosted.size();
   const EvalResult after = evaluate_dev(out.steps_done);
+  const EvalResult test = evaluate_on(Split::Test, "test", out.steps_done);
   if (leader) {
     json s = {{"mode", "fo"}, {"steps", out.steps_done}, {"members", members}, {"final_hash", out.final_hash},
               {"participants", tr.ranks()}, {"transport", tr.describe()},
@@ -173,7 +179,9 @@ MemberOutcome run_member_fo(const TrainContext& ctx, Transport& tr) {
                out.steps_run ? double(out.bytes_sent) / double(out.steps_run) / double(hosted.size()) : 0.0},
               {"trainable_parameters", P}, {"model_parameters", ctx.model_parameters},
               {"seconds", std::chrono::duration<double>(Clock::now() - t_run).count()},
-              {"dev_before", {{"loss", before.loss}}}, {"dev_after", {{"loss", after.loss}}}};
+              {"dev_after", eval_json("dev", out.steps_done, after)}};
+    if (start == 0) s["dev_before"] = eval_json("dev", 0, before);
+    if (test.examples > 0) s["test_after"] = eval_json("test", out.steps_done, test);
     std::ofstream(ctx.dir.summary()) << s.dump(2) << "\n";
   }
   tr.barrier();
