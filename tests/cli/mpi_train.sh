@@ -35,6 +35,18 @@ final_hash() { sed -n 's/.*"final_hash": "\([0-9a-f]*\)".*/\1/p' "$1/summary.jso
 # The ledger's entries: the file after its header frame (the header holds the
 # config, which names the run directory).
 entries() { python3 -c 'import struct,sys; b=open(sys.argv[1],"rb").read(); n=struct.unpack_from("<I",b,4)[0]; sys.stdout.buffer.write(b[8+n+4:])' "$1"; }
+# local_and_replay RUN [zeroth train arguments]: the same run on the local
+# transport commits RUN's ledger byte for byte, and replaying RUN's ledger from
+# the base reaches RUN's final hash.
+local_and_replay() {
+  local run=$1; shift
+  "$zeroth" train "$@" --set run.dir="$run-local" >"$run-local.out" 2>"$run-local.err" \
+    || { cat "$run-local.err" >&2; fail "the local run of $run exited $?"; }
+  cmp <(entries "$run/ledger.zl") <(entries "$run-local/ledger.zl") || fail "$run: np 2 and local ledgers differ"
+  "$zeroth" replay --base "$shared/models/stories260K/stories260K.bin" --ledger "$run/ledger.zl" --out "$run-replayed" \
+    >"$run-replay.out" 2>&1 || { cat "$run-replay.out"; fail "replay of $run's ledger"; }
+  grep -q "$(final_hash "$run")" "$run-replay.out" || { cat "$run-replay.out"; fail "$run: replay misses the final hash"; }
+}
 
 case "$check" in
   ranks)  # np 1, 2, 4 and the local transport: identical ledgers and final hashes
@@ -122,12 +134,7 @@ case "$check" in
     grep -q "roles: member(s) 1 grad" hyb.err || fail "the log does not show the roles"
     # Member 1's q = 2 records are gradient projections in every step, the others' ZO.
     [ "$(grep -c '"grad_records":2,' hyb/metrics.jsonl)" = 20 ] || fail "not every step holds member 1's 2 gradient records"
-    "$zeroth" train "$recipe" "${fast[@]}" "${hy[@]}" --set run.dir=hyl >hyl.out 2>hyl.err \
-      || { cat hyl.err >&2; fail "the local hybrid run exited $?"; }
-    cmp <(entries hyb/ledger.zl) <(entries hyl/ledger.zl) || fail "np 2 and local hybrid ledgers differ"
-    "$zeroth" replay --base "$shared/models/stories260K/stories260K.bin" --ledger hyb/ledger.zl --out replayed \
-      >replay.out 2>&1 || { cat replay.out; fail "replay of the hybrid ledger"; }
-    grep -q "$(final_hash hyb)" replay.out || { cat replay.out; fail "replay does not reach the run's final hash"; }
+    local_and_replay hyb "$recipe" "${fast[@]}" "${hy[@]}"
     # The all-ZO run with the same seeds: its records are marked zeroth-order, so
     # the ledgers differ (kind bytes) even where the codes agree — the ZO
     # estimate at ε = 1e-3 is within ~1e-3 of the exact projection and the
@@ -144,12 +151,7 @@ case "$check" in
     # Member 1 sends 6 gradient records, the 3 ZO members 2 each: 12 records a step.
     [ "$(grep -c '"grad_records":6,' gs/metrics.jsonl)" = 12 ] || fail "not every step holds member 1's 6 gradient records"
     [ "$(grep -c '"records":12,' gs/metrics.jsonl)" = 12 ] || { head -3 gs/metrics.jsonl; fail "records per step"; }
-    "$zeroth" train "$recipe" "${fast[@]}" "${gs[@]}" --set run.dir=gsl >gsl.out 2>gsl.err \
-      || { cat gsl.err >&2; fail "the local grad_slots run exited $?"; }
-    cmp <(entries gs/ledger.zl) <(entries gsl/ledger.zl) || fail "np 2 and local grad_slots ledgers differ"
-    "$zeroth" replay --base "$shared/models/stories260K/stories260K.bin" --ledger gs/ledger.zl --out gsr \
-      >gsr.out 2>&1 || { cat gsr.out; fail "replay of the grad_slots ledger"; }
-    grep -q "$(final_hash gs)" gsr.out || { cat gsr.out; fail "replay does not reach the run's final hash"; }
+    local_and_replay gs "$recipe" "${fast[@]}" "${gs[@]}"
     # roles.auto: each rank probes one backward and gives its members the role
     # where roles.memory holds them (the count per budget is unit-tested); with
     # no room, none; with plenty, all four.
