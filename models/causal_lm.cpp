@@ -204,8 +204,10 @@ std::vector<float> CausalLM::logprob_jvp(const std::vector<float>& hidden, const
   std::vector<float> lp(rows.size());
   lp_dots.assign(size_t(count * T), 0.0);
   const Tensor& w = output_matrix();
-  // A chunk's m primal rows and its count·m tangent rows: (1 + count)·m logit rows in one product.
-  const int64_t chunk = std::max<int64_t>(1, logit_chunk(V) / (1 + count));
+  // A chunk's m primal rows and its count·m tangent rows: (1 + count)·m logit
+  // rows in one product, so each tile of the output matrix is decoded once
+  // for all of them (the buffer is 1 + count times the forward's).
+  const int64_t chunk = logit_chunk(V);
   for (size_t c0 = 0; c0 < uniq.size(); c0 += size_t(chunk)) {
     const size_t c1 = std::min(uniq.size(), c0 + size_t(chunk));
     const int64_t m = int64_t(c1 - c0), S = 1 + count;
