@@ -13,6 +13,36 @@ namespace zeroth {
 namespace {
 // Rows of logits computed at once: bounds the (chunk, vocab) buffer to ~4 MiB.
 int64_t logit_chunk(int64_t vocab) { return std::max<int64_t>(1, (int64_t(4) << 20) / (4 * vocab)); }
+
+// The distinct rows of a loss's terms in first-seen order, each with its terms.
+struct DistinctRows {
+  std::vector<int64_t> rows;
+  std::vector<std::vector<size_t>> terms;
+};
+DistinctRows distinct_rows(const std::vector<int64_t>& rows) {
+  DistinctRows out;
+  std::map<int64_t, size_t> slot;
+  for (size_t i = 0; i < rows.size(); ++i) {
+    auto [it, fresh] = slot.try_emplace(rows[i], out.rows.size());
+    if (fresh) {
+      out.rows.push_back(rows[i]);
+      out.terms.emplace_back();
+    }
+    out.terms[it->second].push_back(i);
+  }
+  return out;
+}
+
+// The checks every loss-term reader makes: rows inside `hidden`, targets in the vocabulary.
+void check_terms(const std::vector<float>& hidden, int64_t d, int64_t V, const std::vector<int64_t>& rows,
+                 const std::vector<int32_t>& targets, const char* who) {
+  ZEROTH_CHECK(rows.size() == targets.size(), "{}: {} rows but {} targets", who, rows.size(), targets.size());
+  for (size_t i = 0; i < rows.size(); ++i) {
+    ZEROTH_CHECK(rows[i] >= 0 && (rows[i] + 1) * d <= int64_t(hidden.size()), "{}: row {} outside the hidden states",
+                 who, rows[i]);
+    ZEROTH_CHECK(targets[i] >= 0 && targets[i] < V, "target token {} outside the vocabulary of {}", targets[i], V);
+  }
+}
 }  // namespace
 
 void CausalLM::logit_chunks(const std::vector<float>& hidden, const std::vector<int64_t>& rows,
@@ -120,27 +150,11 @@ std::vector<float> CausalLM::logprob_backward(const std::vector<float>& hidden, 
                                               const std::vector<int32_t>& targets, const std::vector<double>& coefs,
                                               std::vector<float>& d_hidden) const {
   const int64_t d = hidden_size(), V = vocab_size();
-  ZEROTH_CHECK(rows.size() == targets.size() && rows.size() == coefs.size(),
-               "logprob_backward: {} rows, {} targets, {} coefficients", rows.size(), targets.size(), coefs.size());
+  ZEROTH_CHECK(rows.size() == coefs.size(), "logprob_backward: {} rows, {} coefficients", rows.size(), coefs.size());
   ZEROTH_CHECK(d_hidden.size() == hidden.size(), "logprob_backward: d_hidden has {} floats, hidden {}",
                d_hidden.size(), hidden.size());
-  for (size_t i = 0; i < rows.size(); ++i) {
-    ZEROTH_CHECK(rows[i] >= 0 && (rows[i] + 1) * d <= int64_t(hidden.size()),
-                 "logprob_backward: row {} outside the hidden states", rows[i]);
-    ZEROTH_CHECK(targets[i] >= 0 && targets[i] < V, "target token {} outside the vocabulary of {}", targets[i], V);
-  }
-  // Distinct rows in first-seen order, each with its terms.
-  std::map<int64_t, size_t> slot;
-  std::vector<int64_t> uniq;
-  std::vector<std::vector<size_t>> terms;
-  for (size_t i = 0; i < rows.size(); ++i) {
-    auto [it, fresh] = slot.try_emplace(rows[i], uniq.size());
-    if (fresh) {
-      uniq.push_back(rows[i]);
-      terms.emplace_back();
-    }
-    terms[it->second].push_back(i);
-  }
+  check_terms(hidden, d, V, rows, targets, "logprob_backward");
+  const auto [uniq, terms] = distinct_rows(rows);
   std::vector<float> lp(rows.size());
   const Tensor& w = output_matrix();
   const int64_t chunk = logit_chunk(V);
@@ -167,6 +181,57 @@ std::vector<float> CausalLM::logprob_backward(const std::vector<float>& hidden, 
     for (int64_t i = 0; i < m; ++i) {
       float* dst = d_hidden.data() + uniq[c0 + size_t(i)] * d;
       for (int64_t e = 0; e < d; ++e) dst[e] += dsel[size_t(i * d + e)];
+    }
+  }
+  return lp;
+}
+
+double CausalLM::jvp(const TokenBatch&, const AdapterSet&, const AdapterSet&, int, const HiddenLossJvp&,
+                     std::vector<double>&) const {
+  fail("the {} model family has no forward-mode derivatives: the JVP path needs a llama-family model", family());
+}
+
+std::vector<float> CausalLM::logprob_jvp(const std::vector<float>& hidden, const std::vector<float>& hidden_dots,
+                                         int64_t count, const std::vector<int64_t>& rows,
+                                         const std::vector<int32_t>& targets, std::vector<double>& lp_dots) const {
+  const int64_t d = hidden_size(), V = vocab_size();
+  ZEROTH_CHECK(count >= 1 && hidden_dots.size() == size_t(count) * hidden.size(),
+               "logprob_jvp: {} tangent floats for {} tangents of {} hidden floats", hidden_dots.size(), count,
+               hidden.size());
+  check_terms(hidden, d, V, rows, targets, "logprob_jvp");
+  const int64_t n = int64_t(hidden.size()) / d, T = int64_t(rows.size());
+  const auto [uniq, terms] = distinct_rows(rows);
+  std::vector<float> lp(rows.size());
+  lp_dots.assign(size_t(count * T), 0.0);
+  const Tensor& w = output_matrix();
+  // A chunk's m primal rows and its count·m tangent rows: (1 + count)·m logit
+  // rows in one product, so each tile of the output matrix is decoded once
+  // for all of them (the buffer is 1 + count times the forward's).
+  const int64_t chunk = logit_chunk(V);
+  for (size_t c0 = 0; c0 < uniq.size(); c0 += size_t(chunk)) {
+    const size_t c1 = std::min(uniq.size(), c0 + size_t(chunk));
+    const int64_t m = int64_t(c1 - c0), S = 1 + count;
+    std::vector<float> sel(static_cast<size_t>(S * m * d)), lg(static_cast<size_t>(S * m * V));
+    std::vector<float> lse(static_cast<size_t>(m));
+    for (int64_t s = 0; s < S; ++s) {
+      const float* src = s == 0 ? hidden.data() : hidden_dots.data() + (s - 1) * n * d;
+      for (int64_t i = 0; i < m; ++i)
+        std::copy_n(src + uniq[c0 + size_t(i)] * d, d, sel.data() + (s * m + i) * d);
+    }
+    matmul(sel.data(), S * m, d, w, lg.data(), V, threads_);  // (S·m, V): logits, then their tangents
+    logsumexp_rows(lg.data(), m, V, lse.data(), threads_);
+    // lṗ = logit_dot[target] − Σ_v softmax_v·logit_dot_v
+    std::vector<double> prob(static_cast<size_t>(V));
+    for (int64_t i = 0; i < m; ++i) {
+      const float* row = lg.data() + i * V;
+      for (size_t t : terms[c0 + size_t(i)]) lp[t] = row[targets[t]] - lse[size_t(i)];
+      for (int64_t v = 0; v < V; ++v) prob[size_t(v)] = std::exp(double(row[v]) - double(lse[size_t(i)]));
+      for (int64_t c = 0; c < count; ++c) {
+        const float* tr = lg.data() + ((1 + c) * m + i) * V;
+        double mean = 0;
+        for (int64_t v = 0; v < V; ++v) mean += prob[size_t(v)] * double(tr[v]);
+        for (size_t t : terms[c0 + size_t(i)]) lp_dots[size_t(c * T) + t] = double(tr[targets[t]]) - mean;
+      }
     }
   }
   return lp;

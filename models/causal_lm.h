@@ -51,6 +51,13 @@ struct BackwardOptions {
 // returns L and writes ∂L/∂hidden into d_hidden (same size, zero on entry).
 using HiddenLoss = std::function<double(const std::vector<float>& hidden, std::vector<float>& d_hidden)>;
 
+// Forward mode: the loss as a function of the final-normed hidden states
+// (rows, hidden) and `count` tangents of them (count, rows, hidden), direction
+// after direction: returns L and writes dL/dε along each direction into
+// loss_dots (count).
+using HiddenLossJvp = std::function<double(const std::vector<float>& hidden, const std::vector<float>& hidden_dots,
+                                           int64_t count, std::vector<double>& loss_dots)>;
+
 // KV cache of one sequence for incremental decoding.
 struct KVCache {
   int64_t length = 0;                    // positions filled
@@ -116,6 +123,27 @@ class CausalLM {
   std::vector<float> logprob_backward(const std::vector<float>& hidden, const std::vector<int64_t>& rows,
                                       const std::vector<int32_t>& targets, const std::vector<double>& coefs,
                                       std::vector<float>& d_hidden) const;
+
+  // Forward-mode directional derivatives (models/llama_jvp.cpp for LLaMA): one
+  // forward over `batch` (variant 0 of `adapters`) that carries `count`
+  // tangents beside every activation, tangent k being the derivative along
+  // direction k of the trainable parameters: variant k of `directions` holds
+  // that direction's part of every LoRA factor (LoraFactors A, B; r and scale
+  // ignored) and, when adapters.overrides_norms(), of every norm gain. The base
+  // is frozen, so its weights have no tangent. Only the current layer's
+  // activations (times 1 + count) are alive at a time. Returns L = loss(hidden)
+  // and writes dL/dε along each direction into `dots` (count). Families without
+  // it, and full-weight/embedding/output training, throw.
+  virtual double jvp(const TokenBatch& batch, const AdapterSet& adapters, const AdapterSet& directions, int count,
+                     const HiddenLossJvp& loss, std::vector<double>& dots) const;
+  // The output layer's part of a forward-mode loss: lp_i = log p(targets[i] | row rows[i])
+  // (returned) and its tangents lp_dots[c·terms + i] given the hidden states'
+  // tangents hidden_dots (count, rows, hidden). The primal and tangent rows of
+  // a chunk run through the (frozen, base) output matrix as one product;
+  // Σ_v softmax_v·logit_dot_v is formed in double.
+  std::vector<float> logprob_jvp(const std::vector<float>& hidden, const std::vector<float>& hidden_dots,
+                                 int64_t count, const std::vector<int64_t>& rows, const std::vector<int32_t>& targets,
+                                 std::vector<double>& lp_dots) const;
 
   // Incremental decoding: a cache for up to `capacity` positions (0 = the
   // context length); decode feeds `tokens` at positions cache.length.. and

@@ -92,6 +92,10 @@ class LlamaModel : public CausalLM {
   // models/llama_backward.cpp: LoRA (and norm) gradients through the frozen base.
   double backward(const TokenBatch& batch, const AdapterSet& adapters, const HiddenLoss& loss,
                   AdapterGradients& grads, const BackwardOptions& opt = {}) const override;
+  // models/llama_jvp.cpp: forward-mode directional derivatives (tangents of
+  // the LoRA factors and norm gains) through the frozen base.
+  double jvp(const TokenBatch& batch, const AdapterSet& adapters, const AdapterSet& directions, int count,
+             const HiddenLossJvp& loss, std::vector<double>& dots) const override;
   std::vector<float> decode(KVCache& cache, const std::vector<int32_t>& tokens,
                             const AdapterSet* adapters = nullptr) const override;
 
@@ -120,6 +124,18 @@ class LlamaModel : public CausalLM {
                         const AdapterSet& adapters, AdapterGradients& grads, int64_t in, int64_t out,
                         const BackwardOptions& opt) const;
   const float* norm_gains(int layer, NormSlot slot, const AdapterSet& adapters, std::vector<float>& scratch) const;
+
+  // The forward-mode pass (llama_jvp.cpp). Buffers hold 1 + count blocks of
+  // (n, width): the primal, then each tangent. A layer's working buffers:
+  struct JvpLayer;
+  void layer_jvp(int layer, float* x, int64_t count, const TokenBatch& batch, const std::vector<int32_t>& positions,
+                 const AdapterSet& adapters, const AdapterSet& directions, JvpLayer& buf) const;
+  // out = rmsnorm(x) and its tangents (with the gains' when the adapters train norms).
+  void norm_jvp(const float* x, float* out, int64_t n, int64_t count, int layer, NormSlot slot,
+                const TokenBatch& batch, const AdapterSet& adapters, const AdapterSet& directions) const;
+  // y = project(x) and its tangents: the base product over all (1 + count)·n rows.
+  void project_jvp(const float* x, float* y, int64_t n, int64_t count, int layer, Proj p, const TokenBatch& batch,
+                   const AdapterSet& adapters, const AdapterSet& directions, int64_t in, int64_t out) const;
 
   LlamaWeights w_;
   RopeTable rope_;

@@ -1,5 +1,6 @@
 #include "optim/grad_step.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include "core/error.h"
@@ -60,35 +61,44 @@ double project_gradient(const std::vector<float>& g, const PerturbationKey& key,
   return total;
 }
 
-MemberStepResult grad_member_step(const CausalLM& model, const Task& task, const LoraTrainable& lora,
-                                  const ZoConfig& cfg, const GradConfig& gcfg, uint64_t run_seed, uint64_t data_seed,
-                                  uint64_t step, uint32_t member, uint32_t members, float codec_scale, uint32_t lane) {
+MemberStepResult exact_member_step(const Task& task, const ZoConfig& cfg, uint64_t run_seed, uint64_t data_seed,
+                                   uint64_t step, uint32_t member, uint32_t members, float codec_scale, uint32_t lane,
+                                   int group_limit, const ProjectSlots& project) {
   const auto& train = task.examples(Split::Train);
   const int q = cfg.q;
-  auto key = [&](int slot) { return PerturbationKey{run_seed, uint32_t(step), member, uint32_t(slot)}; };
+  // Perturbations follow the member's redundancy group, as in zo_member_step
+  // and apply(); the rounding dither stays the member's own.
+  const uint32_t owner = key_member(member, cfg.redundancy);
+  auto key = [&](int slot) { return PerturbationKey{run_seed, uint32_t(step), owner, uint32_t(slot)}; };
+  auto own_key = [&](int slot) { return PerturbationKey{run_seed, uint32_t(step), member, uint32_t(slot)}; };
   // The draws zo_member_step makes for this member and step.
   const uint64_t groups = cfg.share_samples ? 1 : uint64_t(q);
   if (lane == kOwnLane) lane = member;
   ZEROTH_CHECK(lane < members, "draw lane {} is outside the step's {} lanes", lane, members);
   const uint64_t first_draw = (step * members + lane) * groups;
-  const PerturbedLora theta(lora, cfg.distribution, {Variant{key(0), 0.0f}});  // θ itself
-  BackwardOptions bo;
-  bo.checkpoint = gcfg.checkpoint;
+  const int per_group = cfg.share_samples ? q : 1;
+  const int chunk = group_limit > 0 ? std::min(group_limit, per_group) : per_group;
 
   MemberStepResult out;
-  std::vector<float> flat;
+  std::vector<float> g(static_cast<size_t>(q));
   double loss_sum = 0;
-  for (int k = 0; k < q; ++k) {
-    if (k == 0 || !cfg.share_samples) {
-      const auto idx = sample_indices(int64_t(train.size()), cfg.samples, data_seed, first_draw + uint64_t(k));
-      std::vector<const Example*> examples;
-      for (int64_t i : idx) examples.push_back(&train[size_t(i)]);
-      const TaskGradient tg = task_gradient(model, task, examples, theta, bo);
-      flat = flatten_gradient(lora, tg.grads);
-      loss_sum += tg.loss;
-      out.tokens += tg.tokens;
+  for (uint64_t grp = 0; grp < groups; ++grp) {
+    const auto idx = sample_indices(int64_t(train.size()), cfg.samples, data_seed, first_draw + grp);
+    std::vector<const Example*> examples;
+    for (int64_t i : idx) examples.push_back(&train[size_t(i)]);
+    const int k_begin = int(grp) * per_group, k_end = k_begin + per_group;
+    for (int k0 = k_begin; k0 < k_end; k0 += chunk) {
+      std::vector<PerturbationKey> keys;
+      for (int k = k0; k < std::min(k_end, k0 + chunk); ++k) keys.push_back(key(k));
+      const SlotProjections sp = project(examples, keys);
+      ZEROTH_CHECK(sp.g.size() == keys.size(), "{} projections for {} slots", sp.g.size(), keys.size());
+      std::copy(sp.g.begin(), sp.g.end(), g.begin() + k0);
+      if (k0 == k_begin) loss_sum += sp.loss;  // later chunks see the same samples and θ
+      out.tokens += sp.tokens;
     }
-    const float gf = float(project_gradient(flat, key(k), cfg.distribution));
+  }
+  for (int k = 0; k < q; ++k) {
+    const float gf = g[size_t(k)];
     out.gradients.push_back(gf);
     Record rec;
     rec.member = member;
@@ -99,15 +109,32 @@ MemberStepResult grad_member_step(const CausalLM& model, const Task& task, const
       rec.value = gf;
       rec.exact = true;
     } else {
-      const Encoded e = encode_gradient(gf, codec_scale, key(k));
+      const Encoded e = encode_gradient(gf, codec_scale, own_key(k));
       if (e.status == EncodeStatus::NonFinite) { ++out.dropped; continue; }
       if (e.status == EncodeStatus::Clipped) ++out.clipped;
       rec.code = e.code;
     }
     out.records.push_back(rec);
   }
-  out.loss = loss_sum / double(cfg.share_samples ? 1 : q);
+  out.loss = loss_sum / double(groups);
   return out;
+}
+
+MemberStepResult grad_member_step(const CausalLM& model, const Task& task, const LoraTrainable& lora,
+                                  const ZoConfig& cfg, const GradConfig& gcfg, uint64_t run_seed, uint64_t data_seed,
+                                  uint64_t step, uint32_t member, uint32_t members, float codec_scale, uint32_t lane) {
+  const PerturbedLora theta(lora, cfg.distribution, {Variant{PerturbationKey{}, 0.0f}});  // θ itself
+  BackwardOptions bo;
+  bo.checkpoint = gcfg.checkpoint;
+  // One backward per sample group serves all of its slots.
+  return exact_member_step(task, cfg, run_seed, data_seed, step, member, members, codec_scale, lane, 0,
+                           [&](const std::vector<const Example*>& examples, const std::vector<PerturbationKey>& keys) {
+                             const TaskGradient tg = task_gradient(model, task, examples, theta, bo);
+                             const std::vector<float> flat = flatten_gradient(lora, tg.grads);
+                             SlotProjections sp{tg.loss, tg.tokens, {}};
+                             for (const auto& k : keys) sp.g.push_back(float(project_gradient(flat, k, cfg.distribution)));
+                             return sp;
+                           });
 }
 
 }  // namespace zeroth

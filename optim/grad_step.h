@@ -8,6 +8,7 @@
 // backward pays for all q projections, so a gradient member can own many slots.
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <vector>
 
 #include "optim/zo_step.h"
@@ -21,6 +22,27 @@ std::vector<float> flatten_gradient(const LoraTrainable& lora, const AdapterGrad
 // ⟨g, z_key⟩ over the whole index space, z regenerated a chunk at a time
 // (generate_z: bit-identical to what ZO members and apply() draw), summed in double.
 double project_gradient(const std::vector<float>& g, const PerturbationKey& key, Distribution d);
+
+// What an exact member computes for a group of its slots on their samples:
+// L and g_k = ⟨∇L, z_k⟩ for each key of the group.
+struct SlotProjections {
+  double loss = 0;
+  int64_t tokens = 0;
+  std::vector<float> g;  // one per key
+};
+using ProjectSlots =
+    std::function<SlotProjections(const std::vector<const Example*>& examples, const std::vector<PerturbationKey>& keys)>;
+
+// The part grad_member_step and jvp_member_step share: the samples
+// zo_member_step(cfg, …) draws for this member (one group of slots when
+// samples are shared, else one group per slot), the keys apply() moves along
+// (z of key_member(member, cfg.redundancy), the codec's dither of the member's
+// own key), `project` per group of at most `group_limit` slots (0: no limit),
+// and the records: one-byte codes (or fp32 with cfg.exact_gradients), marked
+// RecordKind::Gradient. `loss` is the mean over the sample groups.
+MemberStepResult exact_member_step(const Task& task, const ZoConfig& cfg, uint64_t run_seed, uint64_t data_seed,
+                                   uint64_t step, uint32_t member, uint32_t members, float codec_scale, uint32_t lane,
+                                   int group_limit, const ProjectSlots& project);
 
 struct GradConfig {
   bool checkpoint = false;  // per-layer activation checkpointing (BackwardOptions)

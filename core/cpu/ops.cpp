@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "core/cpu/attention_row.h"
 #include "core/error.h"
 #include "core/parallel.h"
 
@@ -135,26 +136,12 @@ void attend_head(const float* q, const float* k, const float* v, float* out, int
   att.resize(size_t(p0 + m));
   for (int64_t i = 0; i < m; ++i) {
     const int64_t last = p0 + i;  // attends keys 0..last
-    const float* qi = q + i * qdim + h * hd;
-    float mx = -INFINITY;
-    for (int64_t j = 0; j <= last; ++j) {
-      const float* kj = k + j * kvdim + kvh * hd;
-      float dot = 0.0f;
-      for (int64_t e = 0; e < hd; ++e) dot += qi[e] * kj[e];
-      att[size_t(j)] = dot * scale;
-      mx = std::max(mx, att[size_t(j)]);
-    }
-    float sum = 0.0f;
-    for (int64_t j = 0; j <= last; ++j) {
-      att[size_t(j)] = std::exp(att[size_t(j)] - mx);
-      sum += att[size_t(j)];
-    }
-    const float inv = 1.0f / sum;
+    attention_weights(q + i * qdim + h * hd, k + kvh * hd, kvdim, hd, last, scale, att.data());
     float* o = out + i * qdim + h * hd;
     std::fill(o, o + hd, 0.0f);
     for (int64_t j = 0; j <= last; ++j) {
       const float* vj = v + j * kvdim + kvh * hd;
-      const float a = att[size_t(j)] * inv;
+      const float a = att[size_t(j)];
       for (int64_t e = 0; e < hd; ++e) o[e] += a * vj[e];
     }
   }

@@ -5,6 +5,7 @@
 #include <cmath>
 #include <vector>
 
+#include "core/cpu/attention_row.h"
 #include "core/error.h"
 #include "core/parallel.h"
 
@@ -73,23 +74,9 @@ void causal_attention_backward(const float* q, const float* k, const float* v, c
         for (int64_t i = 0; i < L; ++i) {
           const float* qi = q + (sq.start + i) * qdim + h * hd;
           const float* go = dout + (sq.start + i) * qdim + h * hd;
-          // The forward's weights: the same dot products, max and sum.
-          float mx = -INFINITY;
-          for (int64_t j = 0; j <= i; ++j) {
-            float dot = 0.0f;
-            for (int64_t e = 0; e < hd; ++e) dot += qi[e] * K[j * kvdim + e];
-            p[size_t(j)] = dot * scale;
-            mx = std::max(mx, p[size_t(j)]);
-          }
-          float sum = 0.0f;
-          for (int64_t j = 0; j <= i; ++j) {
-            p[size_t(j)] = std::exp(p[size_t(j)] - mx);
-            sum += p[size_t(j)];
-          }
-          const float inv = 1.0f / sum;
+          attention_weights(qi, K, kvdim, hd, i, scale, p.data());  // the forward's weights, the same bits
           double pdp = 0.0;
           for (int64_t j = 0; j <= i; ++j) {
-            p[size_t(j)] *= inv;
             float d = 0.0f;
             for (int64_t e = 0; e < hd; ++e) d += go[e] * V[j * kvdim + e];
             dp[size_t(j)] = d;

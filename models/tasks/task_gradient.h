@@ -23,6 +23,26 @@ struct TaskGradient {
 TaskGradient task_gradient(const CausalLM& model, const Task& task, const std::vector<const Example*>& examples,
                            const AdapterSet& adapters, const BackwardOptions& opt = {});
 
+// The sequences and log-probability terms of a task's loss over `examples`,
+// as BatchScorer builds them: the batch (adapter variant 0) and, per term, the
+// hidden row that predicts it, its target token and its owner (lm: the
+// example; classification: example·n_words + word). Fails, naming
+// task.max_length, when a sequence exceeds the model's context.
+struct LossTerms {
+  TokenBatch batch;
+  std::vector<int64_t> rows;
+  std::vector<int32_t> targets;
+  std::vector<size_t> owner;
+};
+LossTerms loss_terms(const CausalLM& model, const Task& task, const std::vector<const Example*>& examples,
+                     const char* who);
+
+// L from the terms' log-probabilities `lp` (the loss above), and ∂L/∂lp per
+// term into `coefs`: −1/N for lm, softmax(ll) − onehot(label) over E for
+// classification.
+double loss_from_logprobs(const Task& task, const std::vector<const Example*>& examples, const LossTerms& terms,
+                          const std::vector<float>& lp, std::vector<double>& coefs);
+
 // The token-weighted mean NLL of `targets` predicted at hidden rows `rows`,
 // as CausalLM::backward's loss: dL/d log p = −1/N for every term, known up
 // front, so the output layer runs once. `rows` and `targets` must outlive it.

@@ -1,7 +1,9 @@
 // The backward ops against float64: matmul_dx (dx = dy · W from packed blocks)
 // against its double-accumulating reference for every weight dtype, and each
 // row-wise op's backward (core/ops_backward.h) against central finite
-// differences of a float64 reimplementation of the op's forward.
+// differences of a float64 reimplementation of the op's forward; each tangent
+// rule (core/ops_jvp.h) against directional central differences of the same
+// float64 forward, (op64(x + h·ẋ) − op64(x − h·ẋ)) / 2h, element by element.
 //
 // Finite differences: f(θ) = Σ dy ⊙ op64(θ) in double, step h = 1e-6, so the
 // truncation error (~h²) and rounding error (~1e-16/h) are both below 1e-9;
@@ -20,6 +22,7 @@
 #include "core/matmul.h"
 #include "core/ops.h"
 #include "core/ops_backward.h"
+#include "core/ops_jvp.h"
 #include "core/quant/quant.h"
 #include "tests/core/quant_test_util.h"
 
@@ -259,4 +262,109 @@ TEST(BackwardOps, SwiGluMatchesFiniteDifferences) {
   };
   expect_small(rel_err(dg, numeric_grad(g, [&](const auto& x) { return f(x, u); })), kTol, "swiglu dg");
   expect_small(rel_err(du, numeric_grad(u, [&](const auto& x) { return f(g, x); })), kTol, "swiglu du");
+}
+
+// ---- tangent rules (core/ops_jvp.h) ----
+namespace {
+
+// (f(x + h·t) − f(x − h·t)) / 2h, elementwise.
+std::vector<double> numeric_jvp(const std::vector<double>& x, const std::vector<double>& t,
+                                const std::function<std::vector<double>(const std::vector<double>&)>& f) {
+  const double h = 1e-6;
+  std::vector<double> xp(x), xm(x);
+  for (size_t i = 0; i < x.size(); ++i) xp[i] += h * t[i], xm[i] -= h * t[i];
+  const auto yp = f(xp), ym = f(xm);
+  std::vector<double> out(yp.size());
+  for (size_t i = 0; i < yp.size(); ++i) out[i] = (yp[i] - ym[i]) / (2 * h);
+  return out;
+}
+
+std::vector<float> slice(const std::vector<float>& v, size_t begin, size_t len) {
+  return {v.begin() + int64_t(begin), v.begin() + int64_t(begin + len)};
+}
+
+void expect_tangent(double err, const std::string& what) {
+  std::printf("  tangent check  %-28s max err / max |tangent| = %.2e (tolerance %.0e)\n", what.c_str(), err, kTol);
+  EXPECT_LT(err, kTol) << what;
+}
+
+}  // namespace
+
+TEST(TangentOps, RmsNormMatchesFiniteDifferences) {
+  // Two tangents at once: (ẋ, ẇ) moves input and gains; the second frozen-gain
+  // call moves the input only.
+  const int64_t n = 5, d = 24, count = 2;
+  const double eps = 1e-5;
+  const auto x = randn(size_t(n * d), 21), w = randn(size_t(d), 22, 0.5);
+  const auto xd = randn(size_t(count * n * d), 23), wd = randn(size_t(count * d), 24);
+  const auto xf = to_f(x), wf = to_f(w), xdf = to_f(xd), wdf = to_f(wd);
+  std::vector<float> yd(xd.size()), yd_frozen(xd.size()), yd1(xd.size());
+  rmsnorm_jvp(xf.data(), wf.data(), xdf.data(), wdf.data(), yd.data(), n, d, count, float(eps), 2);
+  rmsnorm_jvp(xf.data(), wf.data(), xdf.data(), nullptr, yd_frozen.data(), n, d, count, float(eps), 2);
+  for (int64_t c = 0; c < count; ++c) {
+    const size_t o = size_t(c * n * d);
+    std::vector<double> both(x), tb(size_t(n * d + d));  // (x, w) as one vector
+    both.insert(both.end(), w.begin(), w.end());
+    for (size_t i = 0; i < size_t(n * d); ++i) tb[i] = xd[o + i];
+    for (size_t i = 0; i < size_t(d); ++i) tb[size_t(n * d) + i] = wd[size_t(c * d) + i];
+    const auto num = numeric_jvp(both, tb, [&](const std::vector<double>& v) {
+      return rmsnorm64({v.begin(), v.begin() + n * d}, {v.begin() + n * d, v.end()}, n, d, eps);
+    });
+    expect_tangent(rel_err(slice(yd, o, size_t(n * d)), num), "rmsnorm (x, w) tangent " + std::to_string(c));
+    const auto num_x = numeric_jvp(x, {xd.begin() + int64_t(o), xd.begin() + int64_t(o) + n * d},
+                                   [&](const auto& v) { return rmsnorm64(v, w, n, d, eps); });
+    expect_tangent(rel_err(slice(yd_frozen, o, size_t(n * d)), num_x), "rmsnorm (x) tangent " + std::to_string(c));
+  }
+  rmsnorm_jvp(xf.data(), wf.data(), xdf.data(), wdf.data(), yd1.data(), n, d, count, float(eps), 1);
+  EXPECT_EQ(yd, yd1) << "the thread count changes no bit";
+}
+
+TEST(TangentOps, GroupedQueryAttentionMatchesFiniteDifferences) {
+  // The backward's setting: three packed sequences, 4 query heads on 2 kv heads.
+  const int64_t heads = 4, kvh = 2, hd = 4, n = 9, count = 3;
+  const std::vector<SeqSpan> seqs = {{0, 1}, {1, 5}, {6, 3}};
+  const size_t nq = size_t(n * heads * hd), nk = size_t(n * kvh * hd);
+  const auto q = randn(nq, 30), k = randn(nk, 31), v = randn(nk, 32);
+  const auto qd = randn(size_t(count) * nq, 33), kd = randn(size_t(count) * nk, 34), vd = randn(size_t(count) * nk, 35);
+  const auto qf = to_f(q), kf = to_f(k), vf = to_f(v), qdf = to_f(qd), kdf = to_f(kd), vdf = to_f(vd);
+  std::vector<float> od(size_t(count) * nq), od1(od.size());
+  causal_attention_jvp(qf.data(), kf.data(), vf.data(), qdf.data(), kdf.data(), vdf.data(), od.data(), seqs, heads,
+                       kvh, hd, count, 2);
+  std::vector<double> all(q);  // (q, k, v) as one vector
+  all.insert(all.end(), k.begin(), k.end());
+  all.insert(all.end(), v.begin(), v.end());
+  for (int64_t c = 0; c < count; ++c) {
+    std::vector<double> t(qd.begin() + c * int64_t(nq), qd.begin() + (c + 1) * int64_t(nq));
+    t.insert(t.end(), kd.begin() + c * int64_t(nk), kd.begin() + (c + 1) * int64_t(nk));
+    t.insert(t.end(), vd.begin() + c * int64_t(nk), vd.begin() + (c + 1) * int64_t(nk));
+    const auto num = numeric_jvp(all, t, [&](const std::vector<double>& a) {
+      return attention64({a.begin(), a.begin() + int64_t(nq)}, {a.begin() + int64_t(nq), a.begin() + int64_t(nq + nk)},
+                         {a.begin() + int64_t(nq + nk), a.end()}, seqs, heads, kvh, hd);
+    });
+    expect_tangent(rel_err(slice(od, size_t(c) * nq, nq), num), "attention (GQA) tangent " + std::to_string(c));
+  }
+  causal_attention_jvp(qf.data(), kf.data(), vf.data(), qdf.data(), kdf.data(), vdf.data(), od1.data(), seqs, heads,
+                       kvh, hd, count, 1);
+  EXPECT_EQ(od, od1) << "the thread count changes no bit";
+}
+
+TEST(TangentOps, SwiGluMatchesFiniteDifferences) {
+  const int64_t n = 40, count = 2;
+  const auto g = randn(size_t(n), 40, 2.0), u = randn(size_t(n), 41);
+  const auto gd = randn(size_t(count * n), 42), ud = randn(size_t(count * n), 43);
+  const auto gf = to_f(g), uf = to_f(u), udf = to_f(ud);
+  auto hd = to_f(gd);  // ġ in, ḣ out
+  silu_mul_jvp(gf.data(), uf.data(), hd.data(), udf.data(), n, count, 2);
+  std::vector<double> gu(g);
+  gu.insert(gu.end(), u.begin(), u.end());
+  for (int64_t c = 0; c < count; ++c) {
+    std::vector<double> t(gd.begin() + c * n, gd.begin() + (c + 1) * n);
+    t.insert(t.end(), ud.begin() + c * n, ud.begin() + (c + 1) * n);
+    const auto num = numeric_jvp(gu, t, [&](const std::vector<double>& a) {
+      std::vector<double> h(static_cast<size_t>(n));
+      for (int64_t i = 0; i < n; ++i) h[size_t(i)] = a[size_t(i)] / (1.0 + std::exp(-a[size_t(i)])) * a[size_t(n + i)];
+      return h;
+    });
+    expect_tangent(rel_err(slice(hd, size_t(c * n), size_t(n)), num), "swiglu tangent " + std::to_string(c));
+  }
 }

@@ -21,6 +21,7 @@
 #include "models/llama.h"
 #include "models/tasks/task.h"
 #include "models/tasks/task_gradient.h"
+#include "tests/models/task_test_util.h"
 
 namespace zeroth {
 namespace {
@@ -97,33 +98,6 @@ class TestAdapters : public AdapterSet {
   std::vector<std::vector<float>> norms_;
 };
 
-std::vector<Example> random_examples(int count, bool cls, uint32_t seed) {
-  std::mt19937 rng(seed);
-  std::uniform_int_distribution<int> tok(3, 49), len(4, 11);
-  std::vector<Example> out;
-  for (int i = 0; i < count; ++i) {
-    Example e;
-    e.tokens.resize(size_t(len(rng)));
-    for (auto& t : e.tokens) t = tok(rng);
-    e.loss_begin = cls ? int64_t(e.tokens.size()) - 1 : (i % 2);
-    e.label = cls ? i % 2 : -1;
-    out.push_back(std::move(e));
-  }
-  return out;
-}
-
-std::unique_ptr<Task> make_test_task(const std::string& type, bool multi_token_words) {
-  TaskConfig cfg;
-  cfg.type = type;
-  std::vector<std::vector<int32_t>> words;
-  if (type == "classification") {
-    cfg.label_words = {{"0", " no"}, {"1", " yes"}};
-    words = multi_token_words ? std::vector<std::vector<int32_t>>{{7, 8}, {9}} : std::vector<std::vector<int32_t>>{{7}, {9}};
-  }
-  const bool cls = type == "classification";
-  return make_task_from_examples(cfg, random_examples(6, cls, 42), {}, {}, words);
-}
-
 double scored_loss(const LlamaModel& m, const Task& task, const AdapterSet& a) {
   BatchScorer s(task);
   for (const auto& e : task.examples(Split::Train)) s.add(e, 0);
@@ -181,16 +155,16 @@ constexpr double kDirTol = 5e-3;
 TEST(Backward, LanguageModelLossMatchesFiniteDifferences) {
   LlamaModel m(make_random_llama(tiny(), 1), 2);
   TestAdapters a(m, true, 3);
-  const auto task = make_test_task("lm", false);
+  const auto task = test::make_random_task("lm", false);
   EXPECT_LT(directional_check(m, *task, a, "lm, f32 base"), kDirTol);
 }
 
 TEST(Backward, LabelWordLossMatchesFiniteDifferences) {
   LlamaModel m(make_random_llama(tiny(), 2), 2);
   TestAdapters a(m, true, 4);
-  EXPECT_LT(directional_check(m, *make_test_task("classification", false), a, "label words (1 token), f32"),
+  EXPECT_LT(directional_check(m, *test::make_random_task("classification", false), a, "label words (1 token), f32"),
             kDirTol);
-  EXPECT_LT(directional_check(m, *make_test_task("classification", true), a, "label words (2 and 1 tokens), f32"),
+  EXPECT_LT(directional_check(m, *test::make_random_task("classification", true), a, "label words (2 and 1 tokens), f32"),
             kDirTol);
 }
 
@@ -201,7 +175,7 @@ TEST(Backward, QuantizedBaseMatchesFiniteDifferences) {
     LlamaModel m(make_random_llama(c, 5, t), 2);
     TestAdapters a(m, false, 6);
     const std::string label = "lm, " + std::string(dtype_name(t)) + " base";
-    EXPECT_LT(directional_check(m, *make_test_task("lm", false), a, label.c_str()), kDirTol);
+    EXPECT_LT(directional_check(m, *test::make_random_task("lm", false), a, label.c_str()), kDirTol);
   }
 }
 
@@ -210,19 +184,9 @@ TEST(Backward, QuantizedBaseMatchesFiniteDifferences) {
 // other projections, or every gradient below them is wrong.
 TEST(Backward, FrozenLowRankPartsOfTheBaseMatchFiniteDifferences) {
   LlamaWeights w = make_random_llama(tiny(), 14);
-  std::mt19937 rng(15);
-  std::normal_distribution<float> d(0.0f, 0.3f);
-  for (auto& layer : w.layers)
-    for (int p = 0; p < kProjCount; ++p) {
-      const Shape& s = layer.proj(Proj(p)).shape();  // (out, in)
-      std::vector<float> a(size_t(2 * s[1])), b(size_t(s[0] * 2));
-      for (float& x : a) x = d(rng);
-      for (float& x : b) x = d(rng);
-      layer.low_rank_a[size_t(p)] = Tensor::from_vector(a, {2, s[1]});
-      layer.low_rank_b[size_t(p)] = Tensor::from_vector(b, {s[0], 2});
-    }
+  test::add_low_rank_parts(w, 15);
   const LlamaModel with(w, 2);
-  const auto task = make_test_task("lm", false);
+  const auto task = test::make_random_task("lm", false);
   TestAdapters a(with, false, 16, {Proj::Q, Proj::V});
   // The frozen parts change the model (else the check below would prove nothing).
   LlamaWeights plain = w;
@@ -233,7 +197,7 @@ TEST(Backward, FrozenLowRankPartsOfTheBaseMatchFiniteDifferences) {
 }
 
 TEST(Backward, CheckpointingAndThreadsChangeNoBit) {
-  const auto task = make_test_task("lm", false);
+  const auto task = test::make_random_task("lm", false);
   AdapterGradients ref;
   double ref_loss = 0;
   for (int threads : {1, 3})
@@ -258,7 +222,7 @@ TEST(Backward, CheckpointingAndThreadsChangeNoBit) {
 TEST(Backward, GradientsAccumulateAcrossCalls) {
   LlamaModel m(make_random_llama(tiny(), 10), 1);
   TestAdapters a(m, false, 11);
-  const auto task = make_test_task("lm", false);
+  const auto task = test::make_random_task("lm", false);
   TaskGradient once = task_gradient(m, *task, all_train(*task), a);
   AdapterGradients twice = once.grads;
   TokenBatch b;

@@ -4,10 +4,13 @@
 #pragma once
 #include <cstdio>
 #include <fstream>
+#include <memory>
+#include <random>
 #include <string>
 #include <vector>
 
 #include "models/llama.h"
+#include "models/tasks/task.h"
 #include "models/tokenizer.h"
 #include "tests/models/tokenizer_test_util.h"
 
@@ -102,6 +105,49 @@ inline LlamaConfig task_llama_config(int64_t vocab) {
 inline CausalLM::ProjectionDims task_proj_dims(const LlamaConfig& c) {
   return {{{c.dim, c.q_dim()}, {c.dim, c.kv_dim()}, {c.dim, c.kv_dim()}, {c.q_dim(), c.dim},
            {c.dim, c.hidden_dim}, {c.dim, c.hidden_dim}, {c.hidden_dim, c.dim}}};
+}
+
+// An LQ-LoRA base: frozen factors of rank 2 (W ≈ Q + L1·L2, entries ~ N(0, 0.3²))
+// on every projection of every layer.
+inline void add_low_rank_parts(LlamaWeights& w, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> d(0.0f, 0.3f);
+  for (auto& layer : w.layers)
+    for (int p = 0; p < kProjCount; ++p) {
+      const Shape& s = layer.proj(Proj(p)).shape();  // (out, in)
+      std::vector<float> a(size_t(2 * s[1])), b(size_t(s[0] * 2));
+      for (float& x : a) x = d(rng);
+      for (float& x : b) x = d(rng);
+      layer.low_rank_a[size_t(p)] = Tensor::from_vector(a, {2, s[1]});
+      layer.low_rank_b[size_t(p)] = Tensor::from_vector(b, {s[0], 2});
+    }
+}
+
+// A task over 6 random examples of 4..11 tokens from ids 3..49 (a vocabulary of
+// at least 50): "lm" (the loss starts at token 0 or 1), or "classification"
+// with labels 0, 1, 0, … and label words {7}, {9}, or {7, 8}, {9} with
+// `multi_token_words`. For the gradient and JVP tests on tiny random models.
+inline std::unique_ptr<Task> make_random_task(const std::string& type, bool multi_token_words) {
+  const bool cls = type == "classification";
+  std::mt19937 rng(42);
+  std::uniform_int_distribution<int> tok(3, 49), len(4, 11);
+  std::vector<Example> train;
+  for (int i = 0; i < 6; ++i) {
+    Example e;
+    e.tokens.resize(size_t(len(rng)));
+    for (auto& t : e.tokens) t = tok(rng);
+    e.loss_begin = cls ? int64_t(e.tokens.size()) - 1 : (i % 2);
+    e.label = cls ? i % 2 : -1;
+    train.push_back(std::move(e));
+  }
+  TaskConfig cfg;
+  cfg.type = type;
+  std::vector<std::vector<int32_t>> words;
+  if (cls) {
+    cfg.label_words = {{"0", " no"}, {"1", " yes"}};
+    words = multi_token_words ? std::vector<std::vector<int32_t>>{{7, 8}, {9}} : std::vector<std::vector<int32_t>>{{7}, {9}};
+  }
+  return make_task_from_examples(cfg, std::move(train), {}, {}, words);
 }
 
 }  // namespace zeroth::test
