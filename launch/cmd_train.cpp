@@ -98,11 +98,11 @@ void print_outcome(const TrainConfig& c, const TrainContext& ctx, const MemberOu
   const double steps = double(std::max<uint64_t>(1, o.steps_run)) * double(o.hosted);
   const int gs = c.roles.slots_of_grad(c.zo.q);
   bool any_grad = false;
-  for (uint32_t m = 0; m < uint32_t(c.run.members); ++m) any_grad = any_grad || ctx.is_grad(m);
+  for (uint32_t m = 0; m < uint32_t(c.run.members); ++m) any_grad = any_grad || ctx.role_of(m) != MemberRole::Zo;
   fmt::print("bytes per member per step: {:.1f} for records (q = {} slot(s){}: {} byte(s) each + a {}-byte header); "
              "{:.1f} with the loss and hash exchanges\n",
              double(o.record_bytes_sent) / steps, c.zo.q,
-             any_grad && gs != c.zo.q ? fmt::format(", {} per gradient member", gs) : "", c.zo.exact_gradients ? 4 : 1,
+             any_grad && gs != c.zo.q ? fmt::format(", {} per gradient/JVP member", gs) : "", c.zo.exact_gradients ? 4 : 1,
              kMemberRecordsHeader, double(o.bytes_sent) / steps);
   const std::string who = uint32_t(c.run.members) == participants && std::string(noun) == "member"
                               ? fmt::format("{} members", c.run.members)
@@ -130,9 +130,9 @@ int train_local(const TrainOptions& opt) {
 
   std::vector<uint32_t> all_members(size_t(c.run.members));
   for (uint32_t m = 0; m < all_members.size(); ++m) all_members[m] = m;
-  ctx.grad_role = resolve_roles(ctx, all_members, uint32_t(c.run.members), 1, true,
-                                [](const std::string& s) { return std::vector<std::string>{s}; });
-  const RecordLayout layout = record_layout(c, ctx.grad_role);
+  ctx.member_roles = resolve_roles(ctx, all_members, uint32_t(c.run.members), 1, true,
+                                   [](const std::string& s) { return std::vector<std::string>{s}; });
+  const RecordLayout layout = record_layout(c, ctx.member_roles);
   auto group = std::make_shared<LocalGroup>(uint32_t(c.run.members));
   std::vector<MemberOutcome> outcomes(size_t(c.run.members));
   std::vector<std::string> errors(size_t(c.run.members));
@@ -271,9 +271,9 @@ int train_mpi(const TrainOptions& opt) {
   // Roles: every rank decides for the members it hosts, the decisions are
   // gathered, and the record layout follows (the same on every rank).
   try {
-    ctx.grad_role = resolve_roles(ctx, tr.hosted(), uint32_t(c.run.members), mpi_local_ranks(), leader,
-                                  [&](const std::string& s) { return tr.allgather(s); });
-    tr.set_layout(record_layout(c, ctx.grad_role));
+    ctx.member_roles = resolve_roles(ctx, tr.hosted(), uint32_t(c.run.members), mpi_local_ranks(), leader,
+                                     [&](const std::string& s) { return tr.allgather(s); });
+    tr.set_layout(record_layout(c, ctx.member_roles));
   } catch (const std::exception& e) {  // the same message on every rank
     if (leader) fmt::print(stderr, "zeroth: error: {}\n", e.what());
     return 1;

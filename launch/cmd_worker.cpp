@@ -25,6 +25,7 @@
 #include "launch/elastic.h"
 #include "launch/roles.h"
 #include "optim/grad_step.h"
+#include "optim/jvp_step.h"
 
 namespace zeroth::cli {
 namespace {
@@ -190,7 +191,7 @@ class Link {
 
 struct WorkerOptions {
   std::string join, name, data, model, trace, token, secret, tls_ca;
-  std::string role = "zo";  // zo | grad | auto (launch/roles.h)
+  std::string role = "zo";  // zo | grad | jvp | auto (launch/roles.h)
   bool tls = false;
   std::vector<std::string> sets;
   int threads = 0;
@@ -372,7 +373,7 @@ class Worker {
         fmt::print(stderr, "worker {}: after catch-up our hash {} differs from the coordinator's {}\n", name(), h,
                    m.hash);
       if (trace_) trace_ << fmt::format("ready {} {} {}\n", replica_->steps, h, member_) << std::flush;
-      link_.send(FrameType::Ready, replica_->steps, encode(ReadyMsg{replica_->steps, h, grad_}));
+      link_.send(FrameType::Ready, replica_->steps, encode(ReadyMsg{replica_->steps, h, uint8_t(role_)}));
     }
   }
 
@@ -441,52 +442,51 @@ class Worker {
     trace_commit(e, replica_->hash());
   }
 
-  // --role: zo, grad, or auto (this machine's free memory against one measured
-  // backward step). The coordinator learns it from our Ready.
+  // --role: zo, grad, jvp, or auto (this machine's free memory against one
+  // measured backward, then one forward-mode pass). The coordinator learns it
+  // from our Ready.
   void choose_role() {
     const TrainConfig& c = ctx_->config;
     if (o_.role == "zo") return;
-    ZEROTH_CHECK(!c.trainable.full, "--role {}: this run trains full weights (trainable.full), which has no backward; "
-                 "join with --role zo", o_.role);
-    if (o_.role == "grad") {
-      grad_ = true;
-    } else {
-      const int64_t budget = role_memory_budget(c, 1);
-      const BackwardProbe p = probe_backward(*ctx_, 0, 1);
-      grad_ = p.ok && gradient_members_that_fit(budget, p.peak_bytes) >= 1;
-      fmt::print(stderr, "worker {}: --role auto: {}; {} MiB {} → {}\n", name(),
-                 p.ok ? fmt::format("one backward{} peaks at {:.0f} MiB ({:.2f} s), × {} headroom",
-                                    c.roles.checkpoint ? " (checkpointed)" : "", double(p.peak_bytes) / 1048576.0,
-                                    p.seconds, kBackwardHeadroom)
-                      : p.why,
-                 double(budget) / 1048576.0, c.roles.memory.empty() ? "available" : "(roles.memory)",
-                 grad_ ? "gradient member" : "zeroth-order member");
-    }
-    if (grad_)
-      fmt::print(stderr, "worker {}: gradient member: backward + exact projections, {} slots per step{}\n", name(),
-                 slots(), c.roles.checkpoint ? ", checkpointed" : "");
+    ZEROTH_CHECK(!c.trainable.full, "--role {}: this run trains full weights (trainable.full), which has no backward "
+                 "or forward-mode pass; join with --role zo", o_.role);
+    if (o_.role == "grad") role_ = MemberRole::Grad;
+    else if (o_.role == "jvp") role_ = MemberRole::Jvp;
+    else role_ = choose_auto_role(*ctx_, 0, 1, role_memory_budget(c, 1), fmt::format("worker {}: --role auto", name())).role;
+    if (role_ != MemberRole::Zo)
+      fmt::print(stderr, "worker {}: {} member: {}, {} slots per step\n", name(), member_role_name(role_),
+                 role_ == MemberRole::Grad ? (c.roles.checkpoint ? "checkpointed backward + exact projections"
+                                                                 : "backward + exact projections")
+                                           : "forward-mode exact projections",
+                 slots());
+    else if (o_.role == "auto")
+      fmt::print(stderr, "worker {}: zeroth-order member\n", name());
   }
 
   uint32_t slots() const {
     const TrainConfig& c = ctx_->config;
-    return uint32_t(grad_ ? c.roles.slots_of_grad(c.zo.q) : c.zo.q);
+    return uint32_t(role_ != MemberRole::Zo ? c.roles.slots_of_grad(c.zo.q) : c.zo.q);
   }
 
   // Our records for step s as `member` (ourselves, or a spot check's target)
-  // on draw lane `lane`, by our role; out of memory in backward, we keep the
-  // role's slot count but fill it by zeroth-order differences from then on.
+  // on draw lane `lane`, by our role; out of memory, we keep the role's slot
+  // count but fill it by zeroth-order differences from then on.
   MemberStepResult member_step(const StepMsg& s, uint32_t member, uint32_t lane) {
     const TrainConfig& c = ctx_->config;
     ZoConfig zo = c.zo;
     zo.q = int(slots());
-    if (grad_ && !fallen_back_) {
+    if (role_ != MemberRole::Zo && !fallen_back_) {
       try {
+        if (role_ == MemberRole::Jvp)
+          return jvp_member_step(*ctx_->model, *ctx_->task, *replica_->lora, zo, JvpConfig{c.roles.jvp_directions},
+                                 c.run.seed, c.task.data_seed, s.step, member, s.lanes, s.scale, lane);
         return grad_member_step(*ctx_->model, *ctx_->task, *replica_->lora, zo, GradConfig{c.roles.checkpoint},
                                 c.run.seed, c.task.data_seed, s.step, member, s.lanes, s.scale, lane);
       } catch (const std::bad_alloc&) {
         fallen_back_ = true;
-        fmt::print(stderr, "worker {}: out of memory in the backward pass at step {}; zeroth-order steps from now on "
-                   "(set roles.checkpoint: true in the run, or join with --role zo)\n", name(), s.step);
+        fmt::print(stderr, "worker {}: out of memory in the {} at step {}; zeroth-order steps from now on (join "
+                   "with --role zo, or ask the run for roles.checkpoint / a smaller roles.jvp_directions)\n", name(),
+                   role_ == MemberRole::Jvp ? "forward-mode pass" : "backward pass", s.step);
       }
     }
     zo.q = std::min(c.zo.q, zo.q);
@@ -510,7 +510,8 @@ class Worker {
   uint32_t member_ = 0;
   uint64_t theta_from_ = 0, codec_steps_ = 0;
   bool joining_ = false;  // a Join is on its way; no second one until the Welcome
-  bool grad_ = false, fallen_back_ = false;  // our role, and whether backward ran out of memory
+  MemberRole role_ = MemberRole::Zo;
+  bool fallen_back_ = false;  // our gradient or JVP step ran out of memory
   std::string lost_why_;
   std::mt19937_64 lie_rng_{12345};
   std::vector<uint8_t> snapshot_;
@@ -525,9 +526,10 @@ Runner add_worker(CLI::App& app) {
   sub->add_option("--join", opt->join, "The coordinator's HOST:PORT")->required();
   sub->add_option("--name", opt->name, "A name for this worker in the coordinator's status (printable, <= 64 bytes)");
   sub->add_option("--role", opt->role, "zo: zeroth-order differences; grad: backpropagate and send exact "
-                  "projections (roles.grad_slots slots); auto: grad where this machine's free memory holds one "
-                  "measured backward step (default zo)")
-      ->check(CLI::IsMember({"zo", "grad", "auto"}))
+                  "projections (roles.grad_slots slots); jvp: the same projections by forward-mode passes (little "
+                  "memory); auto: grad where this machine's free memory holds one measured backward step, else jvp "
+                  "where a forward-mode pass fits, else zo (default zo)")
+      ->check(CLI::IsMember({"zo", "grad", "jvp", "auto"}))
       ->capture_default_str();
   sub->add_option("--data", opt->data, "Your own training data file (runs with elastic.data: private)");
   sub->add_option("--model", opt->model, "Your copy of the base model (default: the path in the run's config); "

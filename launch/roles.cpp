@@ -1,7 +1,9 @@
 #include "launch/roles.h"
 
 #include <chrono>
+#include <cstdio>
 #include <cmath>
+#include <malloc.h>
 #include <new>
 #include <sstream>
 #include <fmt/format.h>
@@ -10,26 +12,38 @@
 #include "core/error.h"
 #include "core/sysmem.h"
 #include "optim/grad_step.h"
+#include "optim/jvp_step.h"
 #include "optim/lora_trainable.h"
 
 namespace zeroth::cli {
 
-BackwardProbe probe_backward(const TrainContext& ctx, uint32_t member, uint32_t members) {
+namespace {
+std::string mib(int64_t bytes) { return fmt::format("{:.0f} MiB", double(bytes) / 1048576.0); }
+}  // namespace
+
+RoleProbe probe_role(const TrainContext& ctx, MemberRole role, uint32_t member, uint32_t members) {
   const TrainConfig& c = ctx.config;
-  BackwardProbe out;
+  RoleProbe out;
   LoraTrainable lora(c.lora, *ctx.model, c.trainable);
   lora.initialize(c.run.seed);
   ZoConfig zo = c.zo;
-  zo.q = 1;  // the backward is the peak; projections add one chunk of z
+  zo.q = c.roles.slots_of_grad(c.zo.q);  // a JVP pass carries its directions; a backward's projections are cheap
+  // Freed heap memory still counts as resident until it goes back to the
+  // kernel; a step that reuses it would not raise the peak. Return it first.
+  ::malloc_trim(0);
   reset_peak_rss();
   const ProcessMemory before = process_memory();
   const auto t0 = std::chrono::steady_clock::now();
   try {
-    grad_member_step(*ctx.model, ctx.task_of(member), lora, zo, GradConfig{c.roles.checkpoint}, c.run.seed,
-                     c.task.data_seed, 0, member, members, 1.0f);
+    if (role == MemberRole::Jvp)
+      jvp_member_step(*ctx.model, ctx.task_of(member), lora, zo, JvpConfig{c.roles.jvp_directions}, c.run.seed,
+                      c.task.data_seed, 0, member, members, 1.0f);
+    else
+      grad_member_step(*ctx.model, ctx.task_of(member), lora, zo, GradConfig{c.roles.checkpoint}, c.run.seed,
+                       c.task.data_seed, 0, member, members, 1.0f);
     out.ok = true;
   } catch (const std::bad_alloc&) {
-    out.why = "out of memory in the probe backward";
+    out.why = fmt::format("out of memory in the probe {}", role == MemberRole::Jvp ? "forward-mode pass" : "backward");
   }
   out.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   out.peak_bytes = std::max<int64_t>(0, process_memory().peak - before.rss);
@@ -38,7 +52,9 @@ BackwardProbe probe_backward(const TrainContext& ctx, uint32_t member, uint32_t 
 
 int gradient_members_that_fit(int64_t budget, int64_t peak) {
   if (budget <= 0) return 0;
-  const double each = std::max(1.0, double(peak) * kBackwardHeadroom);
+  // At least kMinMemberBytes each: a probe whose memory the allocator already
+  // held can measure ~0.
+  const double each = std::max(double(kMinMemberBytes), double(peak)) * kBackwardHeadroom;
   return int(std::min(1e6, std::floor(double(budget) / each)));
 }
 
@@ -47,40 +63,54 @@ int64_t role_memory_budget(const TrainConfig& c, int local_ranks) {
   return available_memory() / std::max(1, local_ranks);
 }
 
-namespace {
-std::string mib(int64_t bytes) { return fmt::format("{:.0f} MiB", double(bytes) / 1048576.0); }
-}  // namespace
-
-std::vector<char> resolve_roles(const TrainContext& ctx, const std::vector<uint32_t>& hosted, uint32_t members,
-                                int local_ranks, bool say,
-                                const std::function<std::vector<std::string>(const std::string&)>& gather) {
+AutoRole choose_auto_role(const TrainContext& ctx, uint32_t member, uint32_t members, int64_t budget,
+                          const std::string& who) {
   const TrainConfig& c = ctx.config;
-  std::vector<char> grad(members, 0);
-  for (const int m : c.roles.grad) grad.at(size_t(m)) = 1;
-  // This participant's auto decisions, "m,m,", or "!why": every participant
-  // then fails with the same message instead of leaving the others waiting.
+  for (const MemberRole role : {MemberRole::Grad, MemberRole::Jvp}) {
+    const RoleProbe p = probe_role(ctx, role, member, members);
+    const int fit = p.ok ? gradient_members_that_fit(budget, p.peak_bytes) : 0;
+    fmt::print(stderr, "{}: {}; {} {}: {}\n", who,
+               p.ok ? fmt::format("one {}{} peaks at {} ({:.2f} s), × {} headroom",
+                                  role == MemberRole::Jvp ? "forward-mode pass" : "backward",
+                                  role == MemberRole::Grad && c.roles.checkpoint ? " (checkpointed)" : "",
+                                  mib(p.peak_bytes), p.seconds, kBackwardHeadroom)
+                    : p.why,
+               mib(budget), c.roles.memory.empty() ? "available" : "by roles.memory",
+               fit > 0 ? fmt::format("room for {} {} member(s)", fit, member_role_name(role))
+                       : fmt::format("no room for a {} member", member_role_name(role)));
+    if (fit > 0) return {role, fit};
+  }
+  return {MemberRole::Zo, 0};
+}
+
+std::vector<MemberRole> resolve_roles(const TrainContext& ctx, const std::vector<uint32_t>& hosted, uint32_t members,
+                                      int local_ranks, bool say,
+                                      const std::function<std::vector<std::string>(const std::string&)>& gather) {
+  const TrainConfig& c = ctx.config;
+  std::vector<MemberRole> roles(members, MemberRole::Zo);
+  for (uint32_t m = 0; m < members; ++m) roles[m] = c.roles.role_of(m);
+  // This participant's auto decisions, "m:r,m:r,", or "!why": every
+  // participant then fails with the same message instead of leaving the
+  // others waiting.
   std::string mine;
   if (c.roles.auto_grad) try {
     std::vector<uint32_t> candidates;
-    int fixed = 0;
-    for (const uint32_t m : hosted) {
-      if (grad[m]) ++fixed;  // configured gradient members take their share first
-      else candidates.push_back(m);
-    }
+    for (const uint32_t m : hosted)
+      if (roles[m] == MemberRole::Zo && c.roles.role_of(m) == MemberRole::Zo) candidates.push_back(m);
     if (!candidates.empty()) {
-      const int64_t budget = role_memory_budget(c, local_ranks);
-      const BackwardProbe p = probe_backward(ctx, candidates.front(), members);
-      const int fit = p.ok ? std::max(0, gradient_members_that_fit(budget, p.peak_bytes) - fixed) : 0;
-      std::vector<uint32_t> chosen(candidates.begin(), candidates.begin() + std::min<size_t>(candidates.size(), size_t(fit)));
-      for (const uint32_t m : chosen) mine += fmt::format("{},", m);
-      fmt::print(stderr, "roles.auto: {}; {} for this process ({}) → member(s) {} gradient, {} zeroth-order\n",
-                 p.ok ? fmt::format("one backward{} peaks at {} ({:.2f} s, member {}), × {} headroom",
-                                    c.roles.checkpoint ? " (checkpointed)" : "", mib(p.peak_bytes), p.seconds,
-                                    candidates.front(), kBackwardHeadroom)
-                      : p.why,
-                 mib(budget), c.roles.memory.empty() ? "available memory" : "roles.memory",
-                 chosen.empty() ? std::string("none") : fmt::format("{}", fmt::join(chosen, ", ")),
-                 candidates.size() - chosen.size());
+      // The configured members' share comes first: the budget is what is left
+      // after them (each at the measured peak of its own role).
+      int64_t budget = role_memory_budget(c, local_ranks);
+      for (const uint32_t m : hosted)
+        if (roles[m] != MemberRole::Zo)
+          budget -= int64_t(double(probe_role(ctx, roles[m], m, members).peak_bytes) * kBackwardHeadroom);
+      const AutoRole a = choose_auto_role(ctx, candidates.front(), members, budget, "roles.auto");
+      const size_t n = std::min<size_t>(candidates.size(), size_t(a.fit));
+      for (size_t i = 0; i < n; ++i) mine += fmt::format("{}:{},", candidates[i], int(a.role));
+      fmt::print(stderr, "roles.auto: member(s) {} {}, {} zeroth-order\n",
+                 n ? fmt::format("{}", fmt::join(candidates.begin(), candidates.begin() + std::ptrdiff_t(n), ", "))
+                   : std::string("none"),
+                 n ? member_role_name(a.role) : "get a role", candidates.size() - n);
     }
   } catch (const std::exception& e) {
     mine = "!" + std::string(e.what());
@@ -90,31 +120,35 @@ std::vector<char> resolve_roles(const TrainContext& ctx, const std::vector<uint3
     ZEROTH_CHECK(part.empty() || part[0] != '!', "roles.auto: {}", part.substr(part.empty() ? 0 : 1));
   for (const std::string& part : parts) {
     std::istringstream in(part);
-    for (std::string id; std::getline(in, id, ',');) {
-      const unsigned long m = std::stoul(id);
-      ZEROTH_CHECK(m < members, "roles: a participant named member {} of {}", m, members);
-      grad[m] = 1;
+    for (std::string item; std::getline(in, item, ',');) {
+      unsigned long m = 0, r = 0;
+      ZEROTH_CHECK(std::sscanf(item.c_str(), "%lu:%lu", &m, &r) == 2 && m < members && r <= 2,
+                   "roles: a participant sent \"{}\"", item);
+      roles[m] = MemberRole(r);
     }
   }
   if (say) {
-    std::vector<uint32_t> g;
-    for (uint32_t m = 0; m < members; ++m)
-      if (grad[m]) g.push_back(m);
-    if (!g.empty())
-      fmt::print(stderr, "roles: member(s) {} grad (backward + exact projections, {} slots each{}), the other {} "
-                 "zeroth-order ({} slots each)\n", fmt::join(g, ", "), c.roles.slots_of_grad(c.zo.q),
-                 c.roles.checkpoint ? ", checkpointed" : "", members - g.size(), c.zo.q);
+    std::vector<uint32_t> by[3];
+    for (uint32_t m = 0; m < members; ++m) by[int(roles[m])].push_back(m);
+    if (!by[1].empty() || !by[2].empty())
+      fmt::print(stderr, "roles: {}{}{} zeroth-order ({} slots each)\n",
+                 by[1].empty() ? "" : fmt::format("member(s) {} grad (backward + exact projections, {} slots each{}), ",
+                                                  fmt::join(by[1], ", "), c.roles.slots_of_grad(c.zo.q),
+                                                  c.roles.checkpoint ? ", checkpointed" : ""),
+                 by[2].empty() ? "" : fmt::format("member(s) {} jvp (forward-mode exact projections, {} slots each), ",
+                                                  fmt::join(by[2], ", "), c.roles.slots_of_grad(c.zo.q)),
+                 by[0].size(), c.zo.q);
   }
-  return grad;
+  return roles;
 }
 
-RecordLayout record_layout(const TrainConfig& c, const std::vector<char>& grad) {
+RecordLayout record_layout(const TrainConfig& c, const std::vector<MemberRole>& roles) {
   RecordLayout l(uint32_t(c.run.members), uint32_t(c.zo.q), c.zo.exact_gradients);
   const int gs = c.roles.slots_of_grad(c.zo.q);
   if (gs != c.zo.q) {
     l.member_slots.assign(size_t(c.run.members), uint32_t(c.zo.q));
-    for (size_t m = 0; m < grad.size() && m < l.member_slots.size(); ++m)
-      if (grad[m]) l.member_slots[m] = uint32_t(gs);
+    for (size_t m = 0; m < roles.size() && m < l.member_slots.size(); ++m)
+      if (roles[m] != MemberRole::Zo) l.member_slots[m] = uint32_t(gs);
   }
   return l;
 }

@@ -193,23 +193,29 @@ TrainConfig parse_train_config(const std::string& yaml_text, const std::string& 
   }
   {
     auto r = top.child("roles");
-    std::vector<std::string> grad;
+    std::vector<std::string> grad, jvp;
     r.get("grad", grad);
+    r.get("jvp", jvp);
     r.get("checkpoint", c.roles.checkpoint);
+    r.get("jvp_directions", c.roles.jvp_directions);
     r.get("auto", c.roles.auto_grad);
     r.get("memory", c.roles.memory);
     r.get("grad_slots", c.roles.grad_slots);
-    for (const auto& m : grad) {
-      size_t used = 0;
-      int v = -1;
-      try {
-        v = std::stoi(m, &used);
-      } catch (const std::exception&) {
-        used = 0;
+    auto ids = [&](const std::vector<std::string>& from, std::vector<int>& to, const char* key) {
+      for (const auto& m : from) {
+        size_t used = 0;
+        int v = -1;
+        try {
+          v = std::stoi(m, &used);
+        } catch (const std::exception&) {
+          used = 0;
+        }
+        ZEROTH_CHECK(used == m.size() && v >= 0, "{}: {}: \"{}\" is not a member id (0, 1, ...)", source, key, m);
+        to.push_back(v);
       }
-      ZEROTH_CHECK(used == m.size() && v >= 0, "{}: roles.grad: \"{}\" is not a member id (0, 1, ...)", source, m);
-      c.roles.grad.push_back(v);
-    }
+    };
+    ids(grad, c.roles.grad, "roles.grad");
+    ids(jvp, c.roles.jvp, "roles.jvp");
     r.finish();
   }
   {
@@ -238,6 +244,15 @@ TrainConfig load_train_config(const std::string& path, const std::vector<std::st
   std::stringstream ss;
   ss << in.rdbuf();
   return parse_train_config(ss.str(), path, overrides);
+}
+
+const char* member_role_name(MemberRole r) {
+  switch (r) {
+    case MemberRole::Grad: return "grad";
+    case MemberRole::Jvp: return "jvp";
+    case MemberRole::Zo: break;
+  }
+  return "zo";
 }
 
 void TrainConfig::validate() const {
@@ -270,26 +285,34 @@ void TrainConfig::validate() const {
   ZEROTH_CHECK(!trainable.full || model.quantize.empty(),
                "{}: trainable.full trains every weight in f32: it cannot run on a quantized base (model.quantize)",
                source);
-  for (size_t i = 0; i < roles.grad.size(); ++i) {
-    ZEROTH_CHECK(roles.grad[i] >= 0 && roles.grad[i] < run.members, "{}: roles.grad names member {}, but the run has "
-                 "members 0..{} (run.members = {})", source, roles.grad[i], run.members - 1, run.members);
-    for (size_t j = i + 1; j < roles.grad.size(); ++j)
-      ZEROTH_CHECK(roles.grad[i] != roles.grad[j], "{}: roles.grad names member {} twice", source, roles.grad[i]);
+  std::vector<std::pair<int, const char*>> named;  // every member a role list names
+  for (int m : roles.grad) named.emplace_back(m, "roles.grad");
+  for (int m : roles.jvp) named.emplace_back(m, "roles.jvp");
+  for (size_t i = 0; i < named.size(); ++i) {
+    ZEROTH_CHECK(named[i].first >= 0 && named[i].first < run.members, "{}: {} names member {}, but the run has "
+                 "members 0..{} (run.members = {})", source, named[i].second, named[i].first, run.members - 1,
+                 run.members);
+    for (size_t j = i + 1; j < named.size(); ++j)
+      ZEROTH_CHECK(named[i].first != named[j].first, "{}: {} names member {} twice", source,
+                   named[i].second == named[j].second ? named[i].second : "roles.grad and roles.jvp",
+                   named[i].first);
   }
+  ZEROTH_CHECK(roles.jvp_directions >= 0 && roles.jvp_directions <= 4096, "{}: roles.jvp_directions is {}; use 0 "
+               "(all slots in one pass) or 1..4096", source, roles.jvp_directions);
   ZEROTH_CHECK(mode == "zo" || mode == "fo", "{}: mode is \"{}\"; use zo (one-byte records, the ledger) or fo "
                "(data-parallel backprop with AdamW)", source, mode);
-  ZEROTH_CHECK(mode == "zo" || (!trainable.full && roles.grad.empty() && !roles.auto_grad),
-               "{}: mode fo backpropagates on every member: it takes no roles.grad, roles.auto or trainable.full",
-               source);
+  ZEROTH_CHECK(mode == "zo" || (!trainable.full && roles.grad.empty() && roles.jvp.empty() && !roles.auto_grad),
+               "{}: mode fo backpropagates on every member: it takes no roles.grad, roles.jvp, roles.auto or "
+               "trainable.full", source);
   ZEROTH_CHECK(roles.grad_slots >= 0 && roles.grad_slots <= 4096, "{}: roles.grad_slots is {}; use 0 (zo.q) or "
                "1..4096 slots per gradient member", source, roles.grad_slots);
   ZEROTH_CHECK(roles.slots_of_grad(zo.q) == zo.q || zo.redundancy <= 1,
                "{}: roles.grad_slots ({}) differs from zo.q ({}), but zo.redundancy {} needs every member of a "
                "group on the same slots", source, roles.grad_slots, zo.q, zo.redundancy);
   if (!roles.memory.empty()) parse_byte_size(roles.memory, source + ": roles.memory");
-  ZEROTH_CHECK((roles.grad.empty() && !roles.auto_grad) || !trainable.full, "{}: roles.grad/roles.auto: the gradient "
-               "path trains LoRA adapters and norms; trainable.full has no backward (drop the roles or trainable.full)",
-               source);
+  ZEROTH_CHECK((roles.grad.empty() && roles.jvp.empty() && !roles.auto_grad) || !trainable.full,
+               "{}: roles.grad/roles.jvp/roles.auto: the gradient path trains LoRA adapters and norms; trainable.full "
+               "has no backward or JVP (drop the roles or trainable.full)", source);
   try {
     if (!trainable.full) lora.validate();
     zo.validate();
@@ -360,7 +383,10 @@ std::string TrainConfig::to_yaml() const {
   y << YAML::Key << "roles" << YAML::Value << YAML::BeginMap << YAML::Key << "grad" << YAML::Value << YAML::Flow
     << YAML::BeginSeq;
   for (int m : roles.grad) y << m;
-  y << YAML::EndSeq << YAML::Key << "checkpoint" << YAML::Value << roles.checkpoint << YAML::Key << "auto"
+  y << YAML::EndSeq << YAML::Key << "jvp" << YAML::Value << YAML::Flow << YAML::BeginSeq;
+  for (int m : roles.jvp) y << m;
+  y << YAML::EndSeq << YAML::Key << "checkpoint" << YAML::Value << roles.checkpoint << YAML::Key << "jvp_directions"
+    << YAML::Value << roles.jvp_directions << YAML::Key << "auto"
     << YAML::Value << roles.auto_grad << YAML::Key << "memory" << YAML::Value << roles.memory << YAML::Key
     << "grad_slots" << YAML::Value << roles.grad_slots << YAML::EndMap;
   y << YAML::Key << "eval" << YAML::Value << YAML::BeginMap << YAML::Key << "batch_tokens" << YAML::Value

@@ -16,6 +16,7 @@
 #include "models/loaders/llama_loader.h"
 #include "models/loaders/tokenizer_loader.h"
 #include "optim/grad_step.h"
+#include "optim/jvp_step.h"
 #include "optim/lora_trainable.h"
 #include "optim/update.h"
 
@@ -183,22 +184,29 @@ namespace {
 MemberStepResult member_step(const TrainContext& ctx, const LoraTrainable& lora, std::vector<char>& fallback,
                              uint64_t t, uint32_t member, uint32_t members, float scale) {
   const TrainConfig& c = ctx.config;
-  if (ctx.is_grad(member) && !fallback[member]) {
+  const MemberRole role = ctx.role_of(member);
+  if (role != MemberRole::Zo && !fallback[member]) {
     try {
       ZoConfig zo = c.zo;
-      zo.q = c.roles.slots_of_grad(c.zo.q);  // one backward pays for every slot
+      zo.q = c.roles.slots_of_grad(c.zo.q);  // one backward (or forward-mode pass) pays for every slot
+      if (role == MemberRole::Jvp)
+        return jvp_member_step(*ctx.model, ctx.task_of(member), lora, zo, JvpConfig{c.roles.jvp_directions},
+                               c.run.seed, c.task.data_seed, t, member, members, scale);
       return grad_member_step(*ctx.model, ctx.task_of(member), lora, zo, GradConfig{c.roles.checkpoint}, c.run.seed,
                               c.task.data_seed, t, member, members, scale);
     } catch (const std::bad_alloc&) {
       fallback[member] = 1;
-      fmt::print(stderr, "member {}: out of memory in the backward pass at step {}; it runs zeroth-order steps from "
-                 "now on (set roles.checkpoint: true, or fewer zo.samples, to keep it a gradient member)\n", member, t);
+      fmt::print(stderr, "member {}: out of memory in the {} at step {}; it runs zeroth-order steps from now on ({})\n",
+                 member, role == MemberRole::Jvp ? "forward-mode pass" : "backward pass", t,
+                 role == MemberRole::Jvp ? "set a smaller roles.jvp_directions to keep it a JVP member"
+                                         : "set roles.checkpoint: true, or fewer zo.samples, to keep it a gradient "
+                                           "member");
     }
   }
   ZoConfig zo = c.zo;
   // A gradient member fallen back to ZO fills what it can of its slots (the
   // layout's count for it); the rest travel as dropped.
-  if (ctx.is_grad(member)) zo.q = std::min(c.zo.q, c.roles.slots_of_grad(c.zo.q));
+  if (role != MemberRole::Zo) zo.q = std::min(c.zo.q, c.roles.slots_of_grad(c.zo.q));
   return zo_member_step(*ctx.model, ctx.task_of(member), lora, zo, c.run.seed, c.task.data_seed, t, member, members,
                         scale);
 }

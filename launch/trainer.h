@@ -51,13 +51,14 @@ struct TrainContext {
   // rank 0 read and every rank holds.
   std::optional<Snapshot> fo_resume;
 
-  // Resolved roles (launch/roles.h), one flag per logical member: 1 = gradient
-  // member. Empty: config.roles.grad as written.
-  std::vector<char> grad_role;
+  // Resolved roles (launch/roles.h), one per logical member. Empty: the
+  // config's roles.grad / roles.jvp as written.
+  std::vector<MemberRole> member_roles;
 
   const Task& task_of(uint32_t member) const { return member_tasks.empty() ? *task : *member_tasks.at(member); }
-  bool is_grad(uint32_t member) const {
-    return grad_role.empty() ? config.roles.is_grad(member) : member < grad_role.size() && grad_role[member];
+  MemberRole role_of(uint32_t member) const {
+    if (member_roles.empty()) return config.roles.role_of(member);
+    return member < member_roles.size() ? member_roles[member] : MemberRole::Zo;
   }
 };
 

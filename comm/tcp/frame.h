@@ -117,7 +117,9 @@ struct CatchUpMsg {
 struct ReadyMsg {
   uint64_t steps = 0;
   std::string theta_hash;
-  bool grad = false;  // its role: a gradient member (backward + exact projections, roles.grad_slots slots)
+  // Its role (launch/train_config.h MemberRole): 0 zeroth-order, 1 gradient
+  // (backward), 2 JVP (forward mode); 1 and 2 send roles.grad_slots slots.
+  uint8_t role = 0;
 };
 // Spot check: `checker` also computes `target`'s records (its key, its lane)
 // and sends them beside its own; the coordinator compares the two.

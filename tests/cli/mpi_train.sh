@@ -144,22 +144,24 @@ case "$check" in
     echo "hybrid: final hash $(final_hash hyb) on np 2 = local = replay; all-ZO run: $(final_hash zo)" ;;
 
   roles)  # more slots per gradient member (roles.grad_slots) and roles.auto: np 2 = local = replay
-    gs=(--set 'roles.grad=[1]' --set roles.grad_slots=6 --set run.steps=12)
+    gs=(--set 'roles.grad=[1]' --set 'roles.jvp=[2]' --set roles.grad_slots=6 --set run.steps=12)
     mpi 2 gs "$recipe" "${fast[@]}" "${gs[@]}" --set run.dir=gs || { cat gs.err >&2; fail "grad_slots mpirun exited $?"; }
     grep -q "replica hashes: all equal (2 ranks, 4 members" gs.out || { cat gs.out gs.err; fail "grad_slots hashes"; }
-    grep -q "roles: member(s) 1 grad (backward + exact projections, 6 slots each" gs.err || { cat gs.err; fail "roles log"; }
-    # Member 1 sends 6 gradient records, the 3 ZO members 2 each: 12 records a step.
-    [ "$(grep -c '"grad_records":6,' gs/metrics.jsonl)" = 12 ] || fail "not every step holds member 1's 6 gradient records"
-    [ "$(grep -c '"records":12,' gs/metrics.jsonl)" = 12 ] || { head -3 gs/metrics.jsonl; fail "records per step"; }
+    grep -q "roles: member(s) 1 grad (backward + exact projections, 6 slots each), member(s) 2 jvp (forward-mode exact projections, 6 slots each), 2 zeroth-order" gs.err \
+      || { cat gs.err; fail "roles log"; }
+    # Members 1 (backward) and 2 (forward mode) send 6 exact-projection records
+    # each, the 2 ZO members 2 each: 16 records a step, 12 of them gradient-kind.
+    [ "$(grep -c '"grad_records":12,' gs/metrics.jsonl)" = 12 ] || fail "not every step holds 2 × 6 gradient records"
+    [ "$(grep -c '"records":16,' gs/metrics.jsonl)" = 12 ] || { head -3 gs/metrics.jsonl; fail "records per step"; }
     local_and_replay gs "$recipe" "${fast[@]}" "${gs[@]}"
     # roles.auto: each rank probes one backward and gives its members the role
     # where roles.memory holds them (the count per budget is unit-tested); with
     # no room, none; with plenty, all four.
     au=(--set roles.auto=true --set roles.grad_slots=4 --set run.steps=4)
     mpi 2 au0 "$recipe" "${fast[@]}" "${au[@]}" --set roles.memory=1KiB --set run.dir=au0 || { cat au0.err; fail "auto, no room"; }
-    grep -q "→ member(s) none gradient, 2 zeroth-order" au0.err || { cat au0.err; fail "auto gave a role without room"; }
+    grep -q "roles.auto: member(s) none get a role, 2 zeroth-order" au0.err || { cat au0.err; fail "auto gave a role without room"; }
     [ "$(grep -c '"grad_records":0,' au0/metrics.jsonl)" = 4 ] || fail "auto without room: gradient records"
-    peak=$(sed -n 's/.*peaks at \([0-9]*\) MiB.*/\1/p' au0.err | sort -n | tail -1)
+    peak=$(sed -n 's/.*backward peaks at \([0-9]*\) MiB.*/\1/p' au0.err | sort -n | tail -1)
     [ -n "$peak" ] || fail "no measured peak in the log"
     mpi 2 au1 "$recipe" "${fast[@]}" "${au[@]}" --set roles.memory=64GiB --set run.dir=au1 || { cat au1.err; fail "auto, room"; }
     grep -q "roles: member(s) 0, 1, 2, 3 grad (backward + exact projections, 4 slots each" au1.err || { cat au1.err; fail "auto roles"; }

@@ -824,16 +824,16 @@ def scenario_spot():
 
 
 def scenario_roles():
-    """Roles in an elastic run: a --role grad worker, a --role zo worker and a
-    --role auto worker (this machine's free memory against its probed backward)
-    under roles.grad_slots = 4. The coordinator and `zeroth status` show each
-    role; every step's records hold 4 gradient-kind slots per gradient member
+    """Roles in an elastic run: --role grad, zo, jvp and auto workers (auto:
+    this machine's free memory against its probed backward) under
+    roles.grad_slots = 4. The coordinator and `zeroth status` show each role;
+    every step's records hold 4 gradient-kind slots per gradient or JVP member
     and 2 zeroth-order slots per ZO member; spot checks pair members of one
     role only, and honest ones agree; the usual invariants hold."""
     port, steps = free_port(), 60
-    coord = spawn(coordinator_args(port, steps, 3, 3, ["--set", "roles.grad_slots=4", "--set", "elastic.spot_p=0.5",
+    coord = spawn(coordinator_args(port, steps, 4, 4, ["--set", "roles.grad_slots=4", "--set", "elastic.spot_p=0.5",
                                                        "--set", "elastic.step_deadline_s=30"]), "coordinator")
-    roles = {"w0": "grad", "w1": "zo", "w2": "auto"}
+    roles = {"w0": "grad", "w1": "zo", "w2": "auto", "w3": "jvp"}
     for i, (name, role) in enumerate(roles.items()):
         spawn(["worker", "--join", f"127.0.0.1:{port}", "--name", name, "--threads", "1", "--role", role,
                "--retry-seconds", "60", "--trace", os.path.join(TMP, f"trace-{name}.txt")], f"{name}-0")
@@ -844,13 +844,14 @@ def scenario_roles():
             return False
         shown.clear()
         shown.update({m["name"]: m.get("role") for m in st["members"] if m["state"] == "active"})
-        return len(shown) == 3
-    wait_until(all_shown, "three active members in zeroth status")
+        return len(shown) == 4
+    wait_until(all_shown, "four active members in zeroth status")
     auto_log = open(os.path.join(TMP, "w2-0.err")).read()
-    want_auto = "grad" if "→ gradient member" in auto_log else "zo" if "→ zeroth-order member" in auto_log else None
+    want_auto = next((r for r, said in (("grad", "grad member:"), ("jvp", "jvp member:"), ("zo", "zeroth-order member"))
+                      if said in auto_log), None)
     if want_auto is None:
         fail(f"the auto worker did not say what it chose: {auto_log[-500:]}")
-    want = {"w0": "grad", "w1": "zo", "w2": want_auto}
+    want = {"w0": "grad", "w1": "zo", "w2": want_auto, "w3": "jvp"}
     if shown != want:
         fail(f"zeroth status shows roles {shown}, expected {want}")
     txt = subprocess.run([ZEROTH, "status", f"127.0.0.1:{port}"], capture_output=True, text=True, timeout=20).stdout
@@ -859,8 +860,8 @@ def scenario_roles():
     if coord.wait(timeout=300) != 0:
         fail(f"coordinator exited {coord.returncode}")
     kill_all()
-    summary = check_invariants(steps, 3)
-    # Member ids by name, from the coordinator's log ("w0 (member 0, gradient role, 4 slots) is caught up ...").
+    summary = check_invariants(steps, 4)
+    # Member ids by name, from the coordinator's log ("w0 (member 0, grad role, 4 slots) is caught up ...").
     err = open(os.path.join(TMP, "coordinator.err")).read()
     ids = {}
     for l in err.splitlines():
@@ -879,15 +880,16 @@ def scenario_roles():
         for member, recs in per.items():
             role = want[ids[member]]
             kinds = {kind for _, kind in recs}
-            if kinds != ({1} if role == "grad" else {0}):
+            if kinds != ({1} if role in ("grad", "jvp") else {0}):
                 fail(f"step {s}: member {member} ({role}) sent record kinds {kinds}")
             slots_seen.setdefault(role, set()).add(max(slot for slot, _ in recs) + 1)
-    if max(slots_seen.get("grad", {0})) != 4 or max(slots_seen.get("zo", {0})) != 2:
-        fail(f"slots per member per role: {slots_seen} (want grad 4, zo 2)")
+    if (max(slots_seen.get("grad", {0})) != 4 or max(slots_seen.get("jvp", {0})) != 4
+            or max(slots_seen.get("zo", {0})) != 2):
+        fail(f"slots per member per role: {slots_seen} (want grad 4, jvp 4, zo 2)")
     spot = summary["spot_checks"]
     if spot["disagreements"] != 0 or spot["evictions"] != 0:
         fail(f"honest members of one role disagreed: {spot}")
-    print(f"roles: status showed {shown}; ledger: gradient members 4 slots (kind gradient), ZO 2; "
+    print(f"roles: status showed {shown}; ledger: gradient and JVP members 4 slots (kind gradient), ZO 2; "
           f"{spot['checks']} spot checks within roles, no disagreement", flush=True)
 
 

@@ -444,6 +444,23 @@ TEST(TrainConfig, RolesAutoMemoryAndGradSlots) {
   expect_error(kMinimal, {"mode fo", "roles.auto"}, {"mode=fo", "roles.auto=true"});
 }
 
+TEST(TrainConfig, JvpMembersAndTheirDirections) {
+  const auto c = parse_train_config(kMinimal, "recipe.yaml", {"run.members=4", "roles.grad=[0]", "roles.jvp=[2, 3]",
+                                                              "roles.jvp_directions=4"});
+  EXPECT_EQ(c.roles.role_of(0), MemberRole::Grad);
+  EXPECT_EQ(c.roles.role_of(1), MemberRole::Zo);
+  EXPECT_EQ(c.roles.role_of(3), MemberRole::Jvp);
+  EXPECT_STREQ(member_role_name(MemberRole::Jvp), "jvp");
+  const auto again = parse_train_config(c.to_yaml(), "resolved", {});
+  EXPECT_EQ(again.roles.jvp, (std::vector<int>{2, 3}));
+  EXPECT_EQ(again.roles.jvp_directions, 4);
+  expect_error(kMinimal, {"roles.grad and roles.jvp names member 1 twice"},
+               {"run.members=4", "roles.grad=[1]", "roles.jvp=[1]"});
+  expect_error(kMinimal, {"roles.jvp names member 9"}, {"run.members=4", "roles.jvp=[9]"});
+  expect_error(kMinimal, {"roles.jvp_directions is -1"}, {"roles.jvp_directions=-1"});
+  expect_error(kMinimal, {"mode fo", "roles.jvp"}, {"mode=fo", "roles.jvp=[0]"});
+}
+
 TEST(Roles, GradientMembersThatFitCountWithHeadroom) {
   const int64_t mib = 1 << 20;
   EXPECT_EQ(gradient_members_that_fit(0, 100 * mib), 0);
@@ -451,14 +468,17 @@ TEST(Roles, GradientMembersThatFitCountWithHeadroom) {
   EXPECT_EQ(gradient_members_that_fit(125 * mib, 100 * mib), 1);
   EXPECT_EQ(gradient_members_that_fit(374 * mib, 100 * mib), 2);
   EXPECT_EQ(gradient_members_that_fit(375 * mib, 100 * mib), 3);
+  // A probe that measured ~0 still costs 1 MiB (× headroom) per member.
+  EXPECT_EQ(gradient_members_that_fit(1024, 0), 0);
+  EXPECT_EQ(gradient_members_that_fit(5 * mib, 0), 4);
   // The record layout follows the roles: gradient members get roles.grad_slots.
   auto c = parse_train_config(kMinimal, "r", {"run.members=3", "zo.q=2", "roles.grad_slots=7"});
-  const RecordLayout l = record_layout(c, {0, 1, 0});
+  const RecordLayout l = record_layout(c, {MemberRole::Zo, MemberRole::Grad, MemberRole::Jvp});
   EXPECT_EQ(l.slots_of(0), 2u);
   EXPECT_EQ(l.slots_of(1), 7u);
-  EXPECT_EQ(l.slots_of(2), 2u);
+  EXPECT_EQ(l.slots_of(2), 7u);
   c.roles.grad_slots = 0;  // the same count: a uniform layout
-  EXPECT_TRUE(record_layout(c, {0, 1, 0}).member_slots.empty());
+  EXPECT_TRUE(record_layout(c, {MemberRole::Zo, MemberRole::Grad, MemberRole::Zo}).member_slots.empty());
 }
 
 TEST(TrainConfig, ModeFoTakesAdamWSettings) {
