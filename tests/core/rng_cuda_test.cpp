@@ -9,14 +9,12 @@
 #include "core/backend.h"
 #include "core/error.h"
 #include "core/perturb.h"
+#include "tests/core/cuda_test_util.h"
 
 namespace zeroth {
 namespace {
 
 constexpr Distribution kBoth[] = {Distribution::Rademacher, Distribution::Gaussian};
-
-#define ZEROTH_REQUIRE_GPU() \
-  if (!cuda_available()) GTEST_SKIP() << "no usable CUDA device: " << cuda_describe()
 
 // Device buffer of n floats, freed on scope exit.
 struct DeviceFloats {
@@ -31,11 +29,7 @@ struct DeviceFloats {
   float* p;
 };
 
-int64_t bit_mismatches(const std::vector<float>& a, const std::vector<float>& b) {
-  int64_t bad = 0;
-  for (size_t i = 0; i < a.size(); ++i) bad += exact::bits(a[i]) != exact::bits(b[i]);
-  return bad;
-}
+using test::bit_mismatches;
 
 TEST(PerturbCuda, StreamsEqualCpuBitForBit) {
   ZEROTH_REQUIRE_GPU();
@@ -70,7 +64,7 @@ TEST(ApplyCuda, EqualsCpuReferenceBitForBit) {
     }
 }
 
-TEST(RngCuda, StubSaysBuiltWithoutCuda) {
+TEST(RngCudaStub, SaysBuiltWithoutCuda) {
   if (cuda_built()) GTEST_SKIP() << "built with CUDA: the stub backend is not linked";
   float x = 0;
   EXPECT_THROW(generate_z_cuda({}, Distribution::Rademacher, 0, 1, &x), Error);

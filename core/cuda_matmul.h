@@ -1,0 +1,62 @@
+// Matrix products against frozen weights on CUDA: y = x · Wᵀ with W packed in
+// device memory in its own block format (core/cuda/dequant.cu decodes it a tile
+// of rows at a time, core/cuda/gemm.cpp multiplies each tile with cuBLAS). In a
+// build without CUDA every function throws "built without CUDA".
+//
+//   x: (m, k) f32, row stride ldx          device memory
+//   W: (n, k) tensor on Device::CUDA, contiguous rows, any dtype cuda_can_dequantize takes
+//   y: (m, n) f32, row stride ldy          device memory
+//
+// A tile is at most CudaMatmulOptions::tile_bytes of decoded rows, the only
+// scratch W ever gets (the architecture's rule: never a full f32 copy of a weight).
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+
+#include "core/dtype.h"
+#include "core/tensor.h"
+
+namespace zeroth {
+
+// Formats with a CUDA decoder: f32, f16, bf16, q8_0, q4_0, q4_1, q4_k, q5_k,
+// q6_k, i8_b32/64/128, i4_b32, i4m_b32, nf4. (Not yet: the NF family of core/quant/nfk.h.)
+bool cuda_can_dequantize(DType t);
+
+// Rows [r0, r0+rows) of w (device, contiguous (n, k)) decoded into out (rows, k)
+// on the device: f32 bit-identical to dequantize_row on the CPU, or those f32
+// values rounded to bf16 (nearest even) as raw uint16 bits.
+void dequantize_rows_cuda(const Tensor& w, int64_t r0, int64_t rows, float* out);
+void dequantize_rows_cuda_bf16(const Tensor& w, int64_t r0, int64_t rows, uint16_t* out);
+
+enum class GemmPrecision : uint8_t {
+  F32,   // W decoded to f32; cuBLAS f32 GEMM without TF32 (CUBLAS_COMPUTE_32F_PEDANTIC): the comparison path
+  BF16,  // W decoded to bf16, x rounded to bf16; tensor-core GEMM accumulating in f32
+};
+
+struct CudaMatmulOptions {
+  GemmPrecision precision = GemmPrecision::BF16;
+  size_t tile_bytes = size_t(64) << 20;  // decoded W rows per tile (at least one row)
+};
+
+// Owns a cuBLAS handle and the decode scratch: one per device and host thread.
+// Calls run on the default stream and return after the launches.
+class CudaMatmul {
+ public:
+  explicit CudaMatmul(CudaMatmulOptions options = {});
+  ~CudaMatmul();
+  CudaMatmul(const CudaMatmul&) = delete;
+  CudaMatmul& operator=(const CudaMatmul&) = delete;
+
+  void matmul(const float* x, int64_t m, int64_t ldx, const Tensor& w, float* y, int64_t ldy);
+  // W rows per decoded tile for a weight with k columns.
+  int64_t tile_rows(int64_t k) const;
+  const CudaMatmulOptions& options() const { return options_; }
+
+ private:
+  struct Impl;
+  CudaMatmulOptions options_;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace zeroth
