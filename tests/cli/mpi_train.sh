@@ -2,7 +2,7 @@
 # `zeroth train` under mpirun (the MPI transport), on stories260K from ../shared
 # with a small, fast recipe: 4 logical members, q = 2.
 # Usage: mpi_train.sh ZEROTH_BINARY SHARED_DIR REPO_DIR CHECK
-#   CHECK: ranks | kill-resume | private | bad-config | corrupt | hybrid | roles | fo
+#   CHECK: ranks | kill-resume | private | bad-config | corrupt | hybrid | roles | oom | fo
 # Exits 77 (CTest's skip code) with a message when SHARED_DIR or mpirun is absent.
 set -euo pipefail
 zeroth=$1; shared=${ZEROTH_SHARED:-$2}; repo=$3; check=$4
@@ -167,6 +167,48 @@ case "$check" in
     grep -q "roles: member(s) 0, 1, 2, 3 grad (backward + exact projections, 4 slots each" au1.err || { cat au1.err; fail "auto roles"; }
     [ "$(grep -c '"grad_records":16,' au1/metrics.jsonl)" = 4 ] || fail "auto with room: 4 members × 4 gradient records"
     echo "roles: grad_slots np 2 = local = replay ($(final_hash gs)); auto: peak ${peak} MiB, none at 1 KiB, all at 64 GiB" ;;
+
+  oom)  # a gradient member whose backward runs out of memory says so and goes on as a ZO
+        # member: rank 1 (member 1, roles.grad) under an address-space limit that holds
+        # the ZO step but not a keep-all backward through a deep, thin random model
+    python3 - deep.bin <<'PY'
+import random, struct, sys
+dim, hidden, layers, heads, kv, vocab, seq = 64, 172, 40, 8, 4, 512, 512  # stories260K's tokenizer
+rnd, kvd = random.Random(1), 64 * 4 // 8
+def mat(n, fan): a = fan ** -0.5; return struct.pack(f"<{n}f", *(rnd.uniform(-a, a) for _ in range(n)))
+def ones(n): return struct.pack(f"<{n}f", *([1.0] * n))
+with open(sys.argv[1], "wb") as f:  # llama2.c legacy layout
+    f.write(struct.pack("<7i", dim, hidden, layers, heads, kv, vocab, seq))
+    f.write(mat(vocab * dim, dim) + ones(layers * dim) + mat(layers * dim * dim, dim) + mat(layers * kvd * dim, dim)
+            + mat(layers * kvd * dim, dim) + mat(layers * dim * dim, dim) + ones(layers * dim)
+            + mat(layers * hidden * dim, dim) + mat(layers * dim * hidden, hidden) + mat(layers * hidden * dim, dim)
+            + ones(dim) + b"\0" * (seq * (dim // heads) * 4))
+PY
+    deep=(--set model.path="$tmp/deep.bin" --set run.members=2 --set zo.samples=3 --set task.max_length=256
+          --set run.threads=1 --set run.eval_every=0 --set run.steps=4 --set run.hash_every=1)
+    limited() {  # MiB RUN [args]: np 2, each rank under `prlimit --as`
+      local mib=$1 run=$2; shift 2
+      timeout --kill-after=10 180 mpirun --allow-run-as-root --oversubscribe -np 2 -x MALLOC_ARENA_MAX=1 \
+        prlimit --as=$((mib * 1048576)) -- "$zeroth" train "$recipe" "${deep[@]}" "$@" --set run.dir="$run" \
+        >"$run.out" 2>"$run.err"
+    }
+    # The least limit (10 MiB steps) under which the all-ZO run completes.
+    lim=
+    for mib in $(seq 60 10 400); do
+      if limited "$mib" "zo$mib"; then lim=$mib; break; fi
+    done
+    [ -n "$lim" ] || fail "the all-ZO run did not complete under 400 MiB"
+    limited "$lim" oomg --set 'roles.grad=[1]' || { cat oomg.err; fail "the gradient member's OOM ended the run"; }
+    grep -q "member 1: out of memory in the backward pass at step 0; it runs zeroth-order steps" oomg.err \
+      || { cat oomg.err; fail "no fallback message under ${lim} MiB"; }
+    grep -q "replica hashes: all equal (2 ranks, 2 members" oomg.out || { cat oomg.out; fail "oom replicas"; }
+    [ "$(grep -c '"grad_records":0,' oomg/metrics.jsonl)" = 4 ] || fail "the fallen-back member still sent gradient records"
+    "$zeroth" replay --base "$tmp/deep.bin" --ledger oomg/ledger.zl --out oomr >oomr.out 2>&1 || { cat oomr.out; fail "replay"; }
+    grep -q "$(final_hash oomg)" oomr.out || { cat oomr.out; fail "replay of the fallen-back run misses its hash"; }
+    # Without the limit the same member backpropagates.
+    mpi 2 oomu "$recipe" "${deep[@]}" --set 'roles.grad=[1]' --set run.dir=oomu || { cat oomu.err; fail "unlimited run"; }
+    [ "$(grep -c '"grad_records":2,' oomu/metrics.jsonl)" = 4 ] || fail "without the limit member 1 sent no gradient records"
+    echo "oom: under ${lim} MiB per rank the gradient member fell back to ZO, the run completed and replays" ;;
 
   fo)  # mode fo: data-parallel backprop + AdamW; the reduction is in member order, so
        # np 2, np 4 and the local transport end on the same θ, and the loss falls
