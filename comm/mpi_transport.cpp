@@ -81,20 +81,15 @@ std::string MpiTransport::describe() const {
 
 Commit MpiTransport::exchange(const StepEntry& header, const std::vector<Record>& mine, bool stop_requested) {
   // Every rank's message length follows from the layout: no length exchange.
-  std::vector<uint8_t> msg = encode_participant_records(header.step, header.epoch, hosted(), layout_, mine);
-  const size_t records_bytes = msg.size();
-  msg.push_back(stop_requested ? 1 : 0);  // one byte: this rank asks everyone to stop after this step
+  const std::vector<uint8_t> msg = own_message(header, mine, stop_requested);
+  const std::vector<size_t> bytes = participant_message_bytes();
   std::vector<int> counts(size_), displs(size_);
   size_t total = 0;
   for (uint32_t r = 0; r < size_; ++r) {
-    size_t bytes = 1;
-    for (const uint32_t m : hosted_by(r)) bytes += layout_.message_bytes(m);
-    counts[r] = int(bytes);
+    counts[r] = int(bytes[r]);
     displs[r] = int(total);
-    total += size_t(counts[r]);
+    total += bytes[r];
   }
-  ZEROTH_CHECK(msg.size() == size_t(counts[rank_]), "rank {}: records message of {} bytes, layout says {}", rank_,
-               msg.size(), counts[rank_]);
   std::vector<uint8_t> all(total);
   MPI_Request req;
   check_mpi(MPI_Iallgatherv(msg.data(), counts[rank_], MPI_BYTE, all.data(), counts.data(), displs.data(), MPI_BYTE,
@@ -102,21 +97,10 @@ Commit MpiTransport::exchange(const StepEntry& header, const std::vector<Record>
             "allgather of records");
   complete(req, "allgather of records");
   bytes_sent_ += msg.size();
-  record_bytes_ += records_bytes;
-
-  Commit c;
-  c.entry = header;
-  c.entry.records.clear();
-  c.entry.exact = layout_.exact;
-  for (uint32_t r = 0; r < size_; ++r) {
-    const uint8_t* p = all.data() + displs[r];
-    const size_t n = size_t(counts[r]) - 1;
-    const auto recs = decode_participant_records(p, n, header.step, hosted_by(r), layout_);
-    c.entry.records.insert(c.entry.records.end(), recs.begin(), recs.end());
-    c.stop = c.stop || p[n] != 0;
-  }
-  c.entry.sort_records();
-  return c;
+  record_bytes_ += msg.size() - 1;
+  std::vector<const uint8_t*> starts(size_);
+  for (uint32_t r = 0; r < size_; ++r) starts[r] = all.data() + displs[r];
+  return commit_from(header, starts);
 }
 
 std::vector<std::string> MpiTransport::allgather(const std::string& value) {

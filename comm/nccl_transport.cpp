@@ -245,39 +245,19 @@ Commit NcclTransport::exchange(const StepEntry& header, const std::vector<Record
   s_->check_cuda(cudaSetDevice(device_), "cudaSetDevice");
   // Every rank's message length follows from the layout; all are padded to the
   // longest so one fixed-size allgather carries them.
-  std::vector<uint8_t> msg = encode_participant_records(header.step, header.epoch, hosted(), layout_, mine);
-  const size_t records_bytes = msg.size();
-  msg.push_back(stop_requested ? 1 : 0);  // this rank asks everyone to stop after this step
-  std::vector<size_t> counts(size_);
-  size_t longest = 0;
-  for (uint32_t r = 0; r < size_; ++r) {
-    size_t bytes = 1;
-    for (const uint32_t m : hosted_by(r)) bytes += layout_.message_bytes(m);
-    counts[r] = bytes;
-    longest = std::max(longest, bytes);
-  }
-  ZEROTH_CHECK(msg.size() == counts[rank_], "rank {}: records message of {} bytes, layout says {}", rank_, msg.size(),
-               counts[rank_]);
+  std::vector<uint8_t> msg = own_message(header, mine, stop_requested);
+  const size_t records_bytes = msg.size() - 1;
+  const std::vector<size_t> bytes = participant_message_bytes();
+  const size_t longest = *std::max_element(bytes.begin(), bytes.end());
   msg.resize(longest, 0);
   std::vector<uint8_t> all(longest * size_);
   s_->allgather_bytes(msg.data(), longest, size_, all.data(),
                       fmt::format("the allgather of step {}'s records", header.step), options_.op_timeout_s);
   bytes_sent_ += longest;
   record_bytes_ += records_bytes;
-
-  Commit c;
-  c.entry = header;
-  c.entry.records.clear();
-  c.entry.exact = layout_.exact;
-  for (uint32_t r = 0; r < size_; ++r) {
-    const uint8_t* p = all.data() + size_t(r) * longest;
-    const size_t n = counts[r] - 1;
-    const auto recs = decode_participant_records(p, n, header.step, hosted_by(r), layout_);
-    c.entry.records.insert(c.entry.records.end(), recs.begin(), recs.end());
-    c.stop = c.stop || p[n] != 0;
-  }
-  c.entry.sort_records();
-  return c;
+  std::vector<const uint8_t*> starts(size_);
+  for (uint32_t r = 0; r < size_; ++r) starts[r] = all.data() + size_t(r) * longest;
+  return commit_from(header, starts);
 }
 
 std::vector<std::string> NcclTransport::allgather(const std::string& value) {

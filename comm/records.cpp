@@ -149,6 +149,44 @@ void Transport::set_layout(const RecordLayout& layout) {
   layout_ = layout;
 }
 
+std::vector<size_t> Transport::participant_message_bytes() const {
+  std::vector<size_t> out(ranks());
+  for (uint32_t r = 0; r < ranks(); ++r) {
+    size_t bytes = 1;
+    for (const uint32_t m : hosted_by(r)) bytes += layout_.message_bytes(m);
+    out[r] = bytes;
+  }
+  return out;
+}
+
+std::vector<uint8_t> Transport::own_message(const StepEntry& header, const std::vector<Record>& mine,
+                                            bool stop_requested) const {
+  std::vector<uint8_t> msg = encode_participant_records(header.step, header.epoch, hosted(), layout_, mine);
+  msg.push_back(stop_requested ? 1 : 0);  // this participant asks everyone to stop after this step
+  const size_t want = participant_message_bytes()[rank()];
+  ZEROTH_CHECK(msg.size() == want, "{} {}: records message of {} bytes, layout says {}", noun(), rank(), msg.size(),
+               want);
+  return msg;
+}
+
+Commit Transport::commit_from(const StepEntry& header, const std::vector<const uint8_t*>& starts) const {
+  const std::vector<size_t> bytes = participant_message_bytes();
+  ZEROTH_CHECK(starts.size() == bytes.size(), "commit_from: {} messages for {} participants", starts.size(),
+               bytes.size());
+  Commit c;
+  c.entry = header;
+  c.entry.records.clear();
+  c.entry.exact = layout_.exact;
+  for (uint32_t r = 0; r < ranks(); ++r) {
+    const size_t n = bytes[r] - 1;
+    const auto recs = decode_participant_records(starts[r], n, header.step, hosted_by(r), layout_);
+    c.entry.records.insert(c.entry.records.end(), recs.begin(), recs.end());
+    c.stop = c.stop || starts[r][n] != 0;
+  }
+  c.entry.sort_records();
+  return c;
+}
+
 std::vector<uint32_t> Transport::hosted_by(uint32_t participant) const {
   std::vector<uint32_t> out;
   for (uint32_t m = participant; m < layout_.members; m += ranks()) out.push_back(m);

@@ -78,6 +78,17 @@ class Transport {
   uint64_t record_bytes_sent() const { return record_bytes_; }
 
  protected:
+  // For transports that gather whole participant messages (MPI, NCCL): each
+  // participant's message is its records message then one stop byte.
+  // Bytes of each participant's message, by participant.
+  std::vector<size_t> participant_message_bytes() const;
+  // This participant's message for `header.step`.
+  std::vector<uint8_t> own_message(const StepEntry& header, const std::vector<Record>& mine, bool stop_requested) const;
+  // The committed entry from every participant's message (message r at
+  // starts[r], participant_message_bytes()[r] long): records decoded and sorted,
+  // stop set if anyone asked.
+  Commit commit_from(const StepEntry& header, const std::vector<const uint8_t*>& starts) const;
+
   RecordLayout layout_;
   uint64_t bytes_sent_ = 0;
   uint64_t record_bytes_ = 0;
