@@ -17,6 +17,8 @@
 #include <utility>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "core/quant/quant.h"
 #include "core/sysmem.h"
 #include "models/loaders/llama_loader.h"
@@ -134,6 +136,34 @@ inline std::string flag_value(int argc, char** argv, int& i) {
   if (i + 1 >= argc) throw std::runtime_error(std::string(argv[i]) + " needs a value");
   return argv[++i];
 }
+
+// The flags the model benchmark programs share (each sets its own defaults):
+// --mode --model --quantize --task --q --batch --seq --iters --threads.
+struct ModelBenchFlags {
+  std::string mode, model, quantize, task = "lm";
+  int q = 2, iters = 3, threads = 0;
+  int64_t batch = 4, seq = 48;
+  // Takes argv[i] (and its value, advancing i) when it is one of these flags.
+  bool take(int argc, char** argv, int& i) {
+    const std::string s = argv[i];
+    auto next = [&] { return flag_value(argc, argv, i); };
+    if (s == "--mode") mode = next();
+    else if (s == "--model") model = next();
+    else if (s == "--quantize") quantize = next();
+    else if (s == "--task") task = next();
+    else if (s == "--q") q = std::stoi(next());
+    else if (s == "--batch") batch = std::stol(next());
+    else if (s == "--seq") seq = std::stol(next());
+    else if (s == "--iters") iters = std::stoi(next());
+    else if (s == "--threads") threads = std::stoi(next());
+    else return false;
+    return true;
+  }
+  // The run's description in a result line; `label` names the loaded model.
+  nlohmann::json json(const std::string& label) const {
+    return {{"mode", mode}, {"model", label}, {"task", task}, {"q", q}, {"batch", batch}, {"seq", seq}};
+  }
+};
 
 // A benchmark program's main: run(argc, argv), or "NAME: what went wrong" on
 // stderr and exit status 1.

@@ -124,10 +124,10 @@ Runner add_coordinator(CLI::App& app) {
                  "come and go, so a direction's group could not be kept whole. Use elastic.spot_p for redundancy "
                  "against lying members here",
                  c.source, c.zo.redundancy);
-    ZEROTH_CHECK(c.roles.grad.empty() && !c.roles.auto_grad,
-                 "{}: roles.grad and roles.auto name members of a fixed set; in an elastic run each volunteer picks "
-                 "its own role (zeroth worker --role zo|grad|auto); roles.grad_slots and roles.checkpoint still apply",
-                 c.source);
+    ZEROTH_CHECK(c.roles.grad.empty() && c.roles.jvp.empty() && !c.roles.auto_roles,
+                 "{}: roles.grad, roles.jvp and roles.auto name members of a fixed set; in an elastic run each "
+                 "volunteer picks its own role (zeroth worker --role zo|grad|jvp|auto); roles.grad_slots, "
+                 "roles.checkpoint and roles.jvp_directions still apply", c.source);
     ZEROTH_CHECK(c.mode == "zo", "{}: mode {} is for zeroth train and mpirun jobs; an elastic run is the one-byte "
                  "ledger protocol (mode: zo)", c.source, c.mode);
     const auto listen = parse_endpoint(opt->listen, "--listen");

@@ -24,8 +24,6 @@
 #include "launch/commands.h"
 #include "launch/elastic.h"
 #include "launch/roles.h"
-#include "optim/grad_step.h"
-#include "optim/jvp_step.h"
 
 namespace zeroth::cli {
 namespace {
@@ -373,7 +371,7 @@ class Worker {
         fmt::print(stderr, "worker {}: after catch-up our hash {} differs from the coordinator's {}\n", name(), h,
                    m.hash);
       if (trace_) trace_ << fmt::format("ready {} {} {}\n", replica_->steps, h, member_) << std::flush;
-      link_.send(FrameType::Ready, replica_->steps, encode(ReadyMsg{replica_->steps, h, uint8_t(role_)}));
+      link_.send(FrameType::Ready, replica_->steps, encode(ReadyMsg{replica_->steps, h, role_}));
     }
   }
 
@@ -469,29 +467,11 @@ class Worker {
   }
 
   // Our records for step s as `member` (ourselves, or a spot check's target)
-  // on draw lane `lane`, by our role; out of memory, we keep the role's slot
-  // count but fill it by zeroth-order differences from then on.
+  // on draw lane `lane`, by our role (launch/roles.h: out of memory, we keep
+  // the role's slot count and fill it by ZO differences from then on).
   MemberStepResult member_step(const StepMsg& s, uint32_t member, uint32_t lane) {
-    const TrainConfig& c = ctx_->config;
-    ZoConfig zo = c.zo;
-    zo.q = int(slots());
-    if (role_ != MemberRole::Zo && !fallen_back_) {
-      try {
-        if (role_ == MemberRole::Jvp)
-          return jvp_member_step(*ctx_->model, *ctx_->task, *replica_->lora, zo, JvpConfig{c.roles.jvp_directions},
-                                 c.run.seed, c.task.data_seed, s.step, member, s.lanes, s.scale, lane);
-        return grad_member_step(*ctx_->model, *ctx_->task, *replica_->lora, zo, GradConfig{c.roles.checkpoint},
-                                c.run.seed, c.task.data_seed, s.step, member, s.lanes, s.scale, lane);
-      } catch (const std::bad_alloc&) {
-        fallen_back_ = true;
-        fmt::print(stderr, "worker {}: out of memory in the {} at step {}; zeroth-order steps from now on (join "
-                   "with --role zo, or ask the run for roles.checkpoint / a smaller roles.jvp_directions)\n", name(),
-                   role_ == MemberRole::Jvp ? "forward-mode pass" : "backward pass", s.step);
-      }
-    }
-    zo.q = std::min(c.zo.q, zo.q);
-    return zo_member_step(*ctx_->model, *ctx_->task, *replica_->lora, zo, c.run.seed, c.task.data_seed, s.step,
-                          member, s.lanes, s.scale, lane);
+    return step_with_fallback(ctx_->config, role_, fallen_back_, fmt::format("worker {}", name()), *ctx_->model,
+                              *ctx_->task, *replica_->lora, s.step, member, s.lanes, s.scale, lane);
   }
 
   void trace_commit(const StepEntry& e, const std::string& hash) {

@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <cmath>
 #include <malloc.h>
+#include <map>
 #include <new>
 #include <sstream>
 #include <fmt/format.h>
@@ -21,13 +22,48 @@ namespace {
 std::string mib(int64_t bytes) { return fmt::format("{:.0f} MiB", double(bytes) / 1048576.0); }
 }  // namespace
 
+MemberStepResult step_in_role(const TrainConfig& c, MemberRole role, const CausalLM& model, const Task& task,
+                              const LoraTrainable& lora, uint64_t step, uint32_t member, uint32_t members,
+                              float codec_scale, uint32_t lane) {
+  ZoConfig zo = c.zo;
+  if (role == MemberRole::Zo)
+    return zo_member_step(model, task, lora, zo, c.run.seed, c.task.data_seed, step, member, members, codec_scale,
+                          lane);
+  zo.q = c.roles.slots_of_grad(c.zo.q);  // one backward (or forward-mode pass) pays for every slot
+  if (role == MemberRole::Jvp)
+    return jvp_member_step(model, task, lora, zo, JvpConfig{c.roles.jvp_directions}, c.run.seed, c.task.data_seed,
+                           step, member, members, codec_scale, lane);
+  return grad_member_step(model, task, lora, zo, GradConfig{c.roles.checkpoint}, c.run.seed, c.task.data_seed, step,
+                          member, members, codec_scale, lane);
+}
+
+MemberStepResult step_with_fallback(const TrainConfig& c, MemberRole role, bool& fallen_back, const std::string& who,
+                                    const CausalLM& model, const Task& task, const LoraTrainable& lora,
+                                    uint64_t step, uint32_t member, uint32_t members, float codec_scale,
+                                    uint32_t lane) {
+  if (role != MemberRole::Zo && !fallen_back) {
+    try {
+      return step_in_role(c, role, model, task, lora, step, member, members, codec_scale, lane);
+    } catch (const std::bad_alloc&) {
+      fallen_back = true;
+      ::malloc_trim(0);  // what the failed step held goes back before the ZO step runs
+      fmt::print(stderr, "{}: out of memory in the {} at step {}; zeroth-order steps from now on ({})\n", who,
+                 role == MemberRole::Jvp ? "forward-mode pass" : "backward pass", step,
+                 role == MemberRole::Jvp ? "a smaller roles.jvp_directions keeps it a JVP member"
+                                         : "roles.checkpoint: true, or fewer zo.samples, keeps it a gradient member");
+    }
+  }
+  // ZO differences; a fallen-back member fills as many of its role's slots as zo.q.
+  ZoConfig zo = c.zo;
+  if (role != MemberRole::Zo) zo.q = std::min(c.zo.q, c.roles.slots_of_grad(c.zo.q));
+  return zo_member_step(model, task, lora, zo, c.run.seed, c.task.data_seed, step, member, members, codec_scale, lane);
+}
+
 RoleProbe probe_role(const TrainContext& ctx, MemberRole role, uint32_t member, uint32_t members) {
   const TrainConfig& c = ctx.config;
   RoleProbe out;
   LoraTrainable lora(c.lora, *ctx.model, c.trainable);
   lora.initialize(c.run.seed);
-  ZoConfig zo = c.zo;
-  zo.q = c.roles.slots_of_grad(c.zo.q);  // a JVP pass carries its directions; a backward's projections are cheap
   // Freed heap memory still counts as resident until it goes back to the
   // kernel; a step that reuses it would not raise the peak. Return it first.
   ::malloc_trim(0);
@@ -35,12 +71,7 @@ RoleProbe probe_role(const TrainContext& ctx, MemberRole role, uint32_t member, 
   const ProcessMemory before = process_memory();
   const auto t0 = std::chrono::steady_clock::now();
   try {
-    if (role == MemberRole::Jvp)
-      jvp_member_step(*ctx.model, ctx.task_of(member), lora, zo, JvpConfig{c.roles.jvp_directions}, c.run.seed,
-                      c.task.data_seed, 0, member, members, 1.0f);
-    else
-      grad_member_step(*ctx.model, ctx.task_of(member), lora, zo, GradConfig{c.roles.checkpoint}, c.run.seed,
-                       c.task.data_seed, 0, member, members, 1.0f);
+    step_in_role(c, role, *ctx.model, ctx.task_of(member), lora, 0, member, members, 1.0f);
     out.ok = true;
   } catch (const std::bad_alloc&) {
     out.why = fmt::format("out of memory in the probe {}", role == MemberRole::Jvp ? "forward-mode pass" : "backward");
@@ -50,11 +81,11 @@ RoleProbe probe_role(const TrainContext& ctx, MemberRole role, uint32_t member, 
   return out;
 }
 
-int gradient_members_that_fit(int64_t budget, int64_t peak) {
+int members_that_fit(int64_t budget, int64_t peak) {
   if (budget <= 0) return 0;
   // At least kMinMemberBytes each: a probe whose memory the allocator already
   // held can measure ~0.
-  const double each = std::max(double(kMinMemberBytes), double(peak)) * kBackwardHeadroom;
+  const double each = std::max(double(kMinMemberBytes), double(peak)) * kRoleHeadroom;
   return int(std::min(1e6, std::floor(double(budget) / each)));
 }
 
@@ -68,12 +99,12 @@ AutoRole choose_auto_role(const TrainContext& ctx, uint32_t member, uint32_t mem
   const TrainConfig& c = ctx.config;
   for (const MemberRole role : {MemberRole::Grad, MemberRole::Jvp}) {
     const RoleProbe p = probe_role(ctx, role, member, members);
-    const int fit = p.ok ? gradient_members_that_fit(budget, p.peak_bytes) : 0;
+    const int fit = p.ok ? members_that_fit(budget, p.peak_bytes) : 0;
     fmt::print(stderr, "{}: {}; {} {}: {}\n", who,
                p.ok ? fmt::format("one {}{} peaks at {} ({:.2f} s), × {} headroom",
                                   role == MemberRole::Jvp ? "forward-mode pass" : "backward",
                                   role == MemberRole::Grad && c.roles.checkpoint ? " (checkpointed)" : "",
-                                  mib(p.peak_bytes), p.seconds, kBackwardHeadroom)
+                                  mib(p.peak_bytes), p.seconds, kRoleHeadroom)
                     : p.why,
                mib(budget), c.roles.memory.empty() ? "available" : "by roles.memory",
                fit > 0 ? fmt::format("room for {} {} member(s)", fit, member_role_name(role))
@@ -93,17 +124,20 @@ std::vector<MemberRole> resolve_roles(const TrainContext& ctx, const std::vector
   // participant then fails with the same message instead of leaving the
   // others waiting.
   std::string mine;
-  if (c.roles.auto_grad) try {
+  if (c.roles.auto_roles) try {
     std::vector<uint32_t> candidates;
     for (const uint32_t m : hosted)
-      if (roles[m] == MemberRole::Zo && c.roles.role_of(m) == MemberRole::Zo) candidates.push_back(m);
+      if (roles[m] == MemberRole::Zo) candidates.push_back(m);
     if (!candidates.empty()) {
       // The configured members' share comes first: the budget is what is left
       // after them (each at the measured peak of its own role).
       int64_t budget = role_memory_budget(c, local_ranks);
+      std::map<MemberRole, int64_t> peak;  // one probe per configured role
       for (const uint32_t m : hosted)
-        if (roles[m] != MemberRole::Zo)
-          budget -= int64_t(double(probe_role(ctx, roles[m], m, members).peak_bytes) * kBackwardHeadroom);
+        if (roles[m] != MemberRole::Zo) {
+          if (!peak.count(roles[m])) peak[roles[m]] = probe_role(ctx, roles[m], m, members).peak_bytes;
+          budget -= int64_t(double(std::max(kMinMemberBytes, peak[roles[m]])) * kRoleHeadroom);
+        }
       const AutoRole a = choose_auto_role(ctx, candidates.front(), members, budget, "roles.auto");
       const size_t n = std::min<size_t>(candidates.size(), size_t(a.fit));
       for (size_t i = 0; i < n; ++i) mine += fmt::format("{}:{},", candidates[i], int(a.role));

@@ -14,8 +14,26 @@
 
 #include "comm/transport.h"
 #include "launch/trainer.h"
+#include "optim/zo_step.h"
 
 namespace zeroth::cli {
+
+// One step of `member` in `role` (ZO differences, a backward with the run's
+// checkpointing, or a forward-mode pass with roles.jvp_directions), with the
+// run's slot count for that role. Throws std::bad_alloc where memory runs out.
+MemberStepResult step_in_role(const TrainConfig& c, MemberRole role, const CausalLM& model, const Task& task,
+                              const LoraTrainable& lora, uint64_t step, uint32_t member, uint32_t members,
+                              float codec_scale, uint32_t lane = kOwnLane);
+
+// step_in_role, where a gradient or JVP step that runs out of memory sets
+// `fallen_back` and says so once (prefixed by `who`); from then on the
+// member's records come from ZO differences, filling what they can of its
+// role's slots (the rest travel as dropped). The ledger does not care which
+// kind its records are.
+MemberStepResult step_with_fallback(const TrainConfig& c, MemberRole role, bool& fallen_back, const std::string& who,
+                                    const CausalLM& model, const Task& task, const LoraTrainable& lora,
+                                    uint64_t step, uint32_t member, uint32_t members, float codec_scale,
+                                    uint32_t lane = kOwnLane);
 
 // One step of `member` in `role` (Grad: a backward with the run's
 // checkpointing; Jvp: a forward-mode pass with roles.jvp_directions) at step
@@ -39,13 +57,13 @@ struct AutoRole {
 AutoRole choose_auto_role(const TrainContext& ctx, uint32_t member, uint32_t members, int64_t budget,
                           const std::string& who);
 
-// The memory a gradient member is allowed per measured peak: fragmentation and
-// the variance of sample lengths ride on the measurement.
-constexpr double kBackwardHeadroom = 1.25;
+// The memory a gradient or JVP member is allowed per measured peak:
+// fragmentation and the variance of sample lengths ride on the measurement.
+constexpr double kRoleHeadroom = 1.25;
 constexpr int64_t kMinMemberBytes = int64_t(1) << 20;  // the least a member is counted at
 
 // How many members `budget` bytes hold at `peak` bytes each (with headroom).
-int gradient_members_that_fit(int64_t budget, int64_t peak);
+int members_that_fit(int64_t budget, int64_t peak);
 
 // The bytes this process may give its gradient members: roles.memory, or the
 // machine's available memory shared by `local_ranks` ranks.

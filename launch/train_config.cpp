@@ -198,7 +198,7 @@ TrainConfig parse_train_config(const std::string& yaml_text, const std::string& 
     r.get("jvp", jvp);
     r.get("checkpoint", c.roles.checkpoint);
     r.get("jvp_directions", c.roles.jvp_directions);
-    r.get("auto", c.roles.auto_grad);
+    r.get("auto", c.roles.auto_roles);
     r.get("memory", c.roles.memory);
     r.get("grad_slots", c.roles.grad_slots);
     auto ids = [&](const std::vector<std::string>& from, std::vector<int>& to, const char* key) {
@@ -244,15 +244,6 @@ TrainConfig load_train_config(const std::string& path, const std::vector<std::st
   std::stringstream ss;
   ss << in.rdbuf();
   return parse_train_config(ss.str(), path, overrides);
-}
-
-const char* member_role_name(MemberRole r) {
-  switch (r) {
-    case MemberRole::Grad: return "grad";
-    case MemberRole::Jvp: return "jvp";
-    case MemberRole::Zo: break;
-  }
-  return "zo";
 }
 
 void TrainConfig::validate() const {
@@ -301,7 +292,7 @@ void TrainConfig::validate() const {
                "(all slots in one pass) or 1..4096", source, roles.jvp_directions);
   ZEROTH_CHECK(mode == "zo" || mode == "fo", "{}: mode is \"{}\"; use zo (one-byte records, the ledger) or fo "
                "(data-parallel backprop with AdamW)", source, mode);
-  ZEROTH_CHECK(mode == "zo" || (!trainable.full && roles.grad.empty() && roles.jvp.empty() && !roles.auto_grad),
+  ZEROTH_CHECK(mode == "zo" || (!trainable.full && roles.grad.empty() && roles.jvp.empty() && !roles.auto_roles),
                "{}: mode fo backpropagates on every member: it takes no roles.grad, roles.jvp, roles.auto or "
                "trainable.full", source);
   ZEROTH_CHECK(roles.grad_slots >= 0 && roles.grad_slots <= 4096, "{}: roles.grad_slots is {}; use 0 (zo.q) or "
@@ -310,7 +301,7 @@ void TrainConfig::validate() const {
                "{}: roles.grad_slots ({}) differs from zo.q ({}), but zo.redundancy {} needs every member of a "
                "group on the same slots", source, roles.grad_slots, zo.q, zo.redundancy);
   if (!roles.memory.empty()) parse_byte_size(roles.memory, source + ": roles.memory");
-  ZEROTH_CHECK((roles.grad.empty() && roles.jvp.empty() && !roles.auto_grad) || !trainable.full,
+  ZEROTH_CHECK((roles.grad.empty() && roles.jvp.empty() && !roles.auto_roles) || !trainable.full,
                "{}: roles.grad/roles.jvp/roles.auto: the gradient path trains LoRA adapters and norms; trainable.full "
                "has no backward or JVP (drop the roles or trainable.full)", source);
   try {
@@ -387,7 +378,7 @@ std::string TrainConfig::to_yaml() const {
   for (int m : roles.jvp) y << m;
   y << YAML::EndSeq << YAML::Key << "checkpoint" << YAML::Value << roles.checkpoint << YAML::Key << "jvp_directions"
     << YAML::Value << roles.jvp_directions << YAML::Key << "auto"
-    << YAML::Value << roles.auto_grad << YAML::Key << "memory" << YAML::Value << roles.memory << YAML::Key
+    << YAML::Value << roles.auto_roles << YAML::Key << "memory" << YAML::Value << roles.memory << YAML::Key
     << "grad_slots" << YAML::Value << roles.grad_slots << YAML::EndMap;
   y << YAML::Key << "eval" << YAML::Value << YAML::BeginMap << YAML::Key << "batch_tokens" << YAML::Value
     << eval.batch_tokens << YAML::EndMap;

@@ -10,6 +10,7 @@
 #include "optim/adamw.h"
 #include "optim/codec.h"
 #include "optim/lora_trainable.h"
+#include "optim/member_role.h"
 #include "optim/robust.h"
 #include "optim/update.h"
 #include "optim/zo_step.h"
@@ -66,13 +67,6 @@ struct ElasticSection {
 // projections ⟨∇L, z_k⟩ on their own keys (optim/grad_step.h); the others run
 // zeroth-order differences. Both send the same one-byte records into the same
 // ledger, so roles may differ between runs and replicas still agree.
-enum class MemberRole : uint8_t {
-  Zo = 0,    // zeroth-order differences (optim/zo_step.h)
-  Grad = 1,  // backward + exact projections (optim/grad_step.h)
-  Jvp = 2,   // forward-mode exact projections, no stored activations (optim/jvp_step.h)
-};
-const char* member_role_name(MemberRole r);  // "zo", "grad", "jvp"
-
 struct RolesSection {
   std::vector<int> grad;    // logical member ids with role grad
   std::vector<int> jvp;     // logical member ids with role jvp
@@ -82,11 +76,10 @@ struct RolesSection {
   // process's free memory holds their backward (launch/roles.h measures its
   // peak once at start), else JVP members where it holds a forward-mode pass,
   // else zeroth-order members.
-  bool auto_grad = false;
+  bool auto_roles = false;
   std::string memory;       // roles.memory: what this process may use ("" = the machine's available memory)
   int grad_slots = 0;       // roles.grad_slots: slots per gradient or JVP member (0 = zo.q)
   int slots_of_grad(int zo_q) const { return grad_slots > 0 ? grad_slots : zo_q; }
-  bool is_grad(uint32_t member) const { return role_of(member) == MemberRole::Grad; }
   MemberRole role_of(uint32_t member) const {
     for (int m : grad)
       if (uint32_t(m) == member) return MemberRole::Grad;

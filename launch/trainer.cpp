@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <deque>
 #include <cmath>
 #include <filesystem>
 #include <fmt/format.h>
@@ -13,10 +14,9 @@
 
 #include "core/error.h"
 #include "core/parallel.h"
+#include "launch/roles.h"
 #include "models/loaders/llama_loader.h"
 #include "models/loaders/tokenizer_loader.h"
-#include "optim/grad_step.h"
-#include "optim/jvp_step.h"
 #include "optim/lora_trainable.h"
 #include "optim/update.h"
 
@@ -176,41 +176,6 @@ std::optional<Snapshot> fo_resume_snapshot(const TrainContext& ctx) {
   return snap;
 }
 
-namespace {
-// One hosted member's records for step t: by its role (roles.grad: backward +
-// exact projections; otherwise zeroth-order). A gradient member that runs out
-// of memory falls back to ZO for the rest of the run, saying so once; the
-// ledger does not care which kind its records are.
-MemberStepResult member_step(const TrainContext& ctx, const LoraTrainable& lora, std::vector<char>& fallback,
-                             uint64_t t, uint32_t member, uint32_t members, float scale) {
-  const TrainConfig& c = ctx.config;
-  const MemberRole role = ctx.role_of(member);
-  if (role != MemberRole::Zo && !fallback[member]) {
-    try {
-      ZoConfig zo = c.zo;
-      zo.q = c.roles.slots_of_grad(c.zo.q);  // one backward (or forward-mode pass) pays for every slot
-      if (role == MemberRole::Jvp)
-        return jvp_member_step(*ctx.model, ctx.task_of(member), lora, zo, JvpConfig{c.roles.jvp_directions},
-                               c.run.seed, c.task.data_seed, t, member, members, scale);
-      return grad_member_step(*ctx.model, ctx.task_of(member), lora, zo, GradConfig{c.roles.checkpoint}, c.run.seed,
-                              c.task.data_seed, t, member, members, scale);
-    } catch (const std::bad_alloc&) {
-      fallback[member] = 1;
-      fmt::print(stderr, "member {}: out of memory in the {} at step {}; it runs zeroth-order steps from now on ({})\n",
-                 member, role == MemberRole::Jvp ? "forward-mode pass" : "backward pass", t,
-                 role == MemberRole::Jvp ? "set a smaller roles.jvp_directions to keep it a JVP member"
-                                         : "set roles.checkpoint: true, or fewer zo.samples, to keep it a gradient "
-                                           "member");
-    }
-  }
-  ZoConfig zo = c.zo;
-  // A gradient member fallen back to ZO fills what it can of its slots (the
-  // layout's count for it); the rest travel as dropped.
-  if (role != MemberRole::Zo) zo.q = std::min(c.zo.q, c.roles.slots_of_grad(c.zo.q));
-  return zo_member_step(*ctx.model, ctx.task_of(member), lora, zo, c.run.seed, c.task.data_seed, t, member, members,
-                        scale);
-}
-}  // namespace
 
 MemberOutcome run_member(const TrainContext& ctx, Transport& tr) {
   if (ctx.config.mode == "fo") return run_member_fo(ctx, tr);
@@ -223,7 +188,8 @@ MemberOutcome run_member(const TrainContext& ctx, Transport& tr) {
   ZerothOrderOptimizer opt(c.optimizer, lora.set(), ctx.member_threads);
   const PerturbedLora theta(lora, c.zo.distribution, {Variant{}});  // θ itself, for evaluation
   CodecScale codec(c.codec);
-  std::vector<char> grad_fallback(members, 0);  // per logical member: fell back from grad to ZO
+  // Per logical member: its gradient or JVP step ran out of memory (launch/roles.h).
+  std::deque<bool> fallen_back(members, false);
 
   const uint64_t start = catch_up(lora, opt, codec, ctx.history, &ctx.dir, c.optimizer.rule);
   Screen screen(c.robust);  // a function of the committed entries, like θ
@@ -274,7 +240,9 @@ MemberOutcome run_member(const TrainContext& ctx, Transport& tr) {
         const ThreadsOverride share(std::max(1, threads / int(lanes)));
         try {
           for (size_t i = l; i < hosted.size(); i += lanes)
-            results[i] = member_step(ctx, lora, grad_fallback, t, hosted[i], members, scale);
+            results[i] = step_with_fallback(c, ctx.role_of(hosted[i]), fallen_back[hosted[i]],
+                                            fmt::format("member {}", hosted[i]), *ctx.model, ctx.task_of(hosted[i]),
+                                            lora, t, hosted[i], members, scale);
         } catch (const std::exception& e) {
           errors[l] = e.what();
         }

@@ -73,9 +73,7 @@ MemberStepResult exact_member_step(const Task& task, const ZoConfig& cfg, uint64
   auto own_key = [&](int slot) { return PerturbationKey{run_seed, uint32_t(step), member, uint32_t(slot)}; };
   // The draws zo_member_step makes for this member and step.
   const uint64_t groups = cfg.share_samples ? 1 : uint64_t(q);
-  if (lane == kOwnLane) lane = member;
-  ZEROTH_CHECK(lane < members, "draw lane {} is outside the step's {} lanes", lane, members);
-  const uint64_t first_draw = (step * members + lane) * groups;
+  const uint64_t first_draw = first_sample_draw(cfg, step, member, members, lane);
   const int per_group = cfg.share_samples ? q : 1;
   const int chunk = group_limit > 0 ? std::min(group_limit, per_group) : per_group;
 
@@ -97,25 +95,9 @@ MemberStepResult exact_member_step(const Task& task, const ZoConfig& cfg, uint64
       out.tokens += sp.tokens;
     }
   }
-  for (int k = 0; k < q; ++k) {
-    const float gf = g[size_t(k)];
-    out.gradients.push_back(gf);
-    Record rec;
-    rec.member = member;
-    rec.slot = uint32_t(k);
-    rec.kind = RecordKind::Gradient;
-    if (cfg.exact_gradients) {
-      if (!std::isfinite(gf)) { ++out.dropped; continue; }
-      rec.value = gf;
-      rec.exact = true;
-    } else {
-      const Encoded e = encode_gradient(gf, codec_scale, own_key(k));
-      if (e.status == EncodeStatus::NonFinite) { ++out.dropped; continue; }
-      if (e.status == EncodeStatus::Clipped) ++out.clipped;
-      rec.code = e.code;
-    }
-    out.records.push_back(rec);
-  }
+  for (int k = 0; k < q; ++k)
+    add_slot_record(out, g[size_t(k)], member, uint32_t(k), RecordKind::Gradient, cfg.exact_gradients, codec_scale,
+                    own_key(k));
   out.loss = loss_sum / double(groups);
   return out;
 }

@@ -43,6 +43,33 @@ std::vector<int64_t> sample_indices(int64_t n_train, int64_t count, uint64_t dat
   return out;
 }
 
+uint64_t first_sample_draw(const ZoConfig& cfg, uint64_t step, uint32_t member, uint32_t members, uint32_t lane) {
+  if (lane == kOwnLane) lane = member;
+  ZEROTH_CHECK(lane < members, "draw lane {} is outside the step's {} lanes", lane, members);
+  const uint64_t groups = cfg.share_samples ? 1 : uint64_t(cfg.q);
+  return (step * members + lane) * groups;
+}
+
+void add_slot_record(MemberStepResult& out, float g, uint32_t member, uint32_t slot, RecordKind kind, bool exact,
+                     float codec_scale, const PerturbationKey& dither_key) {
+  out.gradients.push_back(g);
+  Record rec;
+  rec.member = member;
+  rec.slot = slot;
+  rec.kind = kind;
+  if (exact) {
+    if (!std::isfinite(g)) { ++out.dropped; return; }
+    rec.value = g;
+    rec.exact = true;
+  } else {
+    const Encoded e = encode_gradient(g, codec_scale, dither_key);
+    if (e.status == EncodeStatus::NonFinite) { ++out.dropped; return; }
+    if (e.status == EncodeStatus::Clipped) ++out.clipped;
+    rec.code = e.code;
+  }
+  out.records.push_back(rec);
+}
+
 MemberStepResult zo_member_step(const CausalLM& model, const Task& task, const LoraTrainable& lora,
                                 const ZoConfig& cfg, uint64_t run_seed, uint64_t data_seed, uint64_t step,
                                 uint32_t member, uint32_t members, float codec_scale, uint32_t lane) {
@@ -65,10 +92,7 @@ MemberStepResult zo_member_step(const CausalLM& model, const Task& task, const L
   PerturbedLora adapters(lora, cfg.distribution, variants);
 
   BatchScorer scorer(task);
-  const uint64_t groups = cfg.share_samples ? 1 : uint64_t(q);
-  if (lane == kOwnLane) lane = member;
-  ZEROTH_CHECK(lane < members, "draw lane {} is outside the step's {} lanes", lane, members);
-  const uint64_t first_draw = (step * members + lane) * groups;
+  const uint64_t first_draw = first_sample_draw(cfg, step, member, members, lane);
   std::vector<int64_t> shared;
   if (cfg.share_samples) shared = sample_indices(int64_t(train.size()), cfg.samples, data_seed, first_draw);
   int32_t v = 0;
@@ -94,22 +118,8 @@ MemberStepResult zo_member_step(const CausalLM& model, const Task& task, const L
     if (cfg.central) g = (r.loss[size_t(2 * k)] - r.loss[size_t(2 * k + 1)]) / (2.0 * double(cfg.eps));
     else if (!cfg.share_samples) g = (r.loss[size_t(2 * k)] - r.loss[size_t(2 * k + 1)]) / double(cfg.eps);
     else g = (r.loss[size_t(k)] - r.loss[size_t(q)]) / double(cfg.eps);
-    const float gf = float(g);
-    out.gradients.push_back(gf);
-    Record rec;
-    rec.member = member;
-    rec.slot = uint32_t(k);
-    if (cfg.exact_gradients) {
-      if (!std::isfinite(gf)) { ++out.dropped; continue; }
-      rec.value = gf;
-      rec.exact = true;
-    } else {
-      const Encoded e = encode_gradient(gf, codec_scale, own_key(k));
-      if (e.status == EncodeStatus::NonFinite) { ++out.dropped; continue; }
-      if (e.status == EncodeStatus::Clipped) ++out.clipped;
-      rec.code = e.code;
-    }
-    out.records.push_back(rec);
+    add_slot_record(out, float(g), member, uint32_t(k), RecordKind::ZerothOrder, cfg.exact_gradients, codec_scale,
+                    own_key(k));
   }
   return out;
 }

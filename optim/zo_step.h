@@ -45,6 +45,19 @@ struct MemberStepResult {
   int64_t clipped = 0, dropped = 0;
 };
 
+// The first sample draw of a member on draw lane `lane` (kOwnLane: its own,
+// lane = member) of `members` at `step`: its slots score draws first, first + 1,
+// … (one per slot without shared samples, else one for all). Throws where the
+// lane is outside the step's lanes. Every member step (ZO, gradient, JVP) draws here.
+uint64_t first_sample_draw(const ZoConfig& cfg, uint64_t step, uint32_t member, uint32_t members, uint32_t lane);
+
+// Appends slot `slot`'s record of g to `out` (and g to out.gradients): the fp32
+// value in exact runs, else the codec's byte, its rounding dither keyed by
+// `dither_key`; a non-finite g is counted as dropped and sends no record, a
+// clipped one is counted.
+void add_slot_record(MemberStepResult& out, float g, uint32_t member, uint32_t slot, RecordKind kind,
+                     bool exact, float codec_scale, const PerturbationKey& dither_key);
+
 // `member` keys the perturbations; the samples come from draw lane `lane` of
 // `members` lanes (by default the member's own: lane = member). The elastic
 // coordinator hands out lanes by position, so samples follow the step's

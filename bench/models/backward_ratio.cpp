@@ -36,25 +36,18 @@ namespace zeroth {
 namespace {
 
 int run(int argc, char** argv) {
-  std::string mode = "time", model_name = "random-135m", quantize, task_type = "lm", targets = "q,v";
-  int iters = 3, threads = 0, q = 4;
-  int64_t batch = 16, seq = 64, rank = 8;
+  bench::ModelBenchFlags f;
+  f.mode = "time", f.model = "random-135m", f.q = 4, f.batch = 16, f.seq = 64;
+  std::string targets = "q,v";
+  int64_t rank = 8;
   for (int i = 1; i < argc; ++i) {
+    if (f.take(argc, argv, i)) continue;
     const std::string s = argv[i];
-    auto next = [&] { return bench::flag_value(argc, argv, i); };
-    if (s == "--mode") mode = next();
-    else if (s == "--model") model_name = next();
-    else if (s == "--quantize") quantize = next();
-    else if (s == "--task") task_type = next();
-    else if (s == "--batch") batch = std::stol(next());
-    else if (s == "--seq") seq = std::stol(next());
-    else if (s == "--iters") iters = std::stoi(next());
-    else if (s == "--threads") threads = std::stoi(next());
-    else if (s == "--rank") rank = std::stol(next());
-    else if (s == "--targets") targets = next();
-    else if (s == "--q") q = std::stoi(next());
+    if (s == "--rank") rank = std::stol(bench::flag_value(argc, argv, i));
+    else if (s == "--targets") targets = bench::flag_value(argc, argv, i);
     else throw std::runtime_error("unknown argument " + s + " (see the header of bench/models/backward_ratio.cpp)");
   }
+  const auto& [mode, model_name, quantize, task_type, q, iters, threads, batch, seq] = f;
   const bool timing = mode == "time" || mode == "time-jvp";
   if (!timing && mode != "rss-forward" && mode != "rss-keep" && mode != "rss-checkpoint" && mode != "rss-jvp")
     throw std::runtime_error("--mode must be time, time-jvp, rss-forward, rss-keep, rss-checkpoint or rss-jvp");
@@ -138,12 +131,7 @@ int run(int argc, char** argv) {
     }
   }
   const auto [rss_end, hwm_end] = bench::rss_mib();
-  nlohmann::json j;
-  j["mode"] = mode;
-  j["model"] = label;
-  j["task"] = task_type;
-  j["batch"] = batch;
-  j["seq"] = seq;
+  nlohmann::json j = f.json(label);
   j["rows"] = rows;
   j["lora"] = fmt::format("r{} on {}", rank, targets);
   j["threads"] = threads;
@@ -162,7 +150,6 @@ int run(int argc, char** argv) {
   if (!t_jvp1.empty()) j["jvp1_s"] = bench::median(t_jvp1);
   if (mode == "time-jvp") {
     const double f = bench::median(t_fwd);
-    j["q"] = q;
     j["fd1_s"] = bench::median(t_fd1);
     j["jvp1_over_forward"] = bench::median(t_jvp1) / f;
     j["jvp1_over_fd1"] = bench::median(t_jvp1) / bench::median(t_fd1);

@@ -26,23 +26,12 @@ namespace zeroth {
 namespace {
 
 int run(int argc, char** argv) {
-  std::string mode, model_name = "smollm2", quantize, task_type = "lm";
-  int q = 2, iters = 3, threads = 0;
-  int64_t batch = 4, seq = 48;
-  for (int i = 1; i < argc; ++i) {
-    const std::string s = argv[i];
-    auto next = [&] { return bench::flag_value(argc, argv, i); };
-    if (s == "--mode") mode = next();
-    else if (s == "--model") model_name = next();
-    else if (s == "--quantize") quantize = next();
-    else if (s == "--task") task_type = next();
-    else if (s == "--q") q = std::stoi(next());
-    else if (s == "--batch") batch = std::stol(next());
-    else if (s == "--seq") seq = std::stol(next());
-    else if (s == "--iters") iters = std::stoi(next());
-    else if (s == "--threads") threads = std::stoi(next());
-    else throw std::runtime_error("unknown argument " + s + " (see the header of bench/optim/rss_train.cpp)");
-  }
+  bench::ModelBenchFlags f;
+  f.model = "smollm2";
+  for (int i = 1; i < argc; ++i)
+    if (!f.take(argc, argv, i))
+      throw std::runtime_error(std::string("unknown argument ") + argv[i] + " (see the header of bench/optim/rss_train.cpp)");
+  const auto& [mode, model_name, quantize, task_type, q, iters, threads, batch, seq] = f;
   if (mode != "eval" && mode != "train") throw std::runtime_error("--mode eval|train is required");
 
   const auto [rss0, hwm0] = bench::rss_mib();
@@ -87,13 +76,7 @@ int run(int argc, char** argv) {
     }
   }
   const auto [rss2, hwm2] = bench::rss_mib();
-  nlohmann::json j;
-  j["mode"] = mode;
-  j["model"] = label;
-  j["task"] = task_type;
-  j["q"] = q;
-  j["batch"] = batch;
-  j["seq"] = seq;
+  nlohmann::json j = f.json(label);
   j["rows"] = rows;
   j["iters"] = iters;
   j["loss"] = loss;

@@ -25,8 +25,6 @@ std::string reason_of(const FrameError& e) {
   return "malformed";
 }
 
-const char* role_name(uint8_t r) { return r == 1 ? "grad" : r == 2 ? "jvp" : "zo"; }
-
 const char* state_name(int s) {
   static const char* names[] = {"catching up", "ready", "active", "evicted"};
   return names[s];
@@ -340,8 +338,9 @@ void Coordinator::on_ready(Member& m, const std::vector<uint8_t>& body) {
   m.state = State::Ready;
   m.role = r.role;
   say(fmt::format("coordinator: {} (member {}, {}) is caught up at step {}; admitted at the next step boundary",
-                  m.name, m.id, m.role ? fmt::format("{} role, {} slots", role_name(m.role), opt_.grad_slots)
-                                       : std::string("zeroth-order"),
+                  m.name, m.id,
+                  m.role != MemberRole::Zo ? fmt::format("{} role, {} slots", member_role_name(m.role), opt_.grad_slots)
+                                           : std::string("zeroth-order"),
                   r.steps));
   asio::post(io_, [this] { maybe_begin_step(); });
 }
@@ -530,7 +529,7 @@ void Coordinator::maybe_begin_step() {
     std::uniform_real_distribution<double> u(0, 1);
     for (size_t i = 0; i < active.size(); ++i)
       if (u(spot_rng_) < opt_.spot_p) {
-        const uint8_t role = members_.at(active[i]).role;
+        const MemberRole role = members_.at(active[i]).role;
         std::vector<uint32_t> peers;
         for (size_t j = 0; j < active.size(); ++j)
           if (j != i && members_.at(active[j]).role == role) peers.push_back(active[j]);
@@ -699,7 +698,7 @@ std::string Coordinator::status_json() const {
     members.push_back({{"id", id},
                        {"name", m.name},
                        {"backend", m.backend},
-                       {"role", role_name(m.role)},
+                       {"role", member_role_name(m.role)},
                        {"address", m.conn ? m.conn->remote() : ""},
                        {"state", state_name(int(m.state))},
                        {"last_seen_ms", int64_t(std::chrono::duration<double, std::milli>(now - m.last_seen).count())},

@@ -53,7 +53,7 @@ struct CoordinatorOptions {
   uint64_t steps = 100;           // the run's length
   uint32_t hash_every = 10;
   uint32_t slots = 1;             // records per member per step (zo.q)
-  uint32_t grad_slots = 1;        // records per gradient or JVP member (ReadyMsg::role 1, 2) per step (roles.grad_slots)
+  uint32_t grad_slots = 1;        // records per gradient or JVP member (ReadyMsg::role) per step (roles.grad_slots)
   bool exact = false;
   std::string base_hash, config_yaml;
   uint32_t first_member_id = 0;   // ids never reused within a ledger
@@ -147,9 +147,9 @@ class Coordinator {
     std::chrono::steady_clock::time_point evicted_told;
     std::string identity;  // the credential's name ("" in an open run)
     std::string backend;   // its backend class (JoinMsg::backend)
-    uint8_t role = 0;      // its role (ReadyMsg::role): 0 zo, 1 grad, 2 jvp
+    MemberRole role = MemberRole::Zo;  // its role (ReadyMsg::role)
   };
-  uint32_t slots_of(const Member& m) const { return m.role != 0 ? opt_.grad_slots : opt_.slots; }
+  uint32_t slots_of(const Member& m) const { return m.role != MemberRole::Zo ? opt_.grad_slots : opt_.slots; }
   // A connection that has not joined yet: its challenge and handshake state.
   struct Pending {
     std::chrono::steady_clock::time_point since;

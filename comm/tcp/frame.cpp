@@ -329,7 +329,7 @@ std::vector<uint8_t> encode(const ReadyMsg& m) {
   Writer w;
   w.num(m.steps);
   w.str(m.theta_hash);
-  w.num(m.role);
+  w.num(uint8_t(m.role));
   return std::move(w.out);
 }
 ReadyMsg decode_ready(std::span<const uint8_t> body) {
@@ -338,8 +338,9 @@ ReadyMsg decode_ready(std::span<const uint8_t> body) {
   m.steps = r.num<uint64_t>("steps");
   m.theta_hash = r.str("theta_hash", kHashChars);
   check_hash(r, m.theta_hash, "theta_hash");
-  m.role = r.num<uint8_t>("role");
-  if (m.role > 2) r.fail("role is not 0 (zo), 1 (grad) or 2 (jvp)");
+  const auto role = r.num<uint8_t>("role");
+  if (role > kMaxMemberRole) r.fail("role is not 0 (zo), 1 (grad) or 2 (jvp)");
+  m.role = MemberRole(role);
   r.finish();
   return m;
 }

@@ -25,6 +25,7 @@
 #include <vector>
 
 #include "optim/ledger.h"
+#include "optim/member_role.h"
 
 namespace zeroth::tcp {
 
@@ -117,9 +118,9 @@ struct CatchUpMsg {
 struct ReadyMsg {
   uint64_t steps = 0;
   std::string theta_hash;
-  // Its role (launch/train_config.h MemberRole): 0 zeroth-order, 1 gradient
-  // (backward), 2 JVP (forward mode); 1 and 2 send roles.grad_slots slots.
-  uint8_t role = 0;
+  // Its role (optim/member_role.h); gradient and JVP members send
+  // roles.grad_slots slots.
+  MemberRole role = MemberRole::Zo;
 };
 // Spot check: `checker` also computes `target`'s records (its key, its lane)
 // and sends them beside its own; the coordinator compares the two.

@@ -9,6 +9,7 @@
 #include "core/quant/budget.h"
 #include "core/quant/lq_decompose.h"
 #include "core/quant/nfk.h"
+#include "tests/core/lq_test_util.h"
 #include "tests/core/quant_test_util.h"
 
 using namespace zeroth;
@@ -28,19 +29,6 @@ std::vector<float> low_rank_plus_noise(int64_t m, int64_t n, int64_t r, float sc
       w[size_t(i * n + j)] = float(s) + e[size_t(i * n + j)];
     }
   return w;
-}
-
-double residual2(const std::vector<float>& w, const LqResult& res, int64_t m, int64_t n, int64_t r,
-                 const std::vector<float>& rw = {}, const std::vector<float>& cw = {}) {
-  double err = 0;
-  for (int64_t i = 0; i < m; ++i)
-    for (int64_t j = 0; j < n; ++j) {
-      double s = res.q[size_t(i * n + j)];
-      for (int64_t k = 0; k < r; ++k) s += double(res.l1[size_t(i * r + k)]) * double(res.l2[size_t(k * n + j)]);
-      const double d = double(w[size_t(i * n + j)]) - s;
-      err += d * d * (rw.empty() ? 1.0 : rw[size_t(i)]) * (cw.empty() ? 1.0 : cw[size_t(j)]);
-    }
-  return err;
 }
 
 }  // namespace
@@ -76,8 +64,8 @@ TEST(LqDecompose, BeatsPlainQuantizationOnLowRankPlusNoise) {
     o.rank = 0;
     const LqResult plain = lq_decompose(w.data(), m, n, t, o);
     EXPECT_LT(lq.error, 0.2 * plain.error) << name;
-    EXPECT_NEAR(lq.error, residual2(w, lq, m, n, r), 1e-6 * lq.norm2) << name;
-    EXPECT_NEAR(plain.error, residual2(w, plain, m, n, 0), 1e-6 * plain.norm2) << name;
+    EXPECT_NEAR(lq.error, test::residual2(w, lq, m, n, r), 1e-6 * lq.norm2) << name;
+    EXPECT_NEAR(plain.error, test::residual2(w, plain, m, n, 0), 1e-6 * plain.norm2) << name;
     ASSERT_GE(lq.errors.size(), 2u) << name;
     for (size_t i = 1; i + 1 < lq.errors.size(); ++i) EXPECT_LT(lq.errors[i], lq.errors[i - 1]) << name << " iter " << i;
     EXPECT_EQ(lq.error, *std::min_element(lq.errors.begin(), lq.errors.end())) << name;
@@ -103,8 +91,8 @@ TEST(LqDecompose, WeightedDecompositionLowersTheWeightedError) {
   o.row_weights = rw;
   o.col_weights = cw;
   const LqResult weighted = lq_decompose(w.data(), m, n, t, o);
-  EXPECT_NEAR(weighted.error, residual2(w, weighted, m, n, r, rw, cw), 1e-6 * weighted.norm2);
-  EXPECT_LT(weighted.error, 0.9 * residual2(w, plain, m, n, r, rw, cw));
+  EXPECT_NEAR(weighted.error, test::residual2(w, weighted, m, n, r, rw, cw), 1e-6 * weighted.norm2);
+  EXPECT_LT(weighted.error, 0.9 * test::residual2(w, plain, m, n, r, rw, cw));
   o.row_weights.assign(size_t(m - 1), 1.0f);
   EXPECT_THROW(lq_decompose(w.data(), m, n, t, o), Error);
 }

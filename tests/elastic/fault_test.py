@@ -830,6 +830,14 @@ def scenario_roles():
     every step's records hold 4 gradient-kind slots per gradient or JVP member
     and 2 zeroth-order slots per ZO member; spot checks pair members of one
     role only, and honest ones agree; the usual invariants hold."""
+    # Roles of a fixed member set and mode fo are refused with a message that names the fix.
+    for bad, says in ((["--set", "roles.jvp=[0]"], "each volunteer picks its own role"),
+                      (["--set", "roles.auto=true"], "each volunteer picks its own role"),
+                      (["--set", "mode=fo"], "mode fo is for zeroth train and mpirun jobs")):
+        r = subprocess.run([ZEROTH] + coordinator_args(free_port(), 10, 1, 1, bad), capture_output=True, text=True,
+                           timeout=60)
+        if r.returncode == 0 or says not in r.stderr:
+            fail(f"the coordinator accepted {bad} or said something else: {r.stderr[-300:]}")
     port, steps = free_port(), 60
     coord = spawn(coordinator_args(port, steps, 4, 4, ["--set", "roles.grad_slots=4", "--set", "elastic.spot_p=0.5",
                                                        "--set", "elastic.step_deadline_s=30"]), "coordinator")

@@ -413,8 +413,8 @@ TEST(TrainConfig, RolesNameGradientMembers) {
                                                               "roles.checkpoint=true"});
   EXPECT_EQ(c.roles.grad, (std::vector<int>{1, 3}));
   EXPECT_TRUE(c.roles.checkpoint);
-  EXPECT_TRUE(c.roles.is_grad(3));
-  EXPECT_FALSE(c.roles.is_grad(0));
+  EXPECT_EQ(c.roles.role_of(3), MemberRole::Grad);
+  EXPECT_EQ(c.roles.role_of(0), MemberRole::Zo);
   // The resolved config round-trips the roles.
   const auto again = parse_train_config(c.to_yaml(), "resolved", {});
   EXPECT_EQ(again.roles.grad, c.roles.grad);
@@ -428,11 +428,11 @@ TEST(TrainConfig, RolesNameGradientMembers) {
 TEST(TrainConfig, RolesAutoMemoryAndGradSlots) {
   const auto c = parse_train_config(kMinimal, "recipe.yaml", {"run.members=4", "zo.q=2", "roles.auto=true",
                                                               "roles.memory=1.5GiB", "roles.grad_slots=16"});
-  EXPECT_TRUE(c.roles.auto_grad);
+  EXPECT_TRUE(c.roles.auto_roles);
   EXPECT_EQ(c.roles.memory, "1.5GiB");
   EXPECT_EQ(c.roles.slots_of_grad(c.zo.q), 16);
   const auto again = parse_train_config(c.to_yaml(), "resolved", {});
-  EXPECT_TRUE(again.roles.auto_grad);
+  EXPECT_TRUE(again.roles.auto_roles);
   EXPECT_EQ(again.roles.memory, "1.5GiB");
   EXPECT_EQ(again.roles.grad_slots, 16);
   EXPECT_EQ(parse_train_config(kMinimal, "r", {"zo.q=3"}).roles.slots_of_grad(3), 3);  // 0: zo.q
@@ -463,14 +463,14 @@ TEST(TrainConfig, JvpMembersAndTheirDirections) {
 
 TEST(Roles, GradientMembersThatFitCountWithHeadroom) {
   const int64_t mib = 1 << 20;
-  EXPECT_EQ(gradient_members_that_fit(0, 100 * mib), 0);
-  EXPECT_EQ(gradient_members_that_fit(124 * mib, 100 * mib), 0);  // 1.25 × 100 MiB needed
-  EXPECT_EQ(gradient_members_that_fit(125 * mib, 100 * mib), 1);
-  EXPECT_EQ(gradient_members_that_fit(374 * mib, 100 * mib), 2);
-  EXPECT_EQ(gradient_members_that_fit(375 * mib, 100 * mib), 3);
+  EXPECT_EQ(members_that_fit(0, 100 * mib), 0);
+  EXPECT_EQ(members_that_fit(124 * mib, 100 * mib), 0);  // 1.25 × 100 MiB needed
+  EXPECT_EQ(members_that_fit(125 * mib, 100 * mib), 1);
+  EXPECT_EQ(members_that_fit(374 * mib, 100 * mib), 2);
+  EXPECT_EQ(members_that_fit(375 * mib, 100 * mib), 3);
   // A probe that measured ~0 still costs 1 MiB (× headroom) per member.
-  EXPECT_EQ(gradient_members_that_fit(1024, 0), 0);
-  EXPECT_EQ(gradient_members_that_fit(5 * mib, 0), 4);
+  EXPECT_EQ(members_that_fit(1024, 0), 0);
+  EXPECT_EQ(members_that_fit(5 * mib, 0), 4);
   // The record layout follows the roles: gradient members get roles.grad_slots.
   auto c = parse_train_config(kMinimal, "r", {"run.members=3", "zo.q=2", "roles.grad_slots=7"});
   const RecordLayout l = record_layout(c, {MemberRole::Zo, MemberRole::Grad, MemberRole::Jvp});

@@ -23,6 +23,7 @@
 #include "models/quantize_llama.h"
 #include "models/tasks/task.h"
 #include "models/tasks/task_gradient.h"
+#include "tests/core/lq_test_util.h"
 #include "tests/models/task_test_util.h"
 
 namespace zeroth {
@@ -151,17 +152,7 @@ TEST(Fisher, WeightedDecompositionLowersTheFisherError) {
   for (int64_t j = 0; j < n; ++j) f.col[size_t(j)] = j % 16 == 3 ? 200.0 : 1.0;
   const auto [rw, cw] = fisher_weights(f, 0, Proj::Gate);
   const DType t = *parse_dtype("nf3_b32");
-  auto fisher_err = [&](const LqResult& res) {
-    double e = 0;
-    for (int64_t i = 0; i < m; ++i)
-      for (int64_t j = 0; j < n; ++j) {
-        double lr = 0;
-        for (int64_t k = 0; k < r; ++k) lr += double(res.l1[size_t(i * r + k)]) * res.l2[size_t(k * n + j)];
-        const double d = double(w[size_t(i * n + j)]) - res.q[size_t(i * n + j)] - lr;
-        e += double(rw[size_t(i)]) * cw[size_t(j)] * d * d;
-      }
-    return e;
-  };
+  auto fisher_err = [&](const LqResult& res) { return test::residual2(w, res, m, n, r, rw, cw); };
   LqOptions o;
   o.rank = r;
   const LqResult plain = lq_decompose(w.data(), m, n, t, o);

@@ -16,34 +16,16 @@
 
 #include "comm/mpi_transport.h"
 #include "core/error.h"
+#include "tests/mpi/mpi_test_util.h"
 
 namespace zeroth {
 namespace {
 
+using test::header_of;
+using test::records_of;
+
 MpiSession* g_session = nullptr;
 constexpr uint32_t kSlots = 3;
-
-std::vector<Record> records_of(uint64_t t, uint32_t m) {
-  std::vector<Record> out;
-  for (uint32_t s = 0; s < kSlots; ++s) {
-    if ((t + m + s) % 4 == 0) continue;  // some slots dropped
-    Record r;
-    r.member = m;
-    r.slot = s;
-    r.code = uint8_t((t * 31 + m * 7 + s * 3) % 255);
-    if (r.code == 0x80) r.code = 1;
-    out.push_back(r);
-  }
-  return out;
-}
-
-StepEntry header_of(uint64_t t) {
-  StepEntry h;
-  h.step = t;
-  h.scale = 0.5f + float(t);
-  h.lr = 1e-3f;
-  return h;
-}
 
 TEST(MpiTransport, EveryRankCommitsTheSameEntryForUnevenHosting) {
   MpiTransport tr(*g_session);
@@ -53,13 +35,13 @@ TEST(MpiTransport, EveryRankCommitsTheSameEntryForUnevenHosting) {
   for (uint64_t t = 0; t < 30; ++t) {
     std::vector<Record> mine;
     for (const uint32_t m : tr.hosted()) {
-      const auto r = records_of(t, m);
+      const auto r = records_of(t, m, kSlots);
       mine.insert(mine.end(), r.rbegin(), r.rend());
     }
     const Commit c = tr.exchange(header_of(t), mine, false);
     StepEntry want = header_of(t);
     for (uint32_t m = 0; m < kMembers; ++m) {
-      const auto r = records_of(t, m);
+      const auto r = records_of(t, m, kSlots);
       want.records.insert(want.records.end(), r.begin(), r.end());
     }
     ASSERT_EQ(c.entry, want) << "rank " << tr.rank() << " step " << t;
@@ -85,7 +67,7 @@ TEST(MpiTransport, StopFromTheLastRankStopsEveryoneAtTheSameStep) {
   tr.set_layout({tr.ranks(), kSlots, false});
   uint64_t stopped = 0;
   for (uint64_t t = 0; t < 20; ++t) {
-    const Commit c = tr.exchange(header_of(t), records_of(t, tr.rank()), tr.rank() + 1 == tr.ranks() && t >= 6);
+    const Commit c = tr.exchange(header_of(t), records_of(t, tr.rank(), kSlots), tr.rank() + 1 == tr.ranks() && t >= 6);
     if (c.stop) {
       stopped = t;
       break;
@@ -99,7 +81,7 @@ TEST(MpiTransport, ForeignRecordsAreRefusedBeforeAnythingIsSent) {
   tr.set_layout({tr.ranks(), kSlots, false});
   // A record of a member this rank does not host: an error on this rank, raised
   // before the collective, so no rank is left waiting (every rank throws here).
-  EXPECT_THROW(tr.exchange(header_of(0), records_of(0, (tr.rank() + 1) % (tr.ranks() + 1) + tr.ranks()), false),
+  EXPECT_THROW(tr.exchange(header_of(0), records_of(0, (tr.rank() + 1) % (tr.ranks() + 1) + tr.ranks(), kSlots), false),
                Error);
 }
 
@@ -110,13 +92,5 @@ int main(int argc, char** argv) {
   testing::InitGoogleTest(&argc, argv);
   zeroth::MpiSession session(&argc, &argv);
   zeroth::g_session = &session;
-  if (session.rank() != 0) {
-    auto& listeners = testing::UnitTest::GetInstance()->listeners();
-    delete listeners.Release(listeners.default_result_printer());
-  }
-  const int failed = RUN_ALL_TESTS();
-  int any = 0;
-  MPI_Allreduce(&failed, &any, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
-  if (any && session.rank() == 0) std::fprintf(stderr, "FAILED on at least one rank\n");
-  return any ? 1 : 0;
+  return zeroth::test::run_all_tests_on_every_rank(session);
 }

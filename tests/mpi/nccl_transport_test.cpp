@@ -27,9 +27,13 @@
 #include "comm/nccl_transport.h"
 #include "core/backend.h"
 #include "core/error.h"
+#include "tests/mpi/mpi_test_util.h"
 
 namespace zeroth {
 namespace {
+
+using test::header_of;
+using test::records_of;
 
 MpiSession* g_session = nullptr;
 
@@ -38,34 +42,6 @@ NcclOptions short_deadlines() {
   o.init_timeout_s = 120;
   o.op_timeout_s = 60;
   return o;
-}
-
-std::vector<Record> records_of(uint64_t t, uint32_t m, uint32_t slots, bool exact) {
-  std::vector<Record> out;
-  for (uint32_t s = 0; s < slots; ++s) {
-    if ((t + m + s) % 4 == 0) continue;  // some slots dropped
-    Record r;
-    r.member = m;
-    r.slot = s;
-    if (exact) {
-      r.exact = true;
-      r.value = float(t) * 0.25f - float(m) + float(s) * 1e-3f;
-    } else {
-      r.code = uint8_t((t * 31 + m * 7 + s * 3) % 255);
-      if (r.code == 0x80) r.code = 1;
-    }
-    out.push_back(r);
-  }
-  return out;
-}
-
-StepEntry header_of(uint64_t t) {
-  StepEntry h;
-  h.step = t;
-  h.epoch = 2;
-  h.scale = 0.5f + float(t);
-  h.lr = 1e-3f;
-  return h;
 }
 
 void same_commits_as_mpi(const RecordLayout& layout, uint64_t steps) {
@@ -230,13 +206,5 @@ int main(int argc, char** argv) {
                    "(run with -np at most the GPU count)\n", on_node, devices);
     return 77;
   }
-  if (!leader) {
-    auto& listeners = testing::UnitTest::GetInstance()->listeners();
-    delete listeners.Release(listeners.default_result_printer());
-  }
-  const int failed = RUN_ALL_TESTS();
-  int anyf = 0;
-  MPI_Allreduce(&failed, &anyf, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
-  if (anyf && leader) std::fprintf(stderr, "FAILED on at least one rank\n");
-  return anyf ? 1 : 0;
+  return zeroth::test::run_all_tests_on_every_rank(session);
 }

@@ -21,6 +21,7 @@
 #include "optim/lora_trainable.h"
 #include "optim/zo_step.h"
 #include "tests/models/task_test_util.h"
+#include "tests/optim/member_step_test_util.h"
 
 namespace zeroth {
 namespace {
@@ -28,31 +29,14 @@ namespace {
 constexpr int64_t kVocab = 300;
 constexpr uint64_t kRunSeed = 77, kDataSeed = 5;
 
-std::vector<Example> random_documents(int n, uint32_t seed) {
-  std::mt19937 rng(seed);
-  std::uniform_int_distribution<int32_t> tok(3, int32_t(kVocab) - 1), len(6, 14);
-  std::vector<Example> out;
-  for (int i = 0; i < n; ++i) {
-    Example e;
-    e.tokens.push_back(1);
-    for (int k = len(rng); k > 0; --k) e.tokens.push_back(tok(rng));
-    out.push_back(std::move(e));
-  }
-  return out;
-}
-
 struct Fixture {
   LlamaModel model{make_random_llama(test::task_llama_config(kVocab), 31), 1};
-  std::unique_ptr<Task> task = make_task_from_examples(TaskConfig{}, random_documents(11, 3), {}, {});
+  std::unique_ptr<Task> task = make_task_from_examples(TaskConfig{}, test::random_documents(11, 3, kVocab), {}, {});
   LoraTrainable lora;
   explicit Fixture(bool norms)
       : lora(LoraConfig{4, 8.0f, {Proj::Q, Proj::V, Proj::Down}}, model, TrainableOptions{norms, false}) {
     lora.initialize(kRunSeed);
-    std::mt19937 rng(9);
-    std::normal_distribution<float> nd(0.0f, 0.05f);
-    for (const auto& t : lora.set().tensors())
-      if (t.name.ends_with("lora_B"))
-        for (int64_t i = 0; i < t.n; ++i) t.data[i] = nd(rng);  // B ≠ 0: A's perturbations move the loss
+    test::make_b_nonzero(lora, 9);  // B ≠ 0: A's perturbations move the loss
   }
 };
 

@@ -25,6 +25,7 @@
 #include "optim/update.h"
 #include "optim/zo_step.h"
 #include "tests/models/task_test_util.h"
+#include "tests/optim/member_step_test_util.h"
 
 namespace zeroth {
 namespace {
@@ -40,36 +41,13 @@ LoraConfig lora_config() {
   return lc;
 }
 
-// PEFT init (B = 0) and then B filled with small values, so the adapted model
-// differs from the base and perturbing A changes the loss too.
-void make_b_nonzero(LoraTrainable& lora, uint32_t seed) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> nd(0.0f, 0.05f);
-  for (const auto& t : lora.set().tensors())
-    if (t.name.ends_with("lora_B"))
-      for (int64_t i = 0; i < t.n; ++i) t.data[i] = nd(rng);
-}
-
-std::vector<Example> random_documents(int n, uint32_t seed) {
-  std::mt19937 rng(seed);
-  std::uniform_int_distribution<int32_t> tok(3, int32_t(kVocab) - 1), len(6, 14);
-  std::vector<Example> out;
-  for (int i = 0; i < n; ++i) {
-    Example e;
-    e.tokens.push_back(1);  // BOS
-    for (int k = len(rng); k > 0; --k) e.tokens.push_back(tok(rng));
-    out.push_back(std::move(e));
-  }
-  return out;
-}
-
 struct Fixture {
   LlamaModel model{make_random_llama(test::task_llama_config(kVocab), 31), 1};
-  std::unique_ptr<Task> task = make_task_from_examples(TaskConfig{}, random_documents(11, 3), {}, {});
+  std::unique_ptr<Task> task = make_task_from_examples(TaskConfig{}, test::random_documents(11, 3, kVocab), {}, {});
   LoraTrainable lora{lora_config(), model};
   Fixture() {
     lora.initialize(kRunSeed);
-    make_b_nonzero(lora, 9);
+    test::make_b_nonzero(lora, 9);
   }
   const std::vector<Example>& train() const { return task->examples(Split::Train); }
   // Loss of one variant over examples `idx` (a BatchScorer run of its own).
