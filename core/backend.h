@@ -18,6 +18,22 @@ std::string cuda_describe();  // one line: device name and memory, or why none
 // of one class compute the same codes; across classes codes may differ by a
 // rounding step. "cpu-x86-64-v4" (AVX-512 build), "cpu-x86-64-v3" (AVX2), ...
 std::string cpu_backend_class();
+// The class of a CUDA member on device 0: "cuda-sm90" (compute capability);
+// "" where CUDA is not available.
+std::string cuda_backend_class();
+
+// Device 0's memory as the driver counts it (every process and context on it):
+// free and total bytes; zeros where CUDA is not available.
+struct CudaMemoryInfo {
+  size_t free = 0, total = 0;
+  size_t used() const { return total - free; }
+};
+CudaMemoryInfo cuda_memory_info();
+
+// The calling thread's CUDA device (-1 where CUDA is not available), and
+// making `device` the calling thread's (threads start on device 0).
+int cuda_current_device();
+void cuda_set_device(int device);
 
 void* cuda_malloc(size_t bytes);             // throws on failure
 void cuda_free(void* p) noexcept;

@@ -13,6 +13,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <string>
 
 #include "core/dtype.h"
 #include "core/tensor.h"
@@ -31,8 +32,12 @@ void dequantize_rows_cuda_bf16(const Tensor& w, int64_t r0, int64_t rows, uint16
 
 enum class GemmPrecision : uint8_t {
   F32,   // W decoded to f32; cuBLAS f32 GEMM without TF32 (CUBLAS_COMPUTE_32F_PEDANTIC): the comparison path
+  TF32,  // W decoded to f32; tensor-core GEMM on TF32 inputs (10-bit mantissa, as fp16) accumulating in f32
   BF16,  // W decoded to bf16, x rounded to bf16; tensor-core GEMM accumulating in f32
 };
+const char* gemm_precision_name(GemmPrecision p);  // "f32", "tf32", "bf16"
+// Throws, naming `key` and the choices, for anything else.
+GemmPrecision parse_gemm_precision(const std::string& s, const char* key);
 
 struct CudaMatmulOptions {
   GemmPrecision precision = GemmPrecision::BF16;
@@ -49,6 +54,12 @@ class CudaMatmul {
   CudaMatmul& operator=(const CudaMatmul&) = delete;
 
   void matmul(const float* x, int64_t m, int64_t ldx, const Tensor& w, float* y, int64_t ldy);
+  // Plain f32 product on device memory, row-major: c (m, n) = alpha · a (m, k) ·
+  // b (n, k)ᵀ + beta · c, with row strides lda, ldb, ldc (the low-rank adapter
+  // products). F32 precision: no TF32, as matmul; BF16 precision: cuBLAS's
+  // default f32 math.
+  void gemm_f32(const float* a, int64_t m, int64_t k, int64_t lda, const float* b, int64_t n, int64_t ldb, float* c,
+                int64_t ldc, float alpha, float beta);
   // W rows per decoded tile for a weight with k columns.
   int64_t tile_rows(int64_t k) const;
   const CudaMatmulOptions& options() const { return options_; }

@@ -86,6 +86,14 @@ void generate_z_reference(const PerturbationKey& key, Distribution d, int64_t be
 void generate_z_cuda(const PerturbationKey& key, Distribution d, int64_t begin, int64_t end,
                      float* out_device);
 
+// One variant of a perturbed tensor on the device, without z ever stored:
+// out_device[j] = theta_device[j] + sigma_eps · z[offset + j] for j in [0, n),
+// each operation rounded once (bit-identical to the CPU's θ + σε·z, e.g.
+// PerturbedLora). Returns after the launch (default stream); a kernel fault
+// surfaces at the next synchronizing call. The stub backend throws.
+void perturbed_copy_cuda(const PerturbationKey& key, Distribution d, int64_t offset, int64_t n,
+                         const float* theta_device, float sigma_eps, float* out_device);
+
 // Throws zeroth::Error unless 0 <= begin <= end <= max_stream_elements(d).
 void check_z_range(Distribution d, int64_t begin, int64_t end, const char* who);
 

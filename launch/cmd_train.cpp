@@ -10,6 +10,9 @@
 
 #include "comm/local_transport.h"
 #include "comm/mpi_transport.h"
+#ifdef ZEROTH_HAVE_NCCL
+#include "comm/nccl_transport.h"
+#endif
 #include "core/hash.h"
 #include "core/error.h"
 #include "launch/commands.h"
@@ -33,6 +36,7 @@ struct TrainOptions {
   std::string resume;
   std::string corrupt;  // RANK:STEP
   std::string attack;   // KIND:M,M,...
+  std::string transport = "mpi";  // under mpirun: mpi, or nccl (records over NCCL, GPU jobs)
 };
 
 TrainConfig load_config(const TrainOptions& opt) {
@@ -113,9 +117,17 @@ void print_outcome(const TrainConfig& c, const TrainContext& ctx, const MemberOu
 
 // Every member a thread of this process.
 int train_local(const TrainOptions& opt) {
+  ZEROTH_CHECK(opt.transport == "mpi", "--transport {}: the NCCL transport joins the ranks of an mpirun job "
+               "(mpirun -np N zeroth train ... --transport nccl); this process was not started by mpirun",
+               opt.transport);
   const TrainConfig c = load_config(opt);
   fmt::print(stderr, "zeroth train: {} ({} steps, {} members)\n", c.source, c.run.steps, c.run.members);
   TrainContext ctx = make_train_context(c);
+  {
+    std::vector<uint32_t> all(size_t(c.run.members));
+    for (uint32_t m = 0; m < all.size(); ++m) all[m] = m;
+    attach_cuda_model(ctx, all, true);  // GPU members: before the run directory is touched
+  }
   parse_corrupt(opt.corrupt, ctx);
   parse_attack_spec(opt.attack, ctx);
   fmt::print(stderr, "task: {}{}\n", ctx.task->describe(),
@@ -168,10 +180,34 @@ int train_mpi(const TrainOptions& opt) {
   MpiSession session(nullptr, nullptr);
   MpiTransport tr(session);
   const bool leader = tr.is_leader();
+  // --transport nccl: the step exchanges go over NCCL between the ranks' GPUs
+  // (set-up, the history and the final hashes stay on MPI). Made first, so
+  // each rank's device is chosen before any GPU member's model is uploaded.
+  Transport* run_tr = &tr;
+#ifdef ZEROTH_HAVE_NCCL
+  std::unique_ptr<NcclTransport> nccl;
+  if (opt.transport == "nccl") {
+    try {
+      nccl = std::make_unique<NcclTransport>(tr);  // collective: throws on every rank alike
+    } catch (const std::exception& e) {
+      if (leader) fmt::print(stderr, "zeroth: error: --transport nccl: {}\n", e.what());
+      return 1;
+    }
+    run_tr = nccl.get();
+    if (leader) fmt::print(stderr, "transport: {}\n", nccl->describe());
+  }
+#else
+  if (opt.transport == "nccl") {
+    if (leader)
+      fmt::print(stderr, "zeroth: error: --transport nccl: this build has no NCCL transport (it needs the CUDA "
+                         "backend and NCCL >= 2.14 when CMake configures; use --transport mpi)\n");
+    return 1;
+  }
+#endif
   TrainConfig c;
   TrainContext ctx;
   std::unique_ptr<LedgerFile> ledger;
-  std::string status;
+  std::string status, theta0;
   try {
     c = load_config(opt);
     if (leader)
@@ -191,12 +227,9 @@ int train_mpi(const TrainOptions& opt) {
     parse_corrupt(opt.corrupt, ctx);
     parse_attack_spec(opt.attack, ctx);
     tr.set_layout({uint32_t(c.run.members), uint32_t(c.zo.q), c.zo.exact_gradients});
+    attach_cuda_model(ctx, tr.hosted(), true);  // GPU members: before the run directory is touched
     if (leader) fmt::print(stderr, "task: {}{}\n", ctx.task->describe(), private_data(c.task) ? " (rank 0's)" : "");
-    const std::string theta0 = theta0_hash(ctx, leader);
-    if (leader) {
-      ledger = prepare_run_dir(ctx, c, theta0);
-      ctx.fo_resume = fo_resume_snapshot(ctx);
-    }
+    theta0 = theta0_hash(ctx, leader);
     // What every rank must agree on before the first step.
     status = fmt::format("ok base {} theta0 {} config {}", ctx.base_hash, theta0,
                          hash_bytes(c.to_yaml().data(), c.to_yaml().size()).hex());
@@ -228,6 +261,22 @@ int train_mpi(const TrainOptions& opt) {
                                      tr.ranks()),
                    why);
     return 1;
+  }
+  // Only once every rank is ready does rank 0 open (or create) the run
+  // directory: a rank that cannot run leaves no half-made run behind.
+  {
+    std::string why;
+    if (leader) try {
+      ledger = prepare_run_dir(ctx, c, theta0);
+      ctx.fo_resume = fo_resume_snapshot(ctx);
+    } catch (const std::exception& e) {
+      why = e.what();
+    }
+    why = tr.broadcast(why);
+    if (!why.empty()) {
+      if (leader) fmt::print(stderr, "zeroth: error: {}\n", why);
+      return 1;
+    }
   }
   // The history lives in rank 0's run directory; the others get it from rank 0,
   // so they need no shared file system.
@@ -274,6 +323,7 @@ int train_mpi(const TrainOptions& opt) {
     ctx.member_roles = resolve_roles(ctx, tr.hosted(), uint32_t(c.run.members), mpi_local_ranks(), leader,
                                      [&](const std::string& s) { return tr.allgather(s); });
     tr.set_layout(record_layout(c, ctx.member_roles));
+    if (run_tr != &tr) run_tr->set_layout(record_layout(c, ctx.member_roles));
   } catch (const std::exception& e) {  // the same message on every rank
     if (leader) fmt::print(stderr, "zeroth: error: {}\n", e.what());
     return 1;
@@ -283,11 +333,12 @@ int train_mpi(const TrainOptions& opt) {
   std::signal(SIGINT, on_sigint);
   MemberOutcome o;
   try {
-    o = run_member(ctx, tr);
+    o = run_member(ctx, *run_tr);
   } catch (const CollectiveError& e) {
     if (leader) fmt::print(stderr, "zeroth: error: {}\n", e.what());
     return 3;
   } catch (const std::exception& e) {
+    if (run_tr != &tr) run_tr->abort(e.what());
     tr.abort(e.what());
   }
   const auto hashes = tr.allgather(o.final_hash);
@@ -306,6 +357,10 @@ Runner add_train(CLI::App& app) {
                                           "the run (run.members of them in all)");
   sub->add_option("config", opt->config, "YAML recipe (see configs/)");
   sub->add_option("--set", opt->sets, "Override a config key, e.g. --set optimizer.lr=1e-4 (repeatable)");
+  sub->add_option("--transport", opt->transport, "Under mpirun: mpi (default), or nccl: the step exchanges over NCCL "
+                  "between the ranks' GPUs (one rank per GPU; with model.device cuda), MPI only to set up")
+      ->check(CLI::IsMember({"mpi", "nccl"}))
+      ->capture_default_str();
   sub->add_option("--resume", opt->resume, "Continue the run in this directory (its config.yaml, unless CONFIG is given)");
   sub->add_option("--debug-corrupt", opt->corrupt,
                   "Debugging: change θ on member/rank RANK after step STEP, to see the replica hash check stop the "

@@ -190,6 +190,8 @@ class Link {
 struct WorkerOptions {
   std::string join, name, data, model, trace, token, secret, tls_ca;
   std::string role = "zo";  // zo | grad | jvp | auto (launch/roles.h)
+  std::string device = "cpu";            // cpu | cuda (GPU 0)
+  std::string cuda_precision = "f32";    // f32 | tf32 | bf16
   bool tls = false;
   std::vector<std::string> sets;
   int threads = 0;
@@ -251,7 +253,9 @@ class Worker {
     j.steps = replica_ ? replica_->steps : 0;
     j.theta_hash = replica_ && replica_->steps > 0 ? replica_->hash() : "";
     j.private_data = !o_.data.empty();
-    j.backend = cpu_backend_class();
+    // Spot checks compare members of one backend class: a GPU member's class
+    // names its device generation and GEMM precision.
+    j.backend = o_.device == "cuda" ? cuda_backend_class() + "-" + o_.cuda_precision : cpu_backend_class();
     link_.send(FrameType::Join, 0, encode(j));
   }
 
@@ -317,6 +321,10 @@ class Worker {
       if (!o_.data.empty()) sets.push_back("task.train=" + o_.data);
       if (o_.threads > 0) sets.push_back(fmt::format("run.threads={}", o_.threads));
       sets.push_back("run.members=1");
+      // Where this worker computes is its own choice, whatever the run's config says.
+      sets.push_back("model.device=" + o_.device);
+      sets.push_back("model.cuda_members=[]");
+      sets.push_back("model.cuda_precision=" + o_.cuda_precision);
       TrainConfig c = parse_train_config(w.config_yaml, "the coordinator's config", sets);
       ZEROTH_CHECK(c.elastic.data != "private" || !o_.data.empty(),
                    "this run uses private data (elastic.data: private): pass --data PATH with your own file");
@@ -324,6 +332,7 @@ class Worker {
       ZEROTH_CHECK(base_hash_ == w.base_hash, "your base model {} (hash {}) is not the run's (hash {}); pass --model "
                    "with the run's model file", c.model.path, base_hash_, w.base_hash);
       ctx_ = std::make_unique<TrainContext>(make_train_context(c));
+      attach_cuda_model(*ctx_, {0}, true);
       replica_ = std::make_unique<Replica>(*ctx_);
       link_.heartbeat_s = c.elastic.heartbeat_s;
       link_.missed = c.elastic.missed_heartbeats;
@@ -446,6 +455,12 @@ class Worker {
   void choose_role() {
     const TrainConfig& c = ctx_->config;
     if (o_.role == "zo") return;
+    ZEROTH_CHECK(o_.device != "cuda" || o_.role == "auto", "--role {} runs on the CPU (the CUDA backend has no "
+                 "backward or forward-mode pass yet): join with --device cpu, or --role zo", o_.role);
+    if (o_.device == "cuda") {
+      fmt::print(stderr, "worker {}: --role auto on the GPU: zeroth-order member\n", name());
+      return;
+    }
     ZEROTH_CHECK(!c.trainable.full, "--role {}: this run trains full weights (trainable.full), which has no backward "
                  "or forward-mode pass; join with --role zo", o_.role);
     if (o_.role == "grad") role_ = MemberRole::Grad;
@@ -470,7 +485,7 @@ class Worker {
   // on draw lane `lane`, by our role (launch/roles.h: out of memory, we keep
   // the role's slot count and fill it by ZO differences from then on).
   MemberStepResult member_step(const StepMsg& s, uint32_t member, uint32_t lane) {
-    return step_with_fallback(ctx_->config, role_, fallen_back_, fmt::format("worker {}", name()), *ctx_->model,
+    return step_with_fallback(ctx_->config, role_, fallen_back_, fmt::format("worker {}", name()), ctx_->model_of(member),
                               *ctx_->task, *replica_->lora, s.step, member, s.lanes, s.scale, lane);
   }
 
@@ -511,6 +526,13 @@ Runner add_worker(CLI::App& app) {
                   "where a forward-mode pass fits, else zo (default zo)")
       ->check(CLI::IsMember({"zo", "grad", "jvp", "auto"}))
       ->capture_default_str();
+  sub->add_option("--device", opt->device, "cpu, or cuda: compute on GPU 0 (LoRA and norm training, role zo; the "
+                  "base is uploaded once, packed)")
+      ->check(CLI::IsMember({"cpu", "cuda"}))
+      ->capture_default_str();
+  sub->add_option("--cuda-precision", opt->cuda_precision, "GPU GEMMs: f32 (no TF32), tf32 or bf16 (tensor cores)")
+      ->check(CLI::IsMember({"f32", "tf32", "bf16"}))
+      ->capture_default_str();
   sub->add_option("--data", opt->data, "Your own training data file (runs with elastic.data: private)");
   sub->add_option("--model", opt->model, "Your copy of the base model (default: the path in the run's config); "
                                          "checked against the run's by hash");
@@ -528,6 +550,8 @@ Runner add_worker(CLI::App& app) {
   return [opt] {
     std::signal(SIGINT, on_leave_signal);
     std::signal(SIGTERM, on_leave_signal);
+    ZEROTH_CHECK(opt->device != "cuda" || cuda_available(), "--device cuda: no usable GPU here ({}); join with "
+                 "--device cpu", cuda_describe());
     Worker w(*opt);
     return w.run();
   };

@@ -126,8 +126,8 @@ std::vector<MemberRole> resolve_roles(const TrainContext& ctx, const std::vector
   std::string mine;
   if (c.roles.auto_roles) try {
     std::vector<uint32_t> candidates;
-    for (const uint32_t m : hosted)
-      if (roles[m] == MemberRole::Zo) candidates.push_back(m);
+    for (const uint32_t m : hosted)  // GPU members stay zeroth-order (no CUDA backward yet)
+      if (roles[m] == MemberRole::Zo && !c.model.on_cuda(m)) candidates.push_back(m);
     if (!candidates.empty()) {
       // The configured members' share comes first: the budget is what is left
       // after them (each at the measured peak of its own role).

@@ -4,6 +4,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "core/cuda_matmul.h"
 #include "core/dtype.h"
 #include "core/sysmem.h"
 #include "launch/yaml_reader.h"
@@ -93,6 +94,20 @@ TrainConfig parse_train_config(const std::string& yaml_text, const std::string& 
   TrainConfig c;
   c.source = source;
   YamlReader top(root, "", source);
+  // Lists of logical member ids (roles.grad, model.cuda_members, ...).
+  auto ids = [&](const std::vector<std::string>& from, std::vector<int>& to, const char* key) {
+    for (const auto& m : from) {
+      size_t used = 0;
+      int v = -1;
+      try {
+        v = std::stoi(m, &used);
+      } catch (const std::exception&) {
+        used = 0;
+      }
+      ZEROTH_CHECK(used == m.size() && v >= 0, "{}: {}: \"{}\" is not a member id (0, 1, ...)", source, key, m);
+      to.push_back(v);
+    }
+  };
   {
     auto r = top.child("run");
     r.get("dir", c.run.dir); r.get("seed", c.run.seed); r.get("steps", c.run.steps); r.get("members", c.run.members);
@@ -105,6 +120,10 @@ TrainConfig parse_train_config(const std::string& yaml_text, const std::string& 
     auto r = top.child("model");
     r.get("path", c.model.path); r.get("tokenizer", c.model.tokenizer); r.get("quantize", c.model.quantize);
     r.get("quantize_embeddings", c.model.quantize_embeddings);
+    std::vector<std::string> cuda_members;
+    r.get("device", c.model.device); r.get("cuda_members", cuda_members);
+    ids(cuda_members, c.model.cuda_members, "model.cuda_members");
+    r.get("cuda_precision", c.model.cuda_precision);
     r.finish();
   }
   {
@@ -201,19 +220,6 @@ TrainConfig parse_train_config(const std::string& yaml_text, const std::string& 
     r.get("auto", c.roles.auto_roles);
     r.get("memory", c.roles.memory);
     r.get("grad_slots", c.roles.grad_slots);
-    auto ids = [&](const std::vector<std::string>& from, std::vector<int>& to, const char* key) {
-      for (const auto& m : from) {
-        size_t used = 0;
-        int v = -1;
-        try {
-          v = std::stoi(m, &used);
-        } catch (const std::exception&) {
-          used = 0;
-        }
-        ZEROTH_CHECK(used == m.size() && v >= 0, "{}: {}: \"{}\" is not a member id (0, 1, ...)", source, key, m);
-        to.push_back(v);
-      }
-    };
     ids(grad, c.roles.grad, "roles.grad");
     ids(jvp, c.roles.jvp, "roles.jvp");
     r.finish();
@@ -276,6 +282,30 @@ void TrainConfig::validate() const {
   ZEROTH_CHECK(!trainable.full || model.quantize.empty(),
                "{}: trainable.full trains every weight in f32: it cannot run on a quantized base (model.quantize)",
                source);
+  ZEROTH_CHECK(model.device == "cpu" || model.device == "cuda", "{} is \"{}\"; use cpu or cuda",
+               where("model.device"), model.device);
+  parse_gemm_precision(model.cuda_precision, (source + ": model.cuda_precision").c_str());
+  for (size_t i = 0; i < model.cuda_members.size(); ++i) {
+    const int m = model.cuda_members[i];
+    ZEROTH_CHECK(m >= 0 && m < run.members, "{} names member {}, but the run has members 0..{} (run.members = {})",
+                 where("model.cuda_members"), m, run.members - 1, run.members);
+    for (size_t j = 0; j < i; ++j)
+      ZEROTH_CHECK(model.cuda_members[j] != m, "{} names member {} twice", where("model.cuda_members"), m);
+  }
+  if (model.any_cuda()) {
+    // What the CUDA backend does not run yet: say which key to change.
+    ZEROTH_CHECK(mode == "zo", "{}: mode fo backpropagates, and CUDA members have no backward pass yet: drop "
+                 "model.device/model.cuda_members or use mode zo", source);
+    ZEROTH_CHECK(!trainable.full, "{}: trainable.full is not on CUDA members (LoRA adapters and norms are): drop "
+                 "model.device/model.cuda_members or trainable.full", source);
+    ZEROTH_CHECK(!roles.auto_roles || model.device != "cuda", "{}: roles.auto picks gradient or JVP members, which "
+                 "CUDA members are not yet: with model.device cuda drop roles.auto", source);
+    for (const auto* list : {&roles.grad, &roles.jvp})
+      for (int m : *list)
+        ZEROTH_CHECK(!model.on_cuda(uint32_t(m)), "{}: member {} is a {} member, which runs on the CPU (the CUDA "
+                     "backend has no backward or JVP pass yet): take it out of model.cuda_members (or model.device "
+                     "cuda)", source, m, list == &roles.grad ? "roles.grad" : "roles.jvp");
+  }
   std::vector<std::pair<int, const char*>> named;  // every member a role list names
   for (int m : roles.grad) named.emplace_back(m, "roles.grad");
   for (int m : roles.jvp) named.emplace_back(m, "roles.jvp");
@@ -332,7 +362,10 @@ std::string TrainConfig::to_yaml() const {
   y << YAML::Key << "model" << YAML::Value << YAML::BeginMap << YAML::Key << "path" << YAML::Value << model.path
     << YAML::Key << "tokenizer" << YAML::Value << model.tokenizer << YAML::Key << "quantize" << YAML::Value
     << model.quantize << YAML::Key << "quantize_embeddings" << YAML::Value << model.quantize_embeddings
-    << YAML::EndMap;
+    << YAML::Key << "device" << YAML::Value << model.device << YAML::Key << "cuda_members" << YAML::Value
+    << YAML::Flow << YAML::BeginSeq;
+  for (int m : model.cuda_members) y << m;
+  y << YAML::EndSeq << YAML::Key << "cuda_precision" << YAML::Value << model.cuda_precision << YAML::EndMap;
   y << YAML::Key << "lora" << YAML::Value << YAML::BeginMap << YAML::Key << "rank" << YAML::Value << lora.rank
     << YAML::Key << "alpha" << YAML::Value << lora.alpha << YAML::Key << "targets" << YAML::Value << YAML::Flow
     << YAML::BeginSeq;

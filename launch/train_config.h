@@ -36,6 +36,21 @@ struct ModelSection {
   std::string tokenizer;
   std::string quantize;             // quantize full-precision projections on load ("" = keep)
   bool quantize_embeddings = false;
+  // Where members compute (issue 8's GPU members): "cpu", or "cuda" for every
+  // member of this process on GPU 0. cuda_members names the logical members
+  // that run on the GPU when the others stay on the CPU (a mixed run). Both
+  // kinds apply the same committed steps to the same θ on the host, so
+  // replicas agree bit for bit whoever computed a record.
+  std::string device = "cpu";
+  std::vector<int> cuda_members;
+  std::string cuda_precision = "f32";  // GPU GEMMs: f32 (no TF32), tf32 or bf16 (models/llama_cuda.h)
+  bool on_cuda(uint32_t member) const {
+    if (device == "cuda") return true;
+    for (int m : cuda_members)
+      if (uint32_t(m) == member) return true;
+    return false;
+  }
+  bool any_cuda() const { return device == "cuda" || !cuda_members.empty(); }
 };
 
 struct EvalSection {

@@ -8,13 +8,17 @@
 #include <cmath>
 #include <filesystem>
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <fstream>
 #include <thread>
 #include <nlohmann/json.hpp>
 
+#include "core/backend.h"
+#include "core/cuda_matmul.h"
 #include "core/error.h"
 #include "core/parallel.h"
 #include "launch/roles.h"
+#include "models/llama_cuda.h"
 #include "models/loaders/llama_loader.h"
 #include "models/loaders/tokenizer_loader.h"
 #include "optim/lora_trainable.h"
@@ -77,6 +81,24 @@ TrainContext make_train_context(const TrainConfig& c, const ProcessRole& role) {
   }
   ctx.base_hash = base_model_hash(c.model.path);
   return ctx;
+}
+
+void attach_cuda_model(TrainContext& ctx, const std::vector<uint32_t>& hosted, bool say) {
+  const ModelSection& m = ctx.config.model;
+  std::vector<uint32_t> on;
+  for (const uint32_t h : hosted)
+    if (m.on_cuda(h)) on.push_back(h);
+  if (on.empty()) return;
+  const std::string who = fmt::format("member{} {}", on.size() > 1 ? "s" : "", fmt::join(on, ", "));
+  ZEROTH_CHECK(cuda_available(), "{}: model.device / model.cuda_members put {} on the GPU, but this process has "
+               "none usable ({}): run them with model.device cpu", ctx.config.source, who, cuda_describe());
+  const auto* llama = dynamic_cast<const LlamaModel*>(ctx.model.get());
+  ZEROTH_CHECK(llama, "{}: GPU members need a llama-family model", ctx.config.source);
+  LlamaCudaOptions o;
+  o.precision = parse_gemm_precision(m.cuda_precision, "model.cuda_precision");
+  auto gpu = std::make_unique<LlamaCuda>(*llama, o);
+  if (say) fmt::print(stderr, "GPU {}: {}\n", who, gpu->describe());
+  ctx.cuda_model = std::move(gpu);
 }
 
 nlohmann::json eval_json(const char* split, uint64_t step, const EvalResult& r) {
@@ -204,7 +226,7 @@ MemberOutcome run_member(const TrainContext& ctx, Transport& tr) {
     EvalResult r;
     if (leader && !ctx.task->examples(Split::Dev).empty()) {
       const ThreadsOverride all_cores(ctx.eval_threads);  // the others wait meanwhile
-      r = evaluate(*ctx.model, *ctx.task, Split::Dev, c.eval.batch_tokens, &theta);
+      r = evaluate(ctx.eval_model(), *ctx.task, Split::Dev, c.eval.batch_tokens, &theta);
       log_json(eval_json("dev", step, r));
       fmt::print(stderr, "{}{}\n", tty ? "\r\033[K" : "", eval_line(label, r));
     }
@@ -241,7 +263,8 @@ MemberOutcome run_member(const TrainContext& ctx, Transport& tr) {
         try {
           for (size_t i = l; i < hosted.size(); i += lanes)
             results[i] = step_with_fallback(c, ctx.role_of(hosted[i]), fallen_back[hosted[i]],
-                                            fmt::format("member {}", hosted[i]), *ctx.model, ctx.task_of(hosted[i]),
+                                            fmt::format("member {}", hosted[i]), ctx.model_of(hosted[i]),
+                                            ctx.task_of(hosted[i]),
                                             lora, t, hosted[i], members, scale);
         } catch (const std::exception& e) {
           errors[l] = e.what();
@@ -366,7 +389,7 @@ MemberOutcome run_member(const TrainContext& ctx, Transport& tr) {
     EvalResult test;
     if (!ctx.task->examples(Split::Test).empty()) {
       const ThreadsOverride all_cores(ctx.eval_threads);
-      test = evaluate(*ctx.model, *ctx.task, Split::Test, c.eval.batch_tokens, &theta);
+      test = evaluate(ctx.eval_model(), *ctx.task, Split::Test, c.eval.batch_tokens, &theta);
       log_json(eval_json("test", out.steps_done, test));
       fmt::print(stderr, "{}\n", eval_line("test after training", test));
     }

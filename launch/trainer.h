@@ -27,6 +27,9 @@ namespace zeroth::cli {
 struct TrainContext {
   TrainConfig config;
   std::unique_ptr<CausalLM> model;  // the frozen base
+  // Its copy on GPU 0 for the members model.device / model.cuda_members put
+  // there (attach_cuda_model), or null.
+  std::unique_ptr<CausalLM> cuda_model;
   std::unique_ptr<Tokenizer> tokenizer;
   std::unique_ptr<Task> task;  // the shared data; with private data ({rank} in a path), this process's
   // Private per-member data of the local transport ({rank} = member index), by member.
@@ -55,6 +58,12 @@ struct TrainContext {
   // config's roles.grad / roles.jvp as written.
   std::vector<MemberRole> member_roles;
 
+  // The model member `member` computes with; the leader's evaluations use the
+  // GPU copy where this process has one.
+  const CausalLM& model_of(uint32_t member) const {
+    return cuda_model && config.model.on_cuda(member) ? *cuda_model : *model;
+  }
+  const CausalLM& eval_model() const { return cuda_model ? *cuda_model : *model; }
   const Task& task_of(uint32_t member) const { return member_tasks.empty() ? *task : *member_tasks.at(member); }
   MemberRole role_of(uint32_t member) const {
     if (member_roles.empty()) return config.roles.role_of(member);
@@ -78,6 +87,10 @@ TaskConfig task_for_rank(TaskConfig task, uint32_t rank);
 
 // Loads the model, tokenizer and task(s) of `config`; logs what it loaded.
 TrainContext make_train_context(const TrainConfig& config, const ProcessRole& role = {});
+// Uploads the base to GPU 0 (ctx.cuda_model) when one of the `hosted` members
+// runs there (model.device, model.cuda_members); says so when `say`. Throws,
+// naming the keys, where no GPU is usable.
+void attach_cuda_model(TrainContext& ctx, const std::vector<uint32_t>& hosted, bool say);
 
 struct MemberOutcome {
   uint64_t steps_done = 0;        // entries in the ledger at the end

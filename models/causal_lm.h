@@ -99,13 +99,14 @@ class CausalLM {
   std::vector<float> logits(const std::vector<float>& hidden, const std::vector<int64_t>& rows,
                             const TokenBatch* batch = nullptr, const AdapterSet* adapters = nullptr) const;
   // log p(targets[i] | row rows[i]); logits exist only a chunk of rows at a time.
-  std::vector<float> token_logprobs(const std::vector<float>& hidden, const std::vector<int64_t>& rows,
-                                    const std::vector<int32_t>& targets, const TokenBatch* batch = nullptr,
-                                    const AdapterSet* adapters = nullptr) const;
+  // (Virtual: a device model forms them where its output matrix lives.)
+  virtual std::vector<float> token_logprobs(const std::vector<float>& hidden, const std::vector<int64_t>& rows,
+                                            const std::vector<int32_t>& targets, const TokenBatch* batch = nullptr,
+                                            const AdapterSet* adapters = nullptr) const;
   // Log-softmax over the vocabulary, reported only at `columns` (e.g. label words): (rows, columns).
-  std::vector<float> column_logprobs(const std::vector<float>& hidden, const std::vector<int64_t>& rows,
-                                     const std::vector<int32_t>& columns, const TokenBatch* batch = nullptr,
-                                     const AdapterSet* adapters = nullptr) const;
+  virtual std::vector<float> column_logprobs(const std::vector<float>& hidden, const std::vector<int64_t>& rows,
+                                             const std::vector<int32_t>& columns, const TokenBatch* batch = nullptr,
+                                             const AdapterSet* adapters = nullptr) const;
 
   // Backpropagation through the frozen base into the adapters (variant 0 of
   // `adapters`; every sequence of `batch` must use variant 0): one forward that

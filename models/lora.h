@@ -9,6 +9,8 @@
 #include <string_view>
 #include <vector>
 
+#include "core/perturb.h"
+
 namespace zeroth {
 
 enum class Proj : uint8_t { Q, K, V, O, Gate, Up, Down };
@@ -27,6 +29,18 @@ struct LoraFactors {
   float scale = 0;
 };
 
+// A variant's factors described as θ + σε·z rather than built: θ's factors
+// (host memory) and where they sit in z's index space, the perturbation's key
+// and σε (0: θ itself). A device forms the variant from these with its own
+// perturbation kernel (perturbed_copy_cuda), so z never crosses the bus.
+struct PerturbedFactors {
+  LoraFactors theta;
+  int64_t offset_a = 0, offset_b = 0;
+  PerturbationKey key;
+  Distribution dist = Distribution::Rademacher;
+  float sigma_eps = 0;
+};
+
 // Supplies adapters to a forward pass, possibly a different variant per sequence.
 class AdapterSet {
  public:
@@ -36,6 +50,11 @@ class AdapterSet {
   // `scratch` (scratch_floats(layer, p) floats) and point into it.
   virtual LoraFactors get(int layer, Proj p, int variant, float* scratch) const = 0;
   virtual size_t scratch_floats(int layer, Proj p) const = 0;
+  // Where variant `variant`'s factors at (layer, p) are θ + σε·z: fills `out`
+  // and returns true (get() must then give the same values). Others: false.
+  virtual bool perturbed_factors(int /*layer*/, Proj /*p*/, int /*variant*/, PerturbedFactors& /*out*/) const {
+    return false;
+  }
 
   // Trainable norms: the (dim) gains `variant` uses for norm `slot` of `layer`,
   // or nullptr for the frozen base's. May build them in `scratch` (dim floats).

@@ -159,6 +159,18 @@ LoraFactors PerturbedLora::get(int layer, Proj p, int variant, float* scratch) c
   return f;
 }
 
+bool PerturbedLora::perturbed_factors(int layer, Proj p, int variant, PerturbedFactors& out) const {
+  ZEROTH_CHECK(variant >= 0 && size_t(variant) < variants_.size(), "variant {} of {}", variant, variants_.size());
+  const Variant& v = variants_[size_t(variant)];
+  out.theta = lora_.adapters().get(layer, p, 0, nullptr);
+  out.offset_a = lora_.offset_a(layer, p);
+  out.offset_b = lora_.offset_b(layer, p);
+  out.key = v.key;
+  out.dist = dist_;
+  out.sigma_eps = v.sigma_eps;
+  return true;
+}
+
 }  // namespace zeroth
 
 namespace zeroth {

@@ -98,6 +98,7 @@ class PerturbedLora : public AdapterSet {
   bool has(int layer, Proj p) const override { return lora_.adapters().has(layer, p); }
   LoraFactors get(int layer, Proj p, int variant, float* scratch) const override;
   size_t scratch_floats(int layer, Proj p) const override;
+  bool perturbed_factors(int layer, Proj p, int variant, PerturbedFactors& out) const override;
   bool overrides_norms() const override { return lora_.options().norms; }
   const float* norm(int layer, NormSlot slot, int variant, float* scratch) const override;
   bool overrides_weights() const override { return lora_.options().full; }

@@ -81,6 +81,14 @@ ZerothOrderOptimizer::Prepared ZerothOrderOptimizer::prepare(const StepEntry& e)
   return p;
 }
 
+void ZerothOrderOptimizer::apply_cuda(const StepEntry& e, std::span<const TrainableSpan> device_tensors) const {
+  ZEROTH_CHECK(cfg_.rule == UpdateRule::Sgd, "step {}: θ on a GPU takes the sgd rule; the {} rule keeps θ on the host",
+               e.step, update_rule_name(cfg_.rule));
+  const Prepared p = prepare(e);
+  for (const TrainableSpan& t : device_tensors)
+    apply_perturbations_cuda(p.terms, cfg_.distribution, t.offset, t.n, t.data, p.decay);
+}
+
 // θ is cut into windows of global indices [w·kReplayChunk, (w+1)·kReplayChunk);
 // a window holds the pieces of every tensor inside it, so small tensors (LoRA
 // matrices of a few thousand elements) share one apply call per entry. Each

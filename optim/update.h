@@ -28,6 +28,7 @@
 #include <string>
 #include <vector>
 
+#include "core/apply.h"
 #include "core/perturb.h"
 #include "optim/codec.h"
 #include "optim/ledger.h"
@@ -79,6 +80,12 @@ class ZerothOrderOptimizer {
   // into chunks of kReplayChunk elements that stay in cache while every entry is
   // applied to them in order. Bit-identical to applying them one by one.
   void replay(std::span<const StepEntry> entries);
+
+  // A GPU replica's θ: one entry of the sgd rule applied to device copies of
+  // θ's tensors (TrainableSpan::data in device memory, at θ's offsets) by the
+  // CUDA apply kernel, the same bits as apply() on the host. The momentum and
+  // sign rules keep θ on the host (they throw here), as does a build without CUDA.
+  void apply_cuda(const StepEntry& entry, std::span<const TrainableSpan> device_tensors) const;
 
   const OptimizerConfig& config() const { return cfg_; }
   const std::vector<float>& momentum_buffer() const { return m_; }

@@ -68,11 +68,11 @@ const Tensor& device_weight(DType t, int64_t n, int64_t k) {
 
 const DType kGemmFormats[] = {DType::BF16, DType::Q8_0, DType::Q4_0, DType::NF4, DType::I4_B32};
 
-// Args: format index, precision (0 f32, 1 bf16), m, n, k.
+// Args: format index, precision (0 f32, 1 tf32, 2 bf16: GemmPrecision's order), m, n, k.
 void DequantGemm(benchmark::State& state) {
   if (!require_gpu(state)) return;
   const DType t = kGemmFormats[state.range(0)];
-  const auto p = state.range(1) == 0 ? GemmPrecision::F32 : GemmPrecision::BF16;
+  const auto p = GemmPrecision(state.range(1));
   const int64_t m = state.range(2), n = state.range(3), k = state.range(4);
   const Tensor& w = device_weight(t, n, k);
   DeviceArray<float> x(size_t(m * k)), y(size_t(m * n));
@@ -91,16 +91,17 @@ void DequantGemm(benchmark::State& state) {
   const double tflops = 2.0 * double(m) * double(n) * double(k) * double(state.iterations()) / total / 1e12;
   state.counters["TFLOPs"] = tflops;
   state.counters["of_989"] = tflops / kH100Bf16Tflops;
-  state.SetLabel(std::string(dtype_name(t)) + (p == GemmPrecision::F32 ? " f32" : " bf16") + " tile_rows " +
+  state.SetLabel(std::string(dtype_name(t)) + " " + gemm_precision_name(p) + " tile_rows " +
                  std::to_string(std::min(n, mm.tile_rows(k))));
 }
 
 void GemmArgs(benchmark::internal::Benchmark* b) {
-  b->ArgNames({"fmt", "bf16", "m", "n", "k"});
+  b->ArgNames({"fmt", "prec", "m", "n", "k"});
   for (int64_t f = 0; f < 5; ++f)
-    for (int64_t m : {512, 4096}) b->Args({f, 1, m, 4096, 4096});
-  for (int64_t f : {0, 3}) b->Args({f, 1, 4096, 11008, 4096});  // a 7B MLP projection
+    for (int64_t m : {512, 4096}) b->Args({f, 2, m, 4096, 4096});
+  for (int64_t f : {0, 3}) b->Args({f, 2, 4096, 11008, 4096});  // a 7B MLP projection
   for (int64_t f : {0, 2}) b->Args({f, 0, 4096, 4096, 4096});  // the f32 comparison path
+  for (int64_t f : {0, 3}) b->Args({f, 1, 4096, 4096, 4096});  // tf32
 }
 BENCHMARK(DequantGemm)->Apply(GemmArgs)->UseManualTime()->Iterations(20)->Unit(benchmark::kMicrosecond);
 

@@ -3,9 +3,17 @@
 // one model and one batch, interleaved rep by rep so that noise from other
 // processes on the machine hits every mode alike. Prints one JSON line.
 //
-//   zo_step_ratio [--model smollm2|random-135m|stories260K|PATH] [--quantize DT]
-//                 [--task lm|classification] [--q 2] [--batch 4] [--seq 48]
-//                 [--reps 5] [--threads N] [--no-naive] [--only-step]
+//   zo_step_ratio [--model smollm2|random-135m|random-1b|random-7b|stories260K|PATH]
+//                 [--quantize DT] [--task lm|classification] [--q 2] [--batch 4]
+//                 [--seq 48] [--reps 5] [--threads N] [--no-naive] [--only-step]
+//                 [--device cpu|cuda] [--precision f32|tf32|bf16]
+//   --device cuda runs every mode through the GPU model (models/llama_cuda.h)
+//   with GEMMs in --precision, and adds the device figures: forward tokens/s,
+//   achieved TFLOP/s against the H100's 989 dense bf16, and GPU memory (the
+//   driver's count, less what this process held before loading) after the
+//   upload, after a plain forward, and after a step: MeZO's claim is that the
+//   last two are equal. The 7B figure is set against QLoRA's published 5 GB
+//   for its 4-bit 7B model (Dettmers et al. 2023).
 //   --only-step runs the step alone (for perf record: the profile is the step's)
 //   --eigen-threads N: threads Eigen may use for the LoRA products (default:
 //   Eigen's own, all OpenMP threads), to see what its threading costs
@@ -33,7 +41,10 @@
 #include <nlohmann/json.hpp>
 
 #include "bench/bench_common.h"
+#include "core/backend.h"
+#include "core/cuda_matmul.h"
 #include "core/parallel.h"
+#include "models/llama_cuda.h"
 #include "optim/update.h"
 #include "optim/zo_step.h"
 
@@ -45,7 +56,7 @@ using bench::seconds_since;
 using Clock = std::chrono::steady_clock;
 
 struct Args {
-  std::string model = "smollm2", quantize, task = "lm";
+  std::string model = "smollm2", quantize, task = "lm", device = "cpu", precision = "f32";
   int q = 2, reps = 5, threads = 0;
   int64_t batch = 4, seq = 48;
   bool naive = true, only_step = false;
@@ -67,9 +78,12 @@ Args parse(int argc, char** argv) {
     else if (s == "--no-naive") a.naive = false;
     else if (s == "--eigen-threads") Eigen::setNbThreads(std::stoi(next()));
     else if (s == "--only-step") a.only_step = true, a.naive = false;
+    else if (s == "--device") a.device = next();
+    else if (s == "--precision") a.precision = next();
     else throw std::runtime_error("unknown argument " + s + " (see the header of bench/optim/zo_step_ratio.cpp)");
   }
   if (a.q < 1 || a.batch < 1 || a.seq < 2 || a.reps < 1) throw std::runtime_error("q, batch, reps >= 1 and seq >= 2");
+  if (a.device != "cpu" && a.device != "cuda") throw std::runtime_error("--device must be cpu or cuda");
   return a;
 }
 
@@ -86,17 +100,45 @@ void perturb_in_place(const LoraTrainable& lora, const PerturbationKey& key, Dis
   }
 }
 
+constexpr double kH100Bf16Tflops = 989.0;  // dense, SXM
+constexpr double kQloraGuanaco7bGB = 5.0;  // QLoRA (Dettmers et al. 2023): "Guanaco 7B ... requires just 5 GB"
+
+// FLOPs of one forward over `batch`: 2·rows per weight of every projection,
+// the causal attention's QKᵀ and PV (half the square per sequence), and the
+// output layer over `logit_rows` rows.
+double forward_flops(const LlamaConfig& c, const TokenBatch& batch, int64_t logit_rows) {
+  const double proj = double(c.dim) * double(2 * c.q_dim() + 2 * c.kv_dim()) + 3.0 * double(c.dim) * double(c.hidden_dim);
+  double attn = 0;
+  for (const auto& s : batch.seqs) attn += 2.0 * double(s.length) * double(s.length + 1) * double(c.q_dim());
+  return double(c.n_layers) * (2.0 * double(batch.rows()) * proj + attn) +
+         2.0 * double(logit_rows) * double(c.vocab_size) * double(c.dim);
+}
+
+double gib(size_t bytes) { return double(bytes) / double(1ull << 30); }
+
 int run(int argc, char** argv) {
   const Args a = parse(argc, argv);
   std::string label;
-  LlamaModel model(bench::load_bench_model(a.model, a.quantize, label), a.threads);
+  const bool gpu = a.device == "cuda";
+  const size_t gpu_before = gpu ? cuda_memory_info().used() : 0;  // other processes, this context
+  LlamaModel host_model(bench::load_bench_model(a.model, a.quantize, label), a.threads);
+  std::unique_ptr<LlamaCuda> cuda_model;
+  if (gpu) {
+    LlamaCudaOptions o;
+    o.precision = parse_gemm_precision(a.precision, "--precision");
+    cuda_model = std::make_unique<LlamaCuda>(host_model, o);
+    label += " cuda " + a.precision;
+  }
+  const CausalLM& model = gpu ? static_cast<const CausalLM&>(*cuda_model) : host_model;
+  const size_t gpu_weights = gpu ? cuda_memory_info().used() - gpu_before : 0;
+  size_t gpu_after_fwd = 0, gpu_after_step = 0;
   const int threads = a.threads > 0 ? a.threads : default_threads();
   const bench::BenchTask bt = bench::make_bench_task(a.task, model.vocab_size(), a.batch, a.seq);
   const Task& task = *bt.task;
   const auto& train = task.examples(Split::Train);
 
   LoraConfig lcfg;  // r 8, alpha 16 on q and v: the peer's mezo_lora setting
-  LoraTrainable lora(lcfg, model);
+  LoraTrainable lora(lcfg, host_model);
   lora.initialize(11);
   OptimizerConfig ocfg;
   ocfg.lr = 1e-5f;
@@ -122,10 +164,17 @@ int run(int argc, char** argv) {
   const int total = a.reps + 1;  // the first rep warms caches and the allocator, untimed
   for (int rep = 0; rep < total; ++rep) {
     const bool timed = rep > 0;
+    if (gpu && rep == 0) {
+      // Device memory of inference first (a plain forward over the same rows),
+      // then of the step: buffers are kept, so each count is that pass's peak.
+      plain.run(model);
+      gpu_after_fwd = cuda_memory_info().used() - gpu_before;
+    }
     // step: one batched forward over the 2q variants, then the update
     auto t0 = Clock::now();
     const MemberStepResult r = zo_member_step(model, task, lora, zc, ocfg.run_seed, 0, step, 0, 1, codec_scale);
     const double s_step = seconds_since(t0);
+    if (gpu && rep == 0) gpu_after_step = cuda_memory_info().used() - gpu_before;
     StepEntry entry;
     entry.step = step;
     entry.scale = codec_scale;
@@ -230,6 +279,28 @@ int run(int argc, char** argv) {
   j["fwd_lora_over_fwd"] = fwd_lora_s / fwd_s;
   j["step_min_s"] = *std::min_element(t_step.begin(), t_step.end());
   j["fwd_min_s"] = *std::min_element(t_fwd.begin(), t_fwd.end());
+  if (gpu) {
+    // The plain forward's rows: every token; logits on all but each sequence's last.
+    TokenBatch tb;
+    int64_t logit_rows = 0;
+    for (int32_t v = 0; v < n_variants; ++v)
+      for (const Example& e : train) {
+        tb.add(e.tokens, v);
+        logit_rows += int64_t(e.tokens.size()) - 1;
+      }
+    const double flops = forward_flops(host_model.config(), tb, logit_rows);
+    j["device"] = cuda_describe();
+    j["precision"] = a.precision;
+    j["fwd_tokens_per_s"] = double(tb.rows()) / fwd_s;
+    j["fwd_tflops"] = flops / fwd_s / 1e12;
+    j["fwd_of_989"] = flops / fwd_s / 1e12 / kH100Bf16Tflops;
+    j["step_tokens_per_s"] = double(tb.rows()) / step_s;
+    j["gpu_weights_gib"] = gib(gpu_weights);
+    j["gpu_fwd_gib"] = gib(gpu_after_fwd);
+    j["gpu_step_gib"] = gib(gpu_after_step);
+    j["gpu_step_over_fwd_memory"] = double(gpu_after_step) / double(std::max<size_t>(1, gpu_after_fwd));
+    j["gpu_step_gb_over_qlora_7b_5gb"] = double(gpu_after_step) / 1e9 / kQloraGuanaco7bGB;
+  }
   if (a.naive) {
     const double naive_s = median(t_naive);
     j["naive_s"] = naive_s;

@@ -39,6 +39,29 @@ std::string cuda_describe() {
                      double(p.totalGlobalMem) / (1024.0 * 1024.0 * 1024.0));
 }
 
+std::string cuda_backend_class() {
+  if (!cuda_available()) return "";
+  cudaDeviceProp p{};
+  check(cudaGetDeviceProperties(&p, 0), "cudaGetDeviceProperties");
+  return fmt::format("cuda-sm{}{}", p.major, p.minor);
+}
+
+CudaMemoryInfo cuda_memory_info() {
+  if (!cuda_available()) return {};
+  CudaMemoryInfo m;
+  check(cudaMemGetInfo(&m.free, &m.total), "cudaMemGetInfo");
+  return m;
+}
+
+int cuda_current_device() {
+  if (!cuda_available()) return -1;
+  int d = 0;
+  check(cudaGetDevice(&d), "cudaGetDevice");
+  return d;
+}
+
+void cuda_set_device(int device) { check(cudaSetDevice(device), "cudaSetDevice"); }
+
 void* cuda_malloc(size_t bytes) {
   void* p = nullptr;
   check(cudaMalloc(&p, bytes ? bytes : 1), "cudaMalloc");

@@ -80,7 +80,7 @@ CudaMatmul::~CudaMatmul() {
 }
 
 int64_t CudaMatmul::tile_rows(int64_t k) const {
-  const size_t elem = options_.precision == GemmPrecision::F32 ? 4 : 2;
+  const size_t elem = options_.precision == GemmPrecision::BF16 ? 2 : 4;
   return std::max<int64_t>(1, int64_t(options_.tile_bytes / (size_t(std::max<int64_t>(k, 1)) * elem)));
 }
 
@@ -92,10 +92,12 @@ void CudaMatmul::matmul(const float* x, int64_t m, int64_t ldx, const Tensor& w,
   ZEROTH_CHECK(m < INT_MAX && n < INT_MAX && k < INT_MAX && ldx < INT_MAX && ldy < INT_MAX,
                "CudaMatmul::matmul: dimensions past 2^31 ({} x {} x {})", m, n, k);
   if (m == 0 || n == 0) return;
-  const bool f32 = options_.precision == GemmPrecision::F32;
+  const bool f32 = options_.precision != GemmPrecision::BF16;  // f32 inputs (F32, TF32)
   const float alpha = 1.0f, beta = 0.0f;
   const cudaDataType_t ab_type = f32 ? CUDA_R_32F : CUDA_R_16BF;
-  const cublasComputeType_t compute = f32 ? CUBLAS_COMPUTE_32F_PEDANTIC : CUBLAS_COMPUTE_32F;
+  const cublasComputeType_t compute = options_.precision == GemmPrecision::F32    ? CUBLAS_COMPUTE_32F_PEDANTIC
+                                      : options_.precision == GemmPrecision::TF32 ? CUBLAS_COMPUTE_32F_FAST_TF32
+                                                                                  : CUBLAS_COMPUTE_32F;
 
   const void* xb = x;
   int64_t ldb = ldx;
@@ -125,6 +127,23 @@ void CudaMatmul::matmul(const float* x, int64_t m, int64_t ldx, const Tensor& w,
                               CUBLAS_GEMM_DEFAULT),
                  "CudaMatmul::matmul: cublasGemmEx");
   }
+}
+
+void CudaMatmul::gemm_f32(const float* a, int64_t m, int64_t k, int64_t lda, const float* b, int64_t n, int64_t ldb,
+                          float* c, int64_t ldc, float alpha, float beta) {
+  ZEROTH_CHECK(m >= 0 && n >= 0 && k >= 0 && lda >= k && ldb >= k && ldc >= n,
+               "CudaMatmul::gemm_f32: ({}, {}) x ({}, {})ᵀ with strides {}, {}, {} do not fit", m, k, n, k, lda, ldb, ldc);
+  ZEROTH_CHECK(m < INT_MAX && n < INT_MAX && k < INT_MAX && lda < INT_MAX && ldb < INT_MAX && ldc < INT_MAX,
+               "CudaMatmul::gemm_f32: dimensions past 2^31 ({} x {} x {})", m, n, k);
+  if (m == 0 || n == 0) return;
+  // Column-major: cᵀ (n, m) = op_T(b as (k, n)) · a as (k, m), as in matmul.
+  const cublasComputeType_t compute =
+      options_.precision == GemmPrecision::F32 ? CUBLAS_COMPUTE_32F_PEDANTIC : CUBLAS_COMPUTE_32F;
+  check_cublas(cublasGemmEx(impl_->handle, CUBLAS_OP_T, CUBLAS_OP_N, int(n), int(m), int(std::max<int64_t>(k, 1)),
+                            &alpha, b, CUDA_R_32F, int(std::max<int64_t>(ldb, 1)), a, CUDA_R_32F,
+                            int(std::max<int64_t>(lda, 1)), &beta, c, CUDA_R_32F, int(ldc), compute,
+                            CUBLAS_GEMM_DEFAULT),
+               "CudaMatmul::gemm_f32: cublasGemmEx");
 }
 
 }  // namespace zeroth

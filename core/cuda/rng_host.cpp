@@ -23,6 +23,16 @@ void generate_z_cuda(const PerturbationKey& key, Distribution d, int64_t begin, 
   check_cuda(cudaDeviceSynchronize(), "generate_z_cuda: kernel");
 }
 
+void perturbed_copy_cuda(const PerturbationKey& key, Distribution d, int64_t offset, int64_t n,
+                         const float* theta_device, float sigma_eps, float* out_device) {
+  ZEROTH_CHECK(n >= 0 && offset >= 0, "perturbed_copy_cuda: negative size {} or offset {}", n, offset);
+  check_z_range(d, offset, offset + n, "perturbed_copy_cuda");
+  if (n == 0) return;
+  ZEROTH_CHECK(theta_device != nullptr && out_device != nullptr, "perturbed_copy_cuda: null pointer for {} elements", n);
+  check_cuda(cuda::launch_perturbed_copy(key, d, offset, n, theta_device, sigma_eps, out_device),
+             "perturbed_copy_cuda: kernel launch");
+}
+
 void apply_perturbations_cuda(std::span<const ScaledPerturbation> terms, Distribution d, int64_t offset, int64_t n,
                               float* theta_device, float decay) {
   ZEROTH_CHECK(n >= 0 && offset >= 0, "apply_perturbations_cuda: negative size {} or offset {}", n, offset);

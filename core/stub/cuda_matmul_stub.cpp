@@ -17,6 +17,10 @@ struct CudaMatmul::Impl {};
 CudaMatmul::CudaMatmul(CudaMatmulOptions options) : options_(options) { no_cuda("CudaMatmul"); }
 CudaMatmul::~CudaMatmul() = default;
 int64_t CudaMatmul::tile_rows(int64_t) const { no_cuda("CudaMatmul::tile_rows"); }
+void CudaMatmul::gemm_f32(const float*, int64_t, int64_t, int64_t, const float*, int64_t, int64_t, float*, int64_t,
+                          float, float) {
+  no_cuda("CudaMatmul::gemm_f32");
+}
 void CudaMatmul::matmul(const float*, int64_t, int64_t, const Tensor&, float*, int64_t) { no_cuda("CudaMatmul::matmul"); }
 
 }  // namespace zeroth

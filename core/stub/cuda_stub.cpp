@@ -14,6 +14,10 @@ bool cuda_built() { return false; }
 bool cuda_available() { return false; }
 int cuda_device_count() { return 0; }
 std::string cuda_describe() { return "built without CUDA"; }
+std::string cuda_backend_class() { return ""; }
+CudaMemoryInfo cuda_memory_info() { return {}; }
+int cuda_current_device() { return -1; }
+void cuda_set_device(int) { no_cuda("cuda_set_device"); }
 void* cuda_malloc(size_t) { no_cuda("cuda_malloc"); }
 void cuda_free(void*) noexcept {}
 void cuda_copy_h2d(void*, const void*, size_t) { no_cuda("cuda_copy_h2d"); }

@@ -9,6 +9,10 @@ void generate_z_cuda(const PerturbationKey&, Distribution, int64_t, int64_t, flo
   fail("generate_z_cuda: zeroth was built without CUDA (reconfigure with nvcc installed, -DZEROTH_CUDA=ON)");
 }
 
+void perturbed_copy_cuda(const PerturbationKey&, Distribution, int64_t, int64_t, const float*, float, float*) {
+  fail("perturbed_copy_cuda: zeroth was built without CUDA (reconfigure with nvcc installed, -DZEROTH_CUDA=ON)");
+}
+
 void apply_perturbations_cuda(std::span<const ScaledPerturbation>, Distribution, int64_t, int64_t, float*, float) {
   fail("apply_perturbations_cuda: zeroth was built without CUDA (reconfigure with nvcc installed, -DZEROTH_CUDA=ON)");
 }

@@ -116,7 +116,19 @@ case "$check" in
     if mpi 4 few "$recipe" "${fast[@]}" --set run.members=2 --set run.steps=10 --set run.dir=few; then
       fail "2 members on 4 ranks did not fail"
     fi
-    grep -q "all 4 ranks: .*run.members is 2 but mpirun started 4 ranks" few.err || { cat few.err; fail "members"; } ;;
+    grep -q "all 4 ranks: .*run.members is 2 but mpirun started 4 ranks" few.err || { cat few.err; fail "members"; }
+    # A GPU member on a rank without a usable GPU: that rank's error, and no run directory.
+    if ! "$zeroth" info 2>/dev/null | grep -q "^cuda: .*device(s)"; then
+      if mpi 2 gpu "$recipe" "${fast[@]}" --set run.members=2 --set run.steps=10 --set run.dir=gpu \
+          --set 'model.cuda_members=[1]'; then fail "a GPU member without a GPU did not fail the job"; fi
+      grep -q "^zeroth: error: rank 1 of 2: .*put member 1 on the GPU, but this process has none usable" gpu.err \
+        || { cat gpu.err; fail "the GPU error does not name rank 1"; }
+      [ ! -e gpu ] || fail "a job that could not start created its run directory"
+      if mpi 2 nccl "$recipe" "${fast[@]}" --set run.members=2 --set run.steps=10 --set run.dir=nccl \
+          --transport nccl; then fail "--transport nccl without GPUs did not fail"; fi
+      grep -q "^zeroth: error: --transport nccl: " nccl.err || { cat nccl.err; fail "no clear --transport nccl error"; }
+      [ ! -e nccl ] || fail "--transport nccl without GPUs created the run directory"
+    fi ;;
 
   corrupt)  # a corrupted θ on rank 1 is caught by the next hash check, naming ranks and step
     if mpi 2 bad "$recipe" "${fast[@]}" --set run.steps=40 --set run.dir=bad --debug-corrupt 1:12; then

@@ -3,7 +3,7 @@
 # ../shared, with a small, fast recipe (2 members, q = 2, one sample of 32
 # tokens per perturbation).
 # Usage: train_e2e.sh ZEROTH_BINARY SHARED_DIR REPO_DIR CHECK
-#   CHECK: replay | resume | sigint | export | full | bad-config | attack | calibrate
+#   CHECK: replay | resume | sigint | export | full | bad-config | attack | calibrate | cuda-mixed
 # Exits 77 (CTest's skip code) with a message when SHARED_DIR is absent.
 set -euo pipefail
 zeroth=$1; shared=${ZEROTH_SHARED:-$2}; repo=$3; check=$4
@@ -238,7 +238,39 @@ EOF
     mkdir -p "$tmp/empty"
     rc=0; "$zeroth" train "$recipe" "${fast[@]}" --resume "$tmp/empty" >/dev/null 2>"$tmp/err" || rc=$?
     [ "$rc" != 0 ] || fail "--resume of an empty directory was accepted"
-    grep -q "holds no ledger to resume" "$tmp/err" || { cat "$tmp/err"; fail "unclear error for --resume"; } ;;
+    grep -q "holds no ledger to resume" "$tmp/err" || { cat "$tmp/err"; fail "unclear error for --resume"; }
+    # GPU members: bad values name the key; where no GPU is usable the run
+    # stops before its directory is created.
+    rc=0; "$zeroth" train "$recipe" "${fast[@]}" --set run.dir="$tmp/g" --set model.device=gpu >/dev/null 2>"$tmp/err" || rc=$?
+    [ "$rc" != 0 ] && grep -q "model.device is \"gpu\"; use cpu or cuda" "$tmp/err" || { cat "$tmp/err"; fail "model.device"; }
+    rc=0; "$zeroth" train "$recipe" "${fast[@]}" --set run.dir="$tmp/g" --set "model.cuda_members=[2]" >/dev/null 2>"$tmp/err" || rc=$?
+    [ "$rc" != 0 ] && grep -q "model.cuda_members names member 2, but the run has members 0..1" "$tmp/err" \
+      || { cat "$tmp/err"; fail "model.cuda_members out of range"; }
+    rc=0; "$zeroth" train "$recipe" "${fast[@]}" --set run.dir="$tmp/g" --set "model.cuda_members=[1]" \
+      --set "roles.grad=[1]" >/dev/null 2>"$tmp/err" || rc=$?
+    [ "$rc" != 0 ] && grep -q "member 1 is a roles.grad member, which runs on the CPU" "$tmp/err" \
+      || { cat "$tmp/err"; fail "a gradient member on the GPU"; }
+    rc=0; "$zeroth" train "$recipe" "${fast[@]}" --set run.dir="$tmp/g" --set model.cuda_precision=fp8 >/dev/null 2>"$tmp/err" || rc=$?
+    [ "$rc" != 0 ] && grep -q "model.cuda_precision: 'fp8' is not a GEMM precision" "$tmp/err" \
+      || { cat "$tmp/err"; fail "model.cuda_precision"; }
+    if ! "$zeroth" info 2>/dev/null | grep -q "^cuda: .*device(s)"; then
+      rc=0; "$zeroth" train "$recipe" "${fast[@]}" --set run.dir="$tmp/g" --set "model.cuda_members=[1]" >/dev/null 2>"$tmp/err" || rc=$?
+      [ "$rc" != 0 ] && grep -q "put member 1 on the GPU, but this process has none usable" "$tmp/err" \
+        || { cat "$tmp/err"; fail "GPU members without a GPU"; }
+      [ ! -e "$tmp/g" ] || fail "a run without its GPU created the run directory"
+    fi ;;
+
+  cuda-mixed)  # member 0 on the CPU, member 1 on the GPU: replica hashes compared after every step, replay agrees
+    "$zeroth" info 2>/dev/null | grep -q "^cuda: .*device(s)" || { echo "skipped: no usable GPU ($("$zeroth" info 2>&1 | grep '^cuda' || true))"; exit 77; }
+    train "$tmp/mixed" 20 --set run.hash_every=1 --set "model.cuda_members=[1]"
+    grep -q "GPU member 1: cuda" "$tmp/mixed.err" || { cat "$tmp/mixed.err"; fail "member 1 did not run on the GPU"; }
+    want=$(final_hash "$tmp/mixed")
+    "$zeroth" replay --base "$S/stories260K.bin" --ledger "$tmp/mixed/ledger.zl" --out "$tmp/rebuilt" >"$tmp/replay.out"
+    [ "$(sed -n 's/^hash: //p' "$tmp/replay.out")" = "$want" ] || fail "the mixed run's ledger replays to another hash"
+    # Every member on the GPU, in each precision.
+    for p in f32 tf32 bf16; do
+      train "$tmp/all-$p" 10 --set run.hash_every=1 --set model.device=cuda --set model.cuda_precision=$p
+    done ;;
 
   attack)  # 3 of 16 members send ±127 codes: without a robust rule the held-out loss blows up;
            # with robust.rule=clip it stays near the honest run's, and replay still equals the run

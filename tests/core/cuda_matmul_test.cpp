@@ -5,6 +5,8 @@
 // tiles. Skipped without a GPU (a failure under ZEROTH_REQUIRE_GPU=1).
 #include <gtest/gtest.h>
 
+#include <cmath>
+#include <string>
 #include <vector>
 
 #include "core/cuda_matmul.h"
@@ -34,6 +36,8 @@ constexpr double kF32GemmTol = 1e-5;
 // bf16 inputs (8 significant bits each, rounding error 2^-9 relative) with f32
 // accumulation: the error of a dot of N(0,1) terms is ~ 2^-9·sqrt(k), max|y| ~ 4·sqrt(k).
 constexpr double kBf16GemmTol = 1e-2;
+// TF32 inputs (11 significant bits, rounding error 2^-11 relative): a quarter of bf16's.
+constexpr double kTf32GemmTol = 3e-3;
 
 std::vector<float> dequantize_cpu(const Tensor& w, int64_t r0, int64_t rows) {
   std::vector<float> out(size_t(rows * w.cols()));
@@ -81,7 +85,7 @@ void check_matmul(GemmPrecision p, double tol) {
     const Tensor w = test::make_weight(t, n, k, 32);
     std::vector<float> ref(size_t(m * ldy), 0.0f);
     matmul_reference(x.data(), m, ldx, w, ref.data(), ldy);
-    CudaMatmul mm({p, size_t(128) * size_t(k) * (p == GemmPrecision::F32 ? 4 : 2)});  // 128-row tiles
+    CudaMatmul mm({p, size_t(128) * size_t(k) * (p == GemmPrecision::BF16 ? 2 : 4)});  // 128-row tiles
     ASSERT_EQ(mm.tile_rows(k), 128);
     const Tensor wd = w.to(Device::CUDA);
     auto xd = to_device(x);
@@ -107,6 +111,50 @@ TEST(MatmulCuda, F32PathMatchesReference) {
 TEST(MatmulCuda, Bf16PathMatchesReferenceWithinBf16Rounding) {
   ZEROTH_REQUIRE_GPU();
   check_matmul(GemmPrecision::BF16, kBf16GemmTol);
+}
+
+TEST(MatmulCuda, Tf32PathMatchesReferenceWithinTf32Rounding) {
+  ZEROTH_REQUIRE_GPU();
+  check_matmul(GemmPrecision::TF32, kTf32GemmTol);
+}
+
+// c = alpha·a·bᵀ + beta·c with strided rows, against a double-accumulated loop.
+TEST(MatmulCuda, PlainF32GemmMatchesReference) {
+  ZEROTH_REQUIRE_GPU();
+  const int64_t m = 37, n = 19, k = 600, lda = k + 3, ldb = k + 1, ldc = n + 2;
+  const float alpha = 0.75f, beta = 1.0f;
+  const auto a = normal_values(size_t(m * lda), 41), b = normal_values(size_t(n * ldb), 42);
+  const auto c0 = normal_values(size_t(m * ldc), 43);
+  std::vector<float> want = c0;
+  for (int64_t i = 0; i < m; ++i)
+    for (int64_t j = 0; j < n; ++j) {
+      double s = 0;
+      for (int64_t e = 0; e < k; ++e) s += double(a[size_t(i * lda + e)]) * double(b[size_t(j * ldb + e)]);
+      want[size_t(i * ldc + j)] = float(double(alpha) * s + double(beta) * double(c0[size_t(i * ldc + j)]));
+    }
+  CudaMatmul mm({GemmPrecision::F32});
+  auto ad = to_device(a), bd = to_device(b), cd = to_device(c0);
+  mm.gemm_f32(ad.data(), m, k, lda, bd.data(), n, ldb, cd.data(), ldc, alpha, beta);
+  EXPECT_LE(normalized_error(cd.download(), want), kF32GemmTol);
+  // beta = 0 overwrites c (NaNs in it included).
+  std::vector<float> nan(c0.size(), NAN);
+  auto nd = to_device(nan);
+  mm.gemm_f32(ad.data(), m, k, lda, bd.data(), n, ldb, nd.data(), ldc, 1.0f, 0.0f);
+  const auto got = nd.download();
+  for (int64_t i = 0; i < m; ++i)
+    for (int64_t j = 0; j < n; ++j) ASSERT_TRUE(std::isfinite(got[size_t(i * ldc + j)])) << i << "," << j;
+  EXPECT_THROW(mm.gemm_f32(ad.data(), m, k, k - 1, bd.data(), n, ldb, cd.data(), ldc, 1, 0), Error);
+}
+
+TEST(GemmPrecision, NamesParseBack) {
+  for (GemmPrecision p : {GemmPrecision::F32, GemmPrecision::TF32, GemmPrecision::BF16})
+    EXPECT_EQ(parse_gemm_precision(gemm_precision_name(p), "model.cuda_precision"), p);
+  try {
+    parse_gemm_precision("fp16", "model.cuda_precision");
+    FAIL() << "fp16 parsed";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("model.cuda_precision"), std::string::npos) << e.what();
+  }
 }
 
 TEST(MatmulCudaStub, SaysBuiltWithoutCuda) {

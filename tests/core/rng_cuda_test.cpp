@@ -64,11 +64,37 @@ TEST(ApplyCuda, EqualsCpuReferenceBitForBit) {
     }
 }
 
+// One variant's perturbed copy θ + σε·z on the device, as the CPU forms it
+// (generate_z, then a product and a sum each rounded): bit for bit, at offsets
+// that start and end inside Philox blocks.
+TEST(PerturbedCopyCuda, EqualsCpuBitForBit) {
+  ZEROTH_REQUIRE_GPU();
+  const PerturbationKey key{99, 4, 2, 1};
+  std::mt19937 rng(3);
+  std::normal_distribution<float> w(0.0f, 0.05f);
+  for (Distribution d : kBoth)
+    for (auto [offset, n] : {std::pair<int64_t, int64_t>{0, 4096}, {77, 100003}, {129, 5}})
+      for (float se : {1e-3f, -1e-3f, 0.37f}) {
+        std::vector<float> theta(static_cast<size_t>(n)), z(theta.size()), want(theta.size());
+        for (float& v : theta) v = w(rng);
+        generate_z(key, d, offset, offset + n, z.data());
+        for (size_t i = 0; i < want.size(); ++i) want[i] = theta[i] + se * z[i];
+        DeviceFloats td(theta.size()), out(theta.size());
+        cuda_copy_h2d(td.p, theta.data(), theta.size() * sizeof(float));
+        perturbed_copy_cuda(key, d, offset, n, td.p, se, out.p);
+        EXPECT_EQ(bit_mismatches(out.to_host(), want), 0)
+            << distribution_name(d) << " offset " << offset << " n " << n << " σε " << se;
+      }
+  float x = 0;
+  EXPECT_THROW(perturbed_copy_cuda(key, Distribution::Gaussian, -1, 1, &x, 1.0f, &x), Error);
+}
+
 TEST(RngCudaStub, SaysBuiltWithoutCuda) {
   if (cuda_built()) GTEST_SKIP() << "built with CUDA: the stub backend is not linked";
   float x = 0;
   EXPECT_THROW(generate_z_cuda({}, Distribution::Rademacher, 0, 1, &x), Error);
   EXPECT_THROW(apply_perturbations_cuda({}, Distribution::Rademacher, 0, 1, &x), Error);
+  EXPECT_THROW(perturbed_copy_cuda({}, Distribution::Rademacher, 0, 1, &x, 1.0f, &x), Error);
 }
 
 }  // namespace

@@ -113,6 +113,8 @@ model:
   tokenizer: /models/tok.json
   quantize: nf4
   quantize_embeddings: true
+  cuda_members: [0, 2]
+  cuda_precision: bf16
 lora:
   rank: 4
   alpha: 32
@@ -180,6 +182,11 @@ void expect_everything(const TrainConfig& c) {
   EXPECT_EQ(c.model.tokenizer, "/models/tok.json");
   EXPECT_EQ(c.model.quantize, "nf4");
   EXPECT_TRUE(c.model.quantize_embeddings);
+  EXPECT_EQ(c.model.device, "cpu");
+  EXPECT_EQ(c.model.cuda_members, (std::vector<int>{0, 2}));
+  EXPECT_EQ(c.model.cuda_precision, "bf16");
+  EXPECT_TRUE(c.model.on_cuda(2));
+  EXPECT_FALSE(c.model.on_cuda(1));
   EXPECT_EQ(c.lora.rank, 4);
   EXPECT_EQ(c.lora.alpha, 32.0f);
   EXPECT_EQ(c.lora.targets, (std::vector<Proj>{Proj::Q, Proj::K, Proj::Down}));
@@ -229,6 +236,31 @@ void expect_everything(const TrainConfig& c) {
   // Pairs are stored sorted, so either order names the same pair.
   EXPECT_EQ(c.elastic.spot_tolerances,
             (std::map<std::string, int>{{"cpu-x86-64-v4", 0}, {"cpu-x86-64-v3|cuda-sm90", 2}}));
+}
+
+TEST(TrainConfig, GpuMemberKeysAreCheckedAgainstWhatCudaRuns) {
+  const TrainConfig d = parse_train_config(kMinimal, "r", {});
+  EXPECT_EQ(d.model.device, "cpu");
+  EXPECT_FALSE(d.model.any_cuda());
+  EXPECT_EQ(d.model.cuda_precision, "f32");
+  const TrainConfig all = parse_train_config(kMinimal, "r", {"model.device=cuda"});
+  EXPECT_TRUE(all.model.on_cuda(0) && all.model.on_cuda(1));
+  expect_error(kMinimal, {"recipe.yaml", "model.device", "gpu", "cpu or cuda"}, {"model.device=gpu"});
+  expect_error(kMinimal, {"model.cuda_members names member 2", "members 0..1"}, {"model.cuda_members=[2]"});
+  expect_error(kMinimal, {"model.cuda_members names member 1 twice"}, {"model.cuda_members=[1, 1]"});
+  expect_error(kMinimal, {"model.cuda_members", "not a member id"}, {"model.cuda_members=[x]"});
+  expect_error(kMinimal, {"model.cuda_precision", "fp16", "f32, tf32 or bf16"}, {"model.cuda_precision=fp16"});
+  // What CUDA members cannot be yet: gradient/JVP members, mode fo, full-weight training.
+  expect_error(kMinimal, {"member 1 is a roles.grad member", "model.cuda_members"},
+               {"model.cuda_members=[1]", "roles.grad=[1]"});
+  expect_error(kMinimal, {"member 0 is a roles.jvp member"}, {"model.device=cuda", "roles.jvp=[0]"});
+  expect_error(kMinimal, {"mode fo", "model.device"}, {"model.device=cuda", "mode=fo"});
+  expect_error(kMinimal, {"trainable.full", "CUDA"}, {"model.cuda_members=[0]", "trainable.full=true"});
+  expect_error(kMinimal, {"roles.auto"}, {"model.device=cuda", "roles.auto=true"});
+  // A CPU gradient member beside a GPU ZO member is fine.
+  const TrainConfig mixed = parse_train_config(kMinimal, "r", {"model.cuda_members=[1]", "roles.grad=[0]"});
+  EXPECT_TRUE(mixed.model.on_cuda(1));
+  EXPECT_FALSE(mixed.model.on_cuda(0));
 }
 
 TEST(TrainConfig, EverySectionIsRead) {
