@@ -18,12 +18,12 @@ std::string cuda_describe();  // one line: device name and memory, or why none
 // of one class compute the same codes; across classes codes may differ by a
 // rounding step. "cpu-x86-64-v4" (AVX-512 build), "cpu-x86-64-v3" (AVX2), ...
 std::string cpu_backend_class();
-// The class of a CUDA member on device 0: "cuda-sm90" (compute capability);
-// "" where CUDA is not available.
+// The class of a CUDA member on the calling thread's current device:
+// "cuda-sm90" (compute capability); "" where CUDA is not available.
 std::string cuda_backend_class();
 
-// Device 0's memory as the driver counts it (every process and context on it):
-// free and total bytes; zeros where CUDA is not available.
+// The current device's memory as the driver counts it (every process and
+// context on it): free and total bytes; zeros where CUDA is not available.
 struct CudaMemoryInfo {
   size_t free = 0, total = 0;
   size_t used() const { return total - free; }

@@ -21,7 +21,8 @@
 namespace zeroth {
 
 // Formats with a CUDA decoder: f32, f16, bf16, q8_0, q4_0, q4_1, q4_k, q5_k,
-// q6_k, i8_b32/64/128, i4_b32, i4m_b32, nf4. (Not yet: the NF family of core/quant/nfk.h.)
+// q6_k, i8_b32/64/128, i4_b32, i4m_b32, nf4, and the 40 of the NF family
+// (core/quant/nfk.h: nf2..nf8, blocks 16..256, q8 or f16 scales).
 bool cuda_can_dequantize(DType t);
 
 // Rows [r0, r0+rows) of w (device, contiguous (n, k)) decoded into out (rows, k)

@@ -63,7 +63,7 @@ LlamaCuda::LlamaCuda(const LlamaModel& host, LlamaCudaOptions options)
   auto upload = [&](const Tensor& t, const std::string& name) {
     ZEROTH_CHECK(cuda_can_dequantize(t.dtype()),
                  "{}: no CUDA decoder for {} weights ({}); run this model on CPU members, or quantize it to one "
-                 "of q4_0, q8_0, q4_k, nf4, i8_b32, i4_b32, bf16",
+                 "of q4_0, q8_0, q4_k, nf4, nf3_b64, i8_b32, i4_b32, bf16",
                  name, dtype_name(t.dtype()), t.describe());
     Tensor d = t.to(Device::CUDA);
     weight_bytes_ += d.nbytes();
@@ -103,7 +103,13 @@ LlamaCuda::LlamaCuda(const LlamaModel& host, LlamaCudaOptions options)
   cuda_synchronize();
 }
 
-LlamaCuda::~LlamaCuda() = default;
+LlamaCuda::~LlamaCuda() {
+  // The buffers and the cuBLAS handle belong to device_, whatever this thread's current device is.
+  try {
+    if (dev_) cuda_set_device(device_);
+  } catch (...) {
+  }
+}
 
 std::string LlamaCuda::describe() const {
   return fmt::format("cuda ({}, {} GEMMs): {:.2f} GiB of weights on the device", dev_->device_class,
@@ -229,6 +235,8 @@ std::vector<float> LlamaCuda::forward_hidden(const TokenBatch& batch, const Adap
   for (auto* a : {&D.k, &D.v}) reserve(*a, size_t(n * c.kv_dim()));
   for (auto* a : {&D.g, &D.u}) reserve(*a, size_t(n * c.hidden_dim));
   cuda_copy_h2d(D.x.data(), D.host.data(), size_t(n * d) * sizeof(float));
+  // Attention writes only rows inside a sequence; the CPU's buffer starts at zero, so does this one.
+  cuda_memset_zero(D.att.data(), size_t(n * c.q_dim()) * sizeof(float));
   float *x = D.x.data(), *xn = D.xn.data(), *q = D.q.data(), *k = D.k.data(), *v = D.v.data();
   float *att = D.att.data(), *o = D.o.data(), *g = D.g.data(), *u = D.u.data();
   const std::span<const int32_t> pos(batch.positions);

@@ -84,6 +84,13 @@ ZerothOrderOptimizer::Prepared ZerothOrderOptimizer::prepare(const StepEntry& e)
 void ZerothOrderOptimizer::apply_cuda(const StepEntry& e, std::span<const TrainableSpan> device_tensors) const {
   ZEROTH_CHECK(cfg_.rule == UpdateRule::Sgd, "step {}: θ on a GPU takes the sgd rule; the {} rule keeps θ on the host",
                e.step, update_rule_name(cfg_.rule));
+  const auto& host = theta_.tensors();
+  ZEROTH_CHECK(device_tensors.size() == host.size(), "step {}: apply_cuda got {} device tensors for θ's {}", e.step,
+               device_tensors.size(), host.size());
+  for (size_t i = 0; i < host.size(); ++i)
+    ZEROTH_CHECK(device_tensors[i].offset == host[i].offset && device_tensors[i].n == host[i].n,
+                 "step {}: device tensor {} holds [{}, +{}) but θ's {} is [{}, +{})", e.step, i,
+                 device_tensors[i].offset, device_tensors[i].n, host[i].name, host[i].offset, host[i].n);
   const Prepared p = prepare(e);
   for (const TrainableSpan& t : device_tensors)
     apply_perturbations_cuda(p.terms, cfg_.distribution, t.offset, t.n, t.data, p.decay);

@@ -1,5 +1,6 @@
 // Block-format decoders on the device, paired with the scalar codecs of
-// core/quant/ (gguf_blocks.cpp, gguf_kquants.cpp, int8.cpp, int4.cpp, nf4.cpp).
+// core/quant/ (gguf_blocks.cpp, gguf_kquants.cpp, int8.cpp, int4.cpp, nf4.cpp,
+// nfk.cpp).
 // One thread per element: it reads the bytes its block needs (the block's
 // constants hit L1/L2 for its 31+ neighbours) and performs the CPU decoder's
 // float operations in the same order, each rounded once (--fmad=false), so the
@@ -12,6 +13,7 @@
 #include "core/cuda/dequant_kernels.h"
 #include "core/half.h"
 #include "core/quant/blocks.h"
+#include "core/quant/nfk.h"
 
 namespace zeroth::cuda {
 namespace {
@@ -83,6 +85,31 @@ struct DecNF4 {  // absmax_b * level[code], absmax_b = (qscale_b - 128) * gscale
     const float absmax = float(int(row[k / 2 + b]) - 128) * ld_f32(gp) + ld_f32(gp + 4);
     const uint8_t c = row[b * 32 + (i & 31)];
     return absmax * levels[i < 32 ? (c & 0xF) : (c >> 4)];
+  }
+};
+
+// The NormalFloat family (core/quant/nfk.h): absmax_b * level[code], the code
+// being bits [j·bits, (j+1)·bits) of its run of 8 elements' `bits` bytes
+// (little endian); absmax_b from q8 scale codes and per-group constants, or f16.
+struct DecNFK {
+  float levels[256];
+  int bits = 4;
+  bool f16 = false;
+  int64_t block = 64, code_bytes = 32;  // per block
+  __device__ float operator()(const uint8_t* row, int64_t k, int64_t j) const {
+    const int64_t nb = k / block, scale_off = nb * code_bytes, b = j / block, i = j % block;
+    const uint8_t* run = row + b * code_bytes + (i >> 3) * bits;
+    uint64_t w = 0;
+    for (int t = 0; t < bits; ++t) w |= uint64_t(run[t]) << (8 * t);
+    const uint32_t code = uint32_t(w >> ((i & 7) * bits)) & ((1u << bits) - 1u);
+    float absmax;
+    if (f16) {
+      absmax = ld_f16(row + scale_off + 2 * b);
+    } else {
+      const uint8_t* gp = row + scale_off + nb + (b / kNfGroup) * 8;
+      absmax = float(int(row[scale_off + b]) - 128) * ld_f32(gp) + ld_f32(gp + 4);
+    }
+    return absmax * levels[code];
   }
 };
 
@@ -162,7 +189,7 @@ bool dequant_supported(DType t) {
     case DType::I8_B128: case DType::I4_B32: case DType::I4M_B32: case DType::NF4:
       return true;
     default:
-      return false;
+      return is_nf_family(t);
   }
 }
 
@@ -189,7 +216,18 @@ cudaError_t launch_dequantize(DType t, const uint8_t* w, size_t rb, int64_t k, i
       for (int i = 0; i < 16; ++i) dec.levels[i] = kNf4Codebook[size_t(i)];
       return launch(dec, w, rb, k, rows, f32, bf16);
     }
-    default: return cudaErrorInvalidValue;
+    default: {
+      if (!is_nf_family(t)) return cudaErrorInvalidValue;
+      const NfFormat f = nf_format(t);
+      const std::vector<float>& cb = nf_codebook(f.bits);
+      DecNFK dec{};
+      for (size_t i = 0; i < cb.size() && i < 256; ++i) dec.levels[i] = cb[i];
+      dec.bits = f.bits;
+      dec.f16 = f.scales == NfScales::F16;
+      dec.block = f.block;
+      dec.code_bytes = f.block * f.bits / 8;
+      return launch(dec, w, rb, k, rows, f32, bf16);
+    }
   }
 }
 

@@ -41,8 +41,10 @@ std::string cuda_describe() {
 
 std::string cuda_backend_class() {
   if (!cuda_available()) return "";
+  int d = 0;
+  check(cudaGetDevice(&d), "cudaGetDevice");
   cudaDeviceProp p{};
-  check(cudaGetDeviceProperties(&p, 0), "cudaGetDeviceProperties");
+  check(cudaGetDeviceProperties(&p, d), "cudaGetDeviceProperties");
   return fmt::format("cuda-sm{}{}", p.major, p.minor);
 }
 

@@ -136,10 +136,11 @@ void CudaMatmul::gemm_f32(const float* a, int64_t m, int64_t k, int64_t lda, con
   ZEROTH_CHECK(m < INT_MAX && n < INT_MAX && k < INT_MAX && lda < INT_MAX && ldb < INT_MAX && ldc < INT_MAX,
                "CudaMatmul::gemm_f32: dimensions past 2^31 ({} x {} x {})", m, n, k);
   if (m == 0 || n == 0) return;
+  // k = 0 leaves c = beta·c (cuBLAS takes k = 0; only leading dimensions must be >= 1).
   // Column-major: cᵀ (n, m) = op_T(b as (k, n)) · a as (k, m), as in matmul.
   const cublasComputeType_t compute =
       options_.precision == GemmPrecision::F32 ? CUBLAS_COMPUTE_32F_PEDANTIC : CUBLAS_COMPUTE_32F;
-  check_cublas(cublasGemmEx(impl_->handle, CUBLAS_OP_T, CUBLAS_OP_N, int(n), int(m), int(std::max<int64_t>(k, 1)),
+  check_cublas(cublasGemmEx(impl_->handle, CUBLAS_OP_T, CUBLAS_OP_N, int(n), int(m), int(k),
                             &alpha, b, CUDA_R_32F, int(std::max<int64_t>(ldb, 1)), a, CUDA_R_32F,
                             int(std::max<int64_t>(lda, 1)), &beta, c, CUDA_R_32F, int(ldc), compute,
                             CUBLAS_GEMM_DEFAULT),

@@ -204,12 +204,18 @@ PY
         prlimit --as=$((mib * 1048576)) -- "$zeroth" train "$recipe" "${deep[@]}" "$@" --set run.dir="$run" \
         >"$run.out" 2>"$run.err"
     }
-    # The least limit (10 MiB steps) under which the all-ZO run completes.
-    lim=
-    for mib in $(seq 60 10 400); do
-      if limited "$mib" "zo$mib"; then lim=$mib; break; fi
+    # The least limit (10 MiB steps) under which the all-ZO run completes, by
+    # bisection: where the build links the CUDA libraries, their mappings alone
+    # take hundreds of MiB of address space, so the range is wide.
+    lo=50 hi=4000
+    limited "$hi" "zo$hi" || { cat "zo$hi.err"; fail "the all-ZO run did not complete under $hi MiB"; }
+    ! limited "$lo" "zo$lo" || fail "the all-ZO run completed under $lo MiB: the limit does not bite"
+    while (( hi - lo > 10 )); do
+      mid=$(( (lo + hi) / 20 * 10 ))
+      (( mid > lo )) || mid=$(( lo + 10 ))
+      if limited "$mid" "zo$mid"; then hi=$mid; else lo=$mid; fi
     done
-    [ -n "$lim" ] || fail "the all-ZO run did not complete under 400 MiB"
+    lim=$hi
     limited "$lim" oomg --set 'roles.grad=[1]' || { cat oomg.err; fail "the gradient member's OOM ended the run"; }
     grep -q "member 1: out of memory in the backward pass at step 0; zeroth-order steps from now on" oomg.err \
       || { cat oomg.err; fail "no fallback message under ${lim} MiB"; }

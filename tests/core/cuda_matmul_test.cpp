@@ -26,10 +26,15 @@ using test::normal_values;
 using test::normalized_error;
 using test::to_device;
 
-// Every dtype with a CUDA decoder.
-const std::vector<DType> kFormats = {DType::F32,    DType::F16,    DType::BF16,   DType::Q8_0,   DType::Q4_0,
-                                     DType::Q4_1,   DType::Q4_K,   DType::Q5_K,   DType::Q6_K,   DType::I8_B32,
-                                     DType::I8_B64, DType::I8_B128, DType::I4_B32, DType::I4M_B32, DType::NF4};
+// Every dtype with a CUDA decoder: the fixed formats, then the NF family's 40.
+std::vector<DType> every_format() {
+  std::vector<DType> f = {DType::F32,    DType::F16,    DType::BF16,    DType::Q8_0,   DType::Q4_0,
+                          DType::Q4_1,   DType::Q4_K,   DType::Q5_K,    DType::Q6_K,   DType::I8_B32,
+                          DType::I8_B64, DType::I8_B128, DType::I4_B32, DType::I4M_B32, DType::NF4};
+  for (DType t : nf_family()) f.push_back(t);
+  return f;
+}
+const std::vector<DType> kFormats = every_format();
 
 // f32 GEMM (no TF32): f32 accumulation over k = 1024 vs double, normalized by max|y|.
 constexpr double kF32GemmTol = 1e-5;
@@ -73,7 +78,10 @@ TEST(DequantCuda, RejectsHostWeightsAndUnsupportedFormats) {
   EXPECT_THROW(dequantize_rows_cuda(test::make_weight(DType::Q8_0, 2, 32, 1), 0, 1, out.data()), Error);
   const Tensor wd = test::make_weight(DType::Q8_0, 2, 32, 1).to(Device::CUDA);
   EXPECT_THROW(dequantize_rows_cuda(wd, 1, 2, out.data()), Error);
-  EXPECT_FALSE(cuda_can_dequantize(nf_family().front()));
+  for (DType t : kFormats) EXPECT_TRUE(cuda_can_dequantize(t)) << dtype_name(t);
+  EXPECT_FALSE(cuda_can_dequantize(DType::I32));
+  const Tensor wi = Tensor::empty(DType::I32, {2, 32}).to(Device::CUDA);
+  EXPECT_THROW(dequantize_rows_cuda(wi, 0, 1, out.data()), Error);
 }
 
 // y = x · Wᵀ for m rows against matmul_reference, with tiles small enough that
@@ -132,10 +140,20 @@ TEST(MatmulCuda, PlainF32GemmMatchesReference) {
       for (int64_t e = 0; e < k; ++e) s += double(a[size_t(i * lda + e)]) * double(b[size_t(j * ldb + e)]);
       want[size_t(i * ldc + j)] = float(double(alpha) * s + double(beta) * double(c0[size_t(i * ldc + j)]));
     }
+  auto ad = to_device(a), bd = to_device(b);
+  // Every precision setting keeps these products in f32 (the adapters' low-rank parts).
+  for (GemmPrecision p : {GemmPrecision::F32, GemmPrecision::TF32, GemmPrecision::BF16}) {
+    CudaMatmul mp({p});
+    auto cd = to_device(c0);
+    mp.gemm_f32(ad.data(), m, k, lda, bd.data(), n, ldb, cd.data(), ldc, alpha, beta);
+    EXPECT_LE(normalized_error(cd.download(), want), kF32GemmTol) << gemm_precision_name(p);
+  }
   CudaMatmul mm({GemmPrecision::F32});
-  auto ad = to_device(a), bd = to_device(b), cd = to_device(c0);
-  mm.gemm_f32(ad.data(), m, k, lda, bd.data(), n, ldb, cd.data(), ldc, alpha, beta);
-  EXPECT_LE(normalized_error(cd.download(), want), kF32GemmTol);
+  auto cd = to_device(c0);
+  // k = 0: c = beta·c.
+  mm.gemm_f32(ad.data(), m, 0, lda, bd.data(), n, ldb, cd.data(), ldc, 1.0f, 0.5f);
+  const auto halved = cd.download();
+  for (size_t i = 0; i < halved.size(); ++i) ASSERT_EQ(halved[i], c0[i] * 0.5f) << i;
   // beta = 0 overwrites c (NaNs in it included).
   std::vector<float> nan(c0.size(), NAN);
   auto nd = to_device(nan);

@@ -22,6 +22,7 @@ inline bool gpu_required() {
 
 // max|a − ref| ÷ max|ref| (max|a − ref| when ref is all zero).
 inline double normalized_error(const std::vector<float>& a, const std::vector<float>& ref) {
+  if (a.size() != ref.size()) return INFINITY;
   double num = 0, den = 0;
   for (size_t i = 0; i < ref.size(); ++i) {
     num = std::max(num, std::fabs(double(a[i]) - double(ref[i])));
@@ -31,7 +32,9 @@ inline double normalized_error(const std::vector<float>& a, const std::vector<fl
   return den > 0 ? num / den : num;
 }
 
+// Elements whose bits differ; a size mismatch counts as every element of the longer.
 inline int64_t bit_mismatches(const std::vector<float>& a, const std::vector<float>& b) {
+  if (a.size() != b.size()) return int64_t(std::max(a.size(), b.size()));
   int64_t bad = 0;
   for (size_t i = 0; i < a.size(); ++i) bad += std::memcmp(&a[i], &b[i], sizeof(float)) != 0;
   return bad;

@@ -838,6 +838,12 @@ def scenario_roles():
                            timeout=60)
         if r.returncode == 0 or says not in r.stderr:
             fail(f"the coordinator accepted {bad} or said something else: {r.stderr[-300:]}")
+    # A GPU worker on a machine without a usable GPU says so before it tries to join.
+    if "device(s)" not in subprocess.run([ZEROTH, "info"], capture_output=True, text=True, timeout=60).stdout:
+        r = subprocess.run([ZEROTH, "worker", "--join", f"127.0.0.1:{free_port()}", "--device", "cuda"],
+                           capture_output=True, text=True, timeout=60)
+        if r.returncode == 0 or "--device cuda: no usable GPU here" not in r.stderr:
+            fail(f"a --device cuda worker without a GPU did not stop with a clear error: {r.stderr[-300:]}")
     port, steps = free_port(), 60
     coord = spawn(coordinator_args(port, steps, 4, 4, ["--set", "roles.grad_slots=4", "--set", "elastic.spot_p=0.5",
                                                        "--set", "elastic.step_deadline_s=30"]), "coordinator")
