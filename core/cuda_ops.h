@@ -35,11 +35,26 @@ struct RopeTableCuda {
 // table. interleaved: pairs (2j, 2j+1); otherwise rotate-half pairs (j, j+hd/2).
 void rope_cuda(float* x, std::span<const int32_t> positions, int64_t heads, const RopeTableCuda& table,
                bool interleaved);
+// The same with the positions already on the device (n of them), for callers
+// that rotate many tensors of one batch: they check the positions once
+// (check_rope_positions) and copy them over once.
+void check_rope_positions(std::span<const int32_t> positions, const RopeTableCuda& table);
+void rope_cuda(float* x, const int32_t* positions_device, int64_t n, int64_t heads, const RopeTableCuda& table,
+               bool interleaved);
 
 // Causal grouped-query attention over packed sequences (seqs on the host).
 //   q, out: (n, heads*hd)   k, v: (n, kv_heads*hd); rows outside every sequence are not written.
 void causal_attention_cuda(const float* q, const float* k, const float* v, float* out,
                            std::span<const SeqSpan> seqs, int64_t n, int64_t heads, int64_t kv_heads, int64_t hd);
+// The packed-sequence layout of a batch on the device (each row's sequence
+// start, -1 outside every sequence), checked and copied once for all layers.
+struct AttentionRowsCuda {
+  AttentionRowsCuda(std::span<const SeqSpan> seqs, int64_t n);
+  int64_t n = 0, max_len = 0;
+  DeviceArray<int64_t> starts;
+};
+void causal_attention_cuda(const float* q, const float* k, const float* v, float* out, const AttentionRowsCuda& rows,
+                           int64_t heads, int64_t kv_heads, int64_t hd);
 
 // g = silu(g) * u over n values; y += x over n values.
 void silu_mul_cuda(float* g, const float* u, int64_t n);

@@ -239,15 +239,18 @@ std::vector<float> LlamaCuda::forward_hidden(const TokenBatch& batch, const Adap
   cuda_memset_zero(D.att.data(), size_t(n * c.q_dim()) * sizeof(float));
   float *x = D.x.data(), *xn = D.xn.data(), *q = D.q.data(), *k = D.k.data(), *v = D.v.data();
   float *att = D.att.data(), *o = D.o.data(), *g = D.g.data(), *u = D.u.data();
-  const std::span<const int32_t> pos(batch.positions);
+  // The batch's positions and sequence layout, checked and copied once for every layer.
+  check_rope_positions(batch.positions, *D.rope);
+  const DeviceArray<int32_t> pos{std::span<const int32_t>(batch.positions)};
+  const AttentionRowsCuda rows(batch.seqs, n);
   for (int l = 0; l < int(c.n_layers); ++l) {
     norm_rows(x, xn, n, l, NormSlot::Attention, batch, adapters);
     project(xn, n, l, Proj::Q, q, batch, adapters, d, c.q_dim());
     project(xn, n, l, Proj::K, k, batch, adapters, d, c.kv_dim());
     project(xn, n, l, Proj::V, v, batch, adapters, d, c.kv_dim());
-    rope_cuda(q, pos, c.n_heads, *D.rope, c.rope_interleaved);
-    rope_cuda(k, pos, c.n_kv_heads, *D.rope, c.rope_interleaved);
-    causal_attention_cuda(q, k, v, att, batch.seqs, n, c.n_heads, c.n_kv_heads, c.hd());
+    rope_cuda(q, pos.data(), n, c.n_heads, *D.rope, c.rope_interleaved);
+    rope_cuda(k, pos.data(), n, c.n_kv_heads, *D.rope, c.rope_interleaved);
+    causal_attention_cuda(q, k, v, att, rows, c.n_heads, c.n_kv_heads, c.hd());
     project(att, n, l, Proj::O, o, batch, adapters, c.q_dim(), d);
     add_inplace_cuda(x, o, n * d);
     norm_rows(x, xn, n, l, NormSlot::Ffn, batch, adapters);

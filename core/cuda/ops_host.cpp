@@ -25,43 +25,72 @@ void rmsnorm_cuda(const float* x, const float* w, float* out, int64_t n, int64_t
 RopeTableCuda::RopeTableCuda(const RopeTable& t)
     : head_dim(t.head_dim), max_pos(t.max_pos), cos(std::span<const float>(t.cos)), sin(std::span<const float>(t.sin)) {}
 
-void rope_cuda(float* x, std::span<const int32_t> positions, int64_t heads, const RopeTableCuda& table,
-               bool interleaved) {
+void check_rope_positions(std::span<const int32_t> positions, const RopeTableCuda& table) {
   for (int32_t p : positions)
     ZEROTH_CHECK(p >= 0 && p < table.max_pos, "position {} outside the RoPE table of {} positions", p, table.max_pos);
+}
+
+void rope_cuda(float* x, const int32_t* positions_device, int64_t n, int64_t heads, const RopeTableCuda& table,
+               bool interleaved) {
+  if (n == 0) return;
+  check_launch(cuda::launch_rope(x, positions_device, n, heads, table.cos.data(), table.sin.data(), table.head_dim,
+                                 interleaved),
+               "rope_cuda");
+}
+
+void rope_cuda(float* x, std::span<const int32_t> positions, int64_t heads, const RopeTableCuda& table,
+               bool interleaved) {
+  check_rope_positions(positions, table);
   if (positions.empty()) return;
   const DeviceArray<int32_t> pos(positions);
-  check_launch(cuda::launch_rope(x, pos.data(), int64_t(positions.size()), heads, table.cos.data(), table.sin.data(),
-                                 table.head_dim, interleaved),
-               "rope_cuda");
+  rope_cuda(x, pos.data(), int64_t(positions.size()), heads, table, interleaved);
   // pos is freed on return: cudaFree waits for the kernel that reads it.
 }
 
-void causal_attention_cuda(const float* q, const float* k, const float* v, float* out, std::span<const SeqSpan> seqs,
-                           int64_t n, int64_t heads, int64_t kv_heads, int64_t hd) {
-  ZEROTH_CHECK(kv_heads > 0 && heads % kv_heads == 0, "{} heads cannot share {} kv heads", heads, kv_heads);
-  ZEROTH_CHECK(hd > 0 && n >= 0, "causal_attention_cuda: bad head dim {} or row count {}", hd, n);
+namespace {
+std::vector<int64_t> row_starts(std::span<const SeqSpan> seqs, int64_t n, int64_t& max_len) {
+  ZEROTH_CHECK(n >= 0, "causal_attention_cuda: bad row count {}", n);
   std::vector<int64_t> row_start(size_t(n), -1);
-  int64_t max_len = 0;
+  max_len = 0;
   for (const SeqSpan& s : seqs) {
     ZEROTH_CHECK(s.start >= 0 && s.length >= 0 && s.start + s.length <= n,
                  "causal_attention_cuda: sequence [{}, {}) outside the {} rows", s.start, s.start + s.length, n);
     for (int64_t r = s.start; r < s.start + s.length; ++r) row_start[size_t(r)] = s.start;
     max_len = std::max(max_len, s.length);
   }
-  if (n == 0) return;
-  const size_t need = cuda::attention_shared_bytes(hd, max_len);
+  return row_start;
+}
+}  // namespace
+
+AttentionRowsCuda::AttentionRowsCuda(std::span<const SeqSpan> seqs, int64_t rows) : n(rows) {
+  const std::vector<int64_t> s = row_starts(seqs, rows, max_len);
+  starts = DeviceArray<int64_t>(std::span<const int64_t>(s));
+}
+
+void causal_attention_cuda(const float* q, const float* k, const float* v, float* out, const AttentionRowsCuda& rows,
+                           int64_t heads, int64_t kv_heads, int64_t hd) {
+  ZEROTH_CHECK(kv_heads > 0 && heads % kv_heads == 0, "{} heads cannot share {} kv heads", heads, kv_heads);
+  ZEROTH_CHECK(hd > 0, "causal_attention_cuda: bad head dim {}", hd);
+  if (rows.n == 0) return;
+  const size_t need = cuda::attention_shared_bytes(hd, rows.max_len);
   if (need > 48 * 1024) {
     size_t limit = 0;
     check_launch(cuda::attention_shared_limit(&limit), "causal_attention_cuda: shared memory query");
     ZEROTH_CHECK(need <= limit,
                  "causal_attention_cuda: a sequence of {} tokens needs {} KiB of shared memory for its scores, "
                  "the device allows {} KiB per block (split the sequence)",
-                 max_len, need / 1024, limit / 1024);
+                 rows.max_len, need / 1024, limit / 1024);
   }
-  const DeviceArray<int64_t> starts{std::span<const int64_t>(row_start)};
-  check_launch(cuda::launch_attention(q, k, v, out, starts.data(), n, heads, kv_heads, hd, max_len),
+  check_launch(cuda::launch_attention(q, k, v, out, rows.starts.data(), rows.n, heads, kv_heads, hd, rows.max_len),
                "causal_attention_cuda");
+}
+
+void causal_attention_cuda(const float* q, const float* k, const float* v, float* out, std::span<const SeqSpan> seqs,
+                           int64_t n, int64_t heads, int64_t kv_heads, int64_t hd) {
+  ZEROTH_CHECK(kv_heads > 0 && heads % kv_heads == 0, "{} heads cannot share {} kv heads", heads, kv_heads);
+  ZEROTH_CHECK(hd > 0 && n >= 0, "causal_attention_cuda: bad head dim {} or row count {}", hd, n);
+  const AttentionRowsCuda rows(seqs, n);
+  causal_attention_cuda(q, k, v, out, rows, heads, kv_heads, hd);
 }
 
 void silu_mul_cuda(float* g, const float* u, int64_t n) {

@@ -12,8 +12,15 @@ namespace {
 void rmsnorm_cuda(const float*, const float*, float*, int64_t, int64_t, float) { no_cuda("rmsnorm_cuda"); }
 RopeTableCuda::RopeTableCuda(const RopeTable&) { no_cuda("RopeTableCuda"); }
 void rope_cuda(float*, std::span<const int32_t>, int64_t, const RopeTableCuda&, bool) { no_cuda("rope_cuda"); }
+void check_rope_positions(std::span<const int32_t>, const RopeTableCuda&) { no_cuda("check_rope_positions"); }
+void rope_cuda(float*, const int32_t*, int64_t, int64_t, const RopeTableCuda&, bool) { no_cuda("rope_cuda"); }
 void causal_attention_cuda(const float*, const float*, const float*, float*, std::span<const SeqSpan>, int64_t,
                            int64_t, int64_t, int64_t) {
+  no_cuda("causal_attention_cuda");
+}
+AttentionRowsCuda::AttentionRowsCuda(std::span<const SeqSpan>, int64_t) { no_cuda("AttentionRowsCuda"); }
+void causal_attention_cuda(const float*, const float*, const float*, float*, const AttentionRowsCuda&, int64_t, int64_t,
+                           int64_t) {
   no_cuda("causal_attention_cuda");
 }
 void silu_mul_cuda(float*, const float*, int64_t) { no_cuda("silu_mul_cuda"); }
