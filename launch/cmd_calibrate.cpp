@@ -3,9 +3,10 @@
 // class (elastic.spot_tolerances).
 //
 //   zeroth calibrate CONFIG --out A.json [--steps N] [--members M] [--threads T]
+//                    [--device cuda [--cuda-precision P]]
 //     computes the records of members 0..M−1 at steps 0..N−1 at θ_0 (the
-//     config's initialization, the codec's first scale) on this machine and
-//     writes them with this build's backend class;
+//     config's initialization, the codec's first scale) on this machine (on
+//     its GPU with --device cuda) and writes them with the backend class;
 //   zeroth calibrate --compare A.json B.json
 //     checks both files describe the same work (config, base, keys) and prints
 //     the distribution of |code_A − code_B| and the tolerance line to use.
@@ -26,6 +27,7 @@
 #include "launch/commands.h"
 #include "launch/train_config.h"
 #include "launch/trainer.h"
+#include "models/llama_cuda.h"
 #include "optim/zo_step.h"
 
 namespace zeroth::cli {
@@ -35,12 +37,22 @@ using json = nlohmann::json;
 constexpr int kFormat = 1;
 
 json measure(const std::string& config_path, const std::vector<std::string>& sets, int steps, int members,
-             int threads) {
+             int threads, const std::string& device, const std::string& precision) {
   TrainConfig c = load_train_config(config_path, sets);
   if (members > 0) c.run.members = members;
   ZEROTH_CHECK(c.run.members % int(std::max(1u, c.zo.redundancy)) == 0, "--members {} must be a multiple of zo.redundancy {}",
                c.run.members, c.zo.redundancy);
   const TrainContext ctx = make_train_context(c);
+  // --device cuda: the same work through the GPU model (the config, and so its
+  // hash, unchanged: a CPU and a GPU file of one config compare).
+  std::unique_ptr<LlamaCuda> gpu;
+  if (device == "cuda") {
+    ZEROTH_CHECK(cuda_available(), "--device cuda: no usable GPU here ({})", cuda_describe());
+    LlamaCudaOptions o;
+    o.precision = parse_gemm_precision(precision, "--cuda-precision");
+    gpu = std::make_unique<LlamaCuda>(dynamic_cast<const LlamaModel&>(*ctx.model), o);
+  }
+  const CausalLM& model = gpu ? static_cast<const CausalLM&>(*gpu) : *ctx.model;
   LoraTrainable lora(c.lora, *ctx.model, c.trainable);
   lora.initialize(c.run.seed);
   const CodecScale codec(c.codec);
@@ -50,7 +62,7 @@ json measure(const std::string& config_path, const std::vector<std::string>& set
   const auto t0 = std::chrono::steady_clock::now();
   for (int t = 0; t < steps; ++t)
     for (int m = 0; m < c.run.members; ++m) {
-      const MemberStepResult r = zo_member_step(*ctx.model, ctx.task_of(uint32_t(m)), lora, c.zo, c.run.seed,
+      const MemberStepResult r = zo_member_step(model, ctx.task_of(uint32_t(m)), lora, c.zo, c.run.seed,
                                                 c.task.data_seed, uint64_t(t), uint32_t(m), uint32_t(c.run.members),
                                                 scale);
       json row = json::array();
@@ -66,7 +78,8 @@ json measure(const std::string& config_path, const std::vector<std::string>& set
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   json j;
   j["format"] = kFormat;
-  j["backend"] = cpu_backend_class();
+  // The class zeroth worker reports for the same machine and device.
+  j["backend"] = gpu ? cuda_backend_class() + "-" + precision : cpu_backend_class();
   j["threads"] = threads > 0 ? threads : default_threads();
   j["base_hash"] = ctx.base_hash;
   const std::string yaml = c.to_yaml();
@@ -142,6 +155,7 @@ Runner add_calibrate(CLI::App& app) {
     std::string config, out;
     std::vector<std::string> sets, compare;
     int steps = 20, members = 0, threads = 0;
+    std::string device = "cpu", precision = "f32";
   };
   auto opt = std::make_shared<Options>();
   auto* sub = app.add_subcommand(
@@ -154,12 +168,19 @@ Runner add_calibrate(CLI::App& app) {
   sub->add_option("--members", opt->members, "Members per step (default: the config's run.members)")
       ->check(CLI::Range(0, 256));
   sub->add_option("-t,--threads", opt->threads, "Compute threads (default: all cores)")->check(CLI::NonNegativeNumber);
+  sub->add_option("--device", opt->device, "cpu, or cuda: measure the codes a GPU worker (--device cuda) sends")
+      ->check(CLI::IsMember({"cpu", "cuda"}))
+      ->capture_default_str();
+  sub->add_option("--cuda-precision", opt->precision, "With --device cuda: f32, tf32 or bf16 GEMMs")
+      ->check(CLI::IsMember({"f32", "tf32", "bf16"}))
+      ->capture_default_str();
   sub->add_option("--compare", opt->compare, "Compare two files written by --out: A.json B.json")->expected(2);
   sub->footer(
       "Example: on each machine class,\n"
       "  zeroth calibrate configs/stories260k-tinystories.yaml --out $(hostname).json\n"
       "then\n  zeroth calibrate --compare a.json b.json\n"
-      "prints the distribution of code differences and the elastic.spot_tolerances line for the pair.");
+      "prints the distribution of code differences and the elastic.spot_tolerances line for the pair.\n"
+      "On a GPU machine, --device cuda measures what its GPU workers send (class cuda-smXY-PRECISION).");
   return [opt] {
     if (!opt->compare.empty()) {
       ZEROTH_CHECK(opt->config.empty() && opt->out.empty(), "--compare takes two files and no CONFIG or --out");
@@ -169,7 +190,8 @@ Runner add_calibrate(CLI::App& app) {
                  "give a CONFIG and --out FILE to measure, or --compare A.json B.json");
     ZEROTH_CHECK(!std::filesystem::exists(opt->out), "{} exists; choose another --out (nothing was written)",
                  opt->out);
-    const json j = measure(opt->config, opt->sets, opt->steps, opt->members, opt->threads);
+    const json j = measure(opt->config, opt->sets, opt->steps, opt->members, opt->threads, opt->device,
+                           opt->precision);
     const std::string tmp = opt->out + ".partial";
     {
       std::ofstream f(tmp);

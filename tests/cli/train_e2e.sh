@@ -267,6 +267,16 @@ EOF
     want=$(final_hash "$tmp/mixed")
     "$zeroth" replay --base "$S/stories260K.bin" --ledger "$tmp/mixed/ledger.zl" --out "$tmp/rebuilt" >"$tmp/replay.out"
     [ "$(sed -n 's/^hash: //p' "$tmp/replay.out")" = "$want" ] || fail "the mixed run's ledger replays to another hash"
+    # The GPU's codes against the CPU's on the same work: f32 GEMMs differ in
+    # summation order only, so a code moves by at most one rounding step.
+    cal=(--set task.max_length=32 --set zo.samples=2 --set zo.q=4 --steps 4 --members 3)
+    "$zeroth" calibrate "$recipe" "${cal[@]}" --out "$tmp/cpu.json" >/dev/null || fail "calibrate on the CPU"
+    "$zeroth" calibrate "$recipe" "${cal[@]}" --device cuda --out "$tmp/gpu.json" >/dev/null || fail "calibrate on the GPU"
+    "$zeroth" calibrate --compare "$tmp/cpu.json" "$tmp/gpu.json" >"$tmp/cmp" || fail "calibrate --compare cpu gpu"
+    cat "$tmp/cmp"
+    grep -q '"cpu-.*|cuda-sm[0-9]*-f32"' "$tmp/cmp" || fail "the GPU file does not carry a cuda class"
+    worst=$(sed -n 's/^largest difference: //p' "$tmp/cmp")
+    [ "$worst" -le 1 ] || fail "GPU codes differ from the CPU's by $worst steps"
     # Every member on the GPU, in each precision.
     for p in f32 tf32 bf16; do
       train "$tmp/all-$p" 10 --set run.hash_every=1 --set model.device=cuda --set model.cuda_precision=$p
@@ -330,7 +340,12 @@ EOF
     before=$(md5sum <"$tmp/t1.json")
     rc=0; "$zeroth" calibrate "$recipe" "${cal[@]}" --out "$tmp/t1.json" 2>"$tmp/err" || rc=$?
     [ "$rc" != 0 ] && grep -q "exists; choose another --out" "$tmp/err" && [ "$(md5sum <"$tmp/t1.json")" = "$before" ] \
-      || fail "calibrate overwrote an existing file" ;;
+      || fail "calibrate overwrote an existing file"
+    if ! "$zeroth" info 2>/dev/null | grep -q "^cuda: .*device(s)"; then  # without a GPU, --device cuda says so
+      rc=0; "$zeroth" calibrate "$recipe" "${cal[@]}" --device cuda --out "$tmp/gpu.json" 2>"$tmp/err" || rc=$?
+      [ "$rc" != 0 ] && grep -q "\-\-device cuda: no usable GPU here" "$tmp/err" && [ ! -e "$tmp/gpu.json" ] \
+        || { cat "$tmp/err"; fail "calibrate --device cuda without a GPU"; }
+    fi ;;
 
   *) echo "unknown check $check"; exit 2 ;;
 esac
