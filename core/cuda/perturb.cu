@@ -10,14 +10,31 @@ namespace {
 
 constexpr int kThreads = 256;
 
-// One thread per 32-element Rademacher word: word wi covers elements [32 wi, 32 wi + 32).
+// Rademacher streams, coalesced: warp w covers words [base, base + 32) (base =
+// first_word + 32·w, grid-stride): lane l computes word base + l, then for
+// j = 0..31 takes word j's bits by __shfl_sync and writes element
+// 32·(base + j) + l, so each store of the warp is 32 consecutive floats. Loops
+// are uniform per warp (every lane runs every __shfl_sync); only stores are
+// predicated on the range.
+__device__ __forceinline__ int lane_id() { return int(threadIdx.x & 31); }
+__device__ __forceinline__ int64_t warp_id() { return (blockIdx.x * int64_t(blockDim.x) + threadIdx.x) >> 5; }
+__device__ __forceinline__ int64_t warp_count() { return (int64_t(gridDim.x) * blockDim.x) >> 5; }
+__device__ __forceinline__ float rademacher_of(uint32_t word, int bit) {
+  return __uint_as_float(0x3F800000u | (((word >> bit) & 1u) << 31));
+}
+
 __global__ void rademacher_kernel(PerturbationKey key, int64_t begin, int64_t end, int64_t first_word,
                                   int64_t words, float* out) {
-  for (int64_t t = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; t < words; t += int64_t(gridDim.x) * blockDim.x) {
-    const int64_t wi = first_word + t;
-    const uint32_t w = perturbation_block(key, uint32_t(wi >> 2)).w[wi & 3];
-    const int64_t lo = max(begin, wi * 32), hi = min(end, wi * 32 + 32);
-    for (int64_t i = lo; i < hi; ++i) out[i - begin] = __uint_as_float(0x3F800000u | (((w >> (i & 31)) & 1u) << 31));
+  const int lane = lane_id();
+  for (int64_t w0 = warp_id() * 32; w0 < words; w0 += warp_count() * 32) {
+    const int64_t wi = first_word + w0 + lane;
+    const uint32_t mine = perturbation_block(key, uint32_t(wi >> 2)).w[wi & 3];
+#pragma unroll
+    for (int j = 0; j < 32; ++j) {
+      const uint32_t wj = __shfl_sync(0xffffffffu, mine, j);
+      const int64_t i = (first_word + w0 + j) * 32 + lane;
+      if (i >= begin && i < end) out[i - begin] = rademacher_of(wj, lane);
+    }
   }
 }
 
@@ -34,16 +51,20 @@ __global__ void gaussian_kernel(PerturbationKey key, int64_t begin, int64_t end,
 }
 
 // One variant's perturbed copy: out[i - offset] = theta[i - offset] + se * z[i]
-// (a product then a sum, each rounded: the CPU's θ + σε·z).
+// (a product then a sum, each rounded: the CPU's θ + σε·z); Rademacher words
+// shared across the warp as in rademacher_kernel, so loads and stores coalesce.
 __global__ void perturbed_rademacher_kernel(PerturbationKey key, int64_t offset, int64_t n, int64_t first_word,
                                             int64_t words, const float* theta, float se, float* out) {
-  for (int64_t t = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; t < words; t += int64_t(gridDim.x) * blockDim.x) {
-    const int64_t wi = first_word + t;
-    const uint32_t w = perturbation_block(key, uint32_t(wi >> 2)).w[wi & 3];
-    const int64_t lo = max(offset, wi * 32), hi = min(offset + n, wi * 32 + 32);
-    for (int64_t i = lo; i < hi; ++i) {
-      const float z = __uint_as_float(0x3F800000u | (((w >> (i & 31)) & 1u) << 31));
-      out[i - offset] = __fadd_rn(theta[i - offset], __fmul_rn(se, z));
+  const int lane = lane_id();
+  for (int64_t w0 = warp_id() * 32; w0 < words; w0 += warp_count() * 32) {
+    const int64_t wi = first_word + w0 + lane;
+    const uint32_t mine = perturbation_block(key, uint32_t(wi >> 2)).w[wi & 3];
+#pragma unroll
+    for (int j = 0; j < 32; ++j) {
+      const uint32_t wj = __shfl_sync(0xffffffffu, mine, j);
+      const int64_t i = (first_word + w0 + j) * 32 + lane;
+      if (i >= offset && i < offset + n)
+        out[i - offset] = __fadd_rn(theta[i - offset], __fmul_rn(se, rademacher_of(wj, lane)));
     }
   }
 }
