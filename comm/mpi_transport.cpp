@@ -54,6 +54,15 @@ int mpi_local_ranks() {
   return 1;
 }
 
+int mpi_local_rank() {
+  for (const char* name : {"OMPI_COMM_WORLD_LOCAL_RANK", "MPI_LOCALRANKID", "SLURM_LOCALID"})
+    if (env_set(name)) {
+      const int r = std::atoi(std::getenv(name));
+      if (r >= 0) return r;
+    }
+  return 0;
+}
+
 MpiSession::MpiSession(int* argc, char*** argv) {
   int provided = 0;
   check_mpi(MPI_Init_thread(argc, argv, MPI_THREAD_FUNNELED, &provided), "initialization");

@@ -23,6 +23,8 @@ namespace zeroth {
 bool launched_by_mpi();
 // Ranks the launcher placed on this node (1 if it does not say).
 int mpi_local_ranks();
+// This rank's index among them, from the launcher's environment (0 when unknown).
+int mpi_local_rank();
 
 // MPI_Init_thread (funneled: only the main thread calls MPI) and, on
 // destruction, MPI_Finalize. One per process.

@@ -13,6 +13,7 @@
 #ifdef ZEROTH_HAVE_NCCL
 #include "comm/nccl_transport.h"
 #endif
+#include "core/backend.h"
 #include "core/hash.h"
 #include "core/error.h"
 #include "launch/commands.h"
@@ -190,7 +191,10 @@ int train_mpi(const TrainOptions& opt) {
     try {
       nccl = std::make_unique<NcclTransport>(tr);  // collective: throws on every rank alike
     } catch (const std::exception& e) {
+      // Every rank says why: a failure of one rank's NCCL init alone would
+      // otherwise show only as the others' deadline.
       if (leader) fmt::print(stderr, "zeroth: error: --transport nccl: {}\n", e.what());
+      else fmt::print(stderr, "zeroth: error: rank {}: --transport nccl: {}\n", tr.rank(), e.what());
       return 1;
     }
     run_tr = nccl.get();
@@ -227,7 +231,11 @@ int train_mpi(const TrainOptions& opt) {
     parse_corrupt(opt.corrupt, ctx);
     parse_attack_spec(opt.attack, ctx);
     tr.set_layout({uint32_t(c.run.members), uint32_t(c.zo.q), c.zo.exact_gradients});
-    attach_cuda_model(ctx, tr.hosted(), true);  // GPU members: before the run directory is touched
+    // GPU members: before the run directory is touched. Over MPI each rank of a
+    // node takes its own GPU (node-local rank mod GPUs), as the NCCL transport does.
+    if (run_tr == &tr && c.model.any_cuda() && cuda_device_count() > 1)
+      cuda_set_device(mpi_local_rank() % cuda_device_count());
+    attach_cuda_model(ctx, tr.hosted(), true);
     if (leader) fmt::print(stderr, "task: {}{}\n", ctx.task->describe(), private_data(c.task) ? " (rank 0's)" : "");
     theta0 = theta0_hash(ctx, leader);
     // What every rank must agree on before the first step.

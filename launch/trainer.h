@@ -58,12 +58,13 @@ struct TrainContext {
   // config's roles.grad / roles.jvp as written.
   std::vector<MemberRole> member_roles;
 
-  // The model member `member` computes with; the leader's evaluations use the
-  // GPU copy where this process has one.
+  // The model member `member` computes with. The leader's evaluations run where
+  // member 0 (the leader's) computes, so a run's figures do not depend on
+  // which other members hold a GPU.
   const CausalLM& model_of(uint32_t member) const {
     return cuda_model && config.model.on_cuda(member) ? *cuda_model : *model;
   }
-  const CausalLM& eval_model() const { return cuda_model ? *cuda_model : *model; }
+  const CausalLM& eval_model() const { return model_of(0); }
   const Task& task_of(uint32_t member) const { return member_tasks.empty() ? *task : *member_tasks.at(member); }
   MemberRole role_of(uint32_t member) const {
     if (member_roles.empty()) return config.roles.role_of(member);

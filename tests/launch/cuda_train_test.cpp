@@ -8,6 +8,7 @@
 // The all-CPU run of the same harness runs everywhere; the GPU runs skip
 // without a GPU (a failure under ZEROTH_REQUIRE_GPU=1).
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <filesystem>
 #include <string>
@@ -69,12 +70,13 @@ LocalRun run_three(const std::vector<std::string>& device_sets, const std::strin
   std::vector<std::thread> threads;
   for (uint32_t m = 0; m < 3; ++m)
     threads.emplace_back([&, m] {
+      LocalTransport tr(group, m);
       try {
-        LocalTransport tr(group, m);
         tr.set_layout(layout);
         r.outcomes[m] = run_member(ctx, tr);
       } catch (const std::exception& e) {
         r.errors[m] = e.what();
+        tr.abort(e.what());  // the others stop at their next wait instead of waiting forever
       }
     });
   for (auto& t : threads) t.join();
@@ -96,17 +98,25 @@ void expect_one_theta(const LocalRun& r) {
   EXPECT_EQ(r.replayed, r.outcomes[0].final_hash);
 }
 
-std::string temp_dir(const char* name) { return (fs::temp_directory_path() / name).string(); }
+// A run directory of this process (concurrent test runs do not collide), removed on scope exit.
+struct TempDir {
+  explicit TempDir(const char* name)
+      : path((fs::temp_directory_path() / (std::string(name) + "-" + std::to_string(::getpid()))).string()) {}
+  ~TempDir() { fs::remove_all(path); }
+  std::string path;
+};
 
 TEST(TrainLoop, CpuMembersAgreeAndReplay) {
-  const LocalRun r = run_three({}, temp_dir("zeroth-train-loop-cpu"));
+  const TempDir dir("zeroth-train-loop-cpu");
+  const LocalRun r = run_three({}, dir.path);
   expect_one_theta(r);
   EXPECT_EQ(r.on_gpu, (std::vector<bool>{false, false, false}));
 }
 
 TEST(TrainLoopCuda, MixedCpuAndGpuMembersAgreeAfterEveryStep) {
   ZEROTH_REQUIRE_GPU();
-  const LocalRun r = run_three({"model.cuda_members=[1]"}, temp_dir("zeroth-train-loop-mixed"));
+  const TempDir dir("zeroth-train-loop-mixed");
+  const LocalRun r = run_three({"model.cuda_members=[1]"}, dir.path);
   expect_one_theta(r);
   EXPECT_EQ(r.on_gpu, (std::vector<bool>{false, true, false}));
 }
@@ -114,8 +124,8 @@ TEST(TrainLoopCuda, MixedCpuAndGpuMembersAgreeAfterEveryStep) {
 TEST(TrainLoopCuda, EveryMemberOnTheGpuInEachPrecision) {
   ZEROTH_REQUIRE_GPU();
   for (const char* p : {"f32", "tf32", "bf16"}) {
-    const LocalRun r = run_three({"model.device=cuda", std::string("model.cuda_precision=") + p},
-                                 temp_dir("zeroth-train-loop-gpu"));
+    const TempDir dir("zeroth-train-loop-gpu");
+    const LocalRun r = run_three({"model.device=cuda", std::string("model.cuda_precision=") + p}, dir.path);
     expect_one_theta(r);
     EXPECT_EQ(r.on_gpu, (std::vector<bool>{true, true, true})) << p;
   }
