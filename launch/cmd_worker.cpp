@@ -321,11 +321,18 @@ class Worker {
       if (!o_.data.empty()) sets.push_back("task.train=" + o_.data);
       if (o_.threads > 0) sets.push_back(fmt::format("run.threads={}", o_.threads));
       sets.push_back("run.members=1");
-      // Where this worker computes is its own choice, whatever the run's config says.
-      sets.push_back("model.device=" + o_.device);
+      // Where this worker computes is its own choice (--device), whatever the
+      // run's config says: read it as a CPU config, then check what a GPU
+      // worker cannot run yet in this flag's own terms.
+      sets.push_back("model.device=cpu");
       sets.push_back("model.cuda_members=[]");
-      sets.push_back("model.cuda_precision=" + o_.cuda_precision);
       TrainConfig c = parse_train_config(w.config_yaml, "the coordinator's config", sets);
+      if (o_.device == "cuda") {
+        ZEROTH_CHECK(!c.trainable.full, "--device cuda: this run trains full weights (trainable.full), which GPU "
+                     "workers do not run yet; join with --device cpu");
+        c.model.device = "cuda";
+        c.model.cuda_precision = o_.cuda_precision;
+      }
       ZEROTH_CHECK(c.elastic.data != "private" || !o_.data.empty(),
                    "this run uses private data (elastic.data: private): pass --data PATH with your own file");
       if (base_hash_.empty()) base_hash_ = base_model_hash(c.model.path);
