@@ -406,6 +406,13 @@ MemberOutcome run_member(const TrainContext& ctx, Transport& tr) {
     if (start == 0) s["dev_before"] = eval_json("dev", 0, before);
     s["dev_after"] = eval_json("dev", out.steps_done, after);
     if (test.examples > 0) s["test_after"] = eval_json("test", out.steps_done, test);
+    if (ctx.cuda_model) {
+      // The leader's GPU, as the driver counts it at the end (the model's
+      // buffers are kept at their largest, so this is the run's peak).
+      const CudaMemoryInfo m = cuda_memory_info();
+      s["gpu_memory_used_gib"] = double(m.used()) / double(1ull << 30);
+      s["gpu_memory_total_gib"] = double(m.total) / double(1ull << 30);
+    }
     std::ofstream(ctx.dir.summary()) << s.dump(2) << "\n";
   }
   tr.barrier();

@@ -264,6 +264,7 @@ EOF
     "$zeroth" info 2>/dev/null | grep -q "^cuda: .*device(s)" || { echo "skipped: no usable GPU ($("$zeroth" info 2>&1 | grep '^cuda' || true))"; exit 77; }
     train "$tmp/mixed" 20 --set run.hash_every=1 --set "model.cuda_members=[1]"
     grep -q "GPU member 1: cuda" "$tmp/mixed.err" || { cat "$tmp/mixed.err"; fail "member 1 did not run on the GPU"; }
+    grep -q '"gpu_memory_used_gib"' "$tmp/mixed/summary.json" || fail "summary.json does not report GPU memory"
     want=$(final_hash "$tmp/mixed")
     "$zeroth" replay --base "$S/stories260K.bin" --ledger "$tmp/mixed/ledger.zl" --out "$tmp/rebuilt" >"$tmp/replay.out"
     [ "$(sed -n 's/^hash: //p' "$tmp/replay.out")" = "$want" ] || fail "the mixed run's ledger replays to another hash"
