@@ -12,6 +12,7 @@
 #include <algorithm>
 #include <climits>
 
+#include "core/cuda/cublas_loader.h"
 #include "core/cuda/dequant_kernels.h"
 #include "core/cuda_matmul.h"
 #include "core/device_array.h"
@@ -24,7 +25,8 @@ void check_cuda(cudaError_t e, const char* what) {
   if (e != cudaSuccess) fail("{}: {} ({})", what, cudaGetErrorString(e), cudaGetErrorName(e));
 }
 void check_cublas(cublasStatus_t s, const char* what) {
-  if (s != CUBLAS_STATUS_SUCCESS) fail("{}: {} ({})", what, cublasGetStatusString(s), cublasGetStatusName(s));
+  if (s != CUBLAS_STATUS_SUCCESS)
+    fail("{}: {} ({})", what, cuda::cublas().status_string(s), cuda::cublas().status_name(s));
 }
 void check_weight(const Tensor& w, const char* who) {
   ZEROTH_CHECK(w.defined() && w.device() == Device::CUDA, "{}: the weight {} is not in CUDA memory (use w.to(Device::CUDA))",
@@ -68,15 +70,15 @@ struct CudaMatmul::Impl {
 };
 
 CudaMatmul::CudaMatmul(CudaMatmulOptions options) : options_(options), impl_(std::make_unique<Impl>()) {
-  check_cublas(cublasCreate(&impl_->handle), "CudaMatmul: cublasCreate");
+  check_cublas(cuda::cublas().create(&impl_->handle), "CudaMatmul: cublasCreate");
   // F32 precision is the comparison path: forbid TF32 and other reduced-precision shortcuts.
-  check_cublas(cublasSetMathMode(impl_->handle, options_.precision == GemmPrecision::F32 ? CUBLAS_PEDANTIC_MATH
+  check_cublas(cuda::cublas().set_math_mode(impl_->handle, options_.precision == GemmPrecision::F32 ? CUBLAS_PEDANTIC_MATH
                                                                                            : CUBLAS_DEFAULT_MATH),
                "CudaMatmul: cublasSetMathMode");
 }
 
 CudaMatmul::~CudaMatmul() {
-  if (impl_ && impl_->handle) cublasDestroy(impl_->handle);
+  if (impl_ && impl_->handle) cuda::cublas().destroy(impl_->handle);
 }
 
 int64_t CudaMatmul::tile_rows(int64_t k) const {
@@ -122,7 +124,7 @@ void CudaMatmul::matmul(const float* x, int64_t m, int64_t ldx, const Tensor& w,
                  "CudaMatmul::matmul: decode tile");
       a = s;
     }
-    check_cublas(cublasGemmEx(impl_->handle, CUBLAS_OP_T, CUBLAS_OP_N, int(nt), int(m), int(k), &alpha, a, ab_type,
+    check_cublas(cuda::cublas().gemm_ex(impl_->handle, CUBLAS_OP_T, CUBLAS_OP_N, int(nt), int(m), int(k), &alpha, a, ab_type,
                               int(k), xb, ab_type, int(ldb), &beta, y + r0, CUDA_R_32F, int(ldy), compute,
                               CUBLAS_GEMM_DEFAULT),
                  "CudaMatmul::matmul: cublasGemmEx");
@@ -140,7 +142,7 @@ void CudaMatmul::gemm_f32(const float* a, int64_t m, int64_t k, int64_t lda, con
   // Column-major: cᵀ (n, m) = op_T(b as (k, n)) · a as (k, m), as in matmul.
   const cublasComputeType_t compute =
       options_.precision == GemmPrecision::F32 ? CUBLAS_COMPUTE_32F_PEDANTIC : CUBLAS_COMPUTE_32F;
-  check_cublas(cublasGemmEx(impl_->handle, CUBLAS_OP_T, CUBLAS_OP_N, int(n), int(m), int(k),
+  check_cublas(cuda::cublas().gemm_ex(impl_->handle, CUBLAS_OP_T, CUBLAS_OP_N, int(n), int(m), int(k),
                             &alpha, b, CUDA_R_32F, int(std::max<int64_t>(ldb, 1)), a, CUDA_R_32F,
                             int(std::max<int64_t>(lda, 1)), &beta, c, CUDA_R_32F, int(ldc), compute,
                             CUBLAS_GEMM_DEFAULT),

@@ -10,6 +10,9 @@
 #include <vector>
 
 #include "core/cuda_matmul.h"
+#ifdef ZEROTH_HAVE_CUDA
+#include "core/cuda/cublas_loader.h"
+#endif
 #include "core/error.h"
 #include "core/half.h"
 #include "core/matmul.h"
@@ -174,6 +177,23 @@ TEST(GemmPrecision, NamesParseBack) {
     EXPECT_NE(std::string(e.what()).find("model.cuda_precision"), std::string::npos) << e.what();
   }
 }
+
+#ifdef ZEROTH_HAVE_CUDA
+// cuBLAS is loaded on first use: the library and every entry point resolve on
+// any machine with the toolkit, GPU or not (the status strings need no device).
+TEST(CublasLoader, ResolvesEveryEntryPoint) {
+  const cuda::CublasApi& api = cuda::cublas();
+  EXPECT_NE(api.create, nullptr);
+  EXPECT_NE(api.destroy, nullptr);
+  EXPECT_NE(api.set_math_mode, nullptr);
+  EXPECT_NE(api.gemm_ex, nullptr);
+  ASSERT_NE(api.status_name, nullptr);
+  ASSERT_NE(api.status_string, nullptr);
+  EXPECT_STREQ(api.status_name(CUBLAS_STATUS_NOT_INITIALIZED), "CUBLAS_STATUS_NOT_INITIALIZED");
+  EXPECT_NE(std::string(api.status_string(CUBLAS_STATUS_NOT_INITIALIZED)), "");
+  EXPECT_EQ(&cuda::cublas(), &api);  // loaded once
+}
+#endif
 
 TEST(MatmulCudaStub, SaysBuiltWithoutCuda) {
   if (cuda_built()) GTEST_SKIP() << "built with CUDA: the stub backend is not linked";
