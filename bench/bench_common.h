@@ -6,7 +6,6 @@
 #pragma once
 #include <algorithm>
 #include <chrono>
-#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -20,7 +19,6 @@
 
 #include <nlohmann/json.hpp>
 
-#include "core/parallel.h"
 #include "core/quant/quant.h"
 #include "core/sysmem.h"
 #include "models/loaders/llama_loader.h"
@@ -66,62 +64,10 @@ inline LlamaConfig llama2_7b_config() {
   return c;
 }
 
-// Random weights at `c`'s shape, fast enough for 7B (make_random_llama draws
-// one element at a time): U(±1/√fan_in) from a hash of (seed, tensor, index),
-// filled and quantized in parallel; projections in `dt`, the embedding and an
-// untied output layer in bf16 (as QLoRA keeps them), norms in [0.8, 1.2].
-inline LlamaWeights random_llama_parallel(const LlamaConfig& c, DType dt, uint64_t seed) {
-  c.validate();
-  uint64_t tensor_id = 0;
-  auto fill = [&](Tensor& t, float lo, float hi) {
-    const uint64_t id = ++tensor_id;
-    float* p = t.data<float>();
-    parallel_for(t.numel(), 1 << 16, 0, [&](int64_t i0, int64_t i1) {
-      for (int64_t i = i0; i < i1; ++i) {
-        uint64_t z = seed * 0x9E3779B97F4A7C15ull ^ (id << 40) ^ uint64_t(i);  // splitmix64 of the counter
-        z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-        z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-        z ^= z >> 31;
-        p[i] = lo + (hi - lo) * float(double(z >> 40) / double(1ull << 24));
-      }
-    });
-  };
-  auto matrix = [&](int64_t rows, int64_t cols, DType to) {
-    Tensor t = Tensor::empty(DType::F32, {rows, cols});
-    const float a = 1.0f / std::sqrt(float(cols));
-    fill(t, -a, a);
-    return quantize(t, to);
-  };
-  auto norm = [&](int64_t n) {
-    Tensor t = Tensor::empty(DType::F32, {n});
-    fill(t, 0.8f, 1.2f);
-    return t;
-  };
-  LlamaWeights w;
-  w.config = c;
-  w.tok_embeddings = matrix(c.vocab_size, c.dim, DType::BF16);
-  for (int64_t l = 0; l < c.n_layers; ++l) {
-    LlamaLayer L;
-    L.attn_norm = norm(c.dim);
-    L.wq = matrix(c.q_dim(), c.dim, dt);
-    L.wk = matrix(c.kv_dim(), c.dim, dt);
-    L.wv = matrix(c.kv_dim(), c.dim, dt);
-    L.wo = matrix(c.dim, c.q_dim(), dt);
-    L.ffn_norm = norm(c.dim);
-    L.w_gate = matrix(c.hidden_dim, c.dim, dt);
-    L.w_up = matrix(c.hidden_dim, c.dim, dt);
-    L.w_down = matrix(c.dim, c.hidden_dim, dt);
-    w.layers.push_back(std::move(L));
-  }
-  w.final_norm = norm(c.dim);
-  w.output = c.tie_embeddings ? w.tok_embeddings : matrix(c.vocab_size, c.dim, DType::BF16);
-  return w;
-}
-
 // `name`: smollm2 (the cached Q4_1 file, else random weights of its shape in
 // q4_1 with an f32 embedding, as a load with --quantize q4_1 gives),
 // random-135m (always the random one), random-1b / random-7b (TinyLlama /
-// Llama-2 shapes, random_llama_parallel, nf4 unless `quantize`), stories260K (../shared, f32 unless
+// Llama-2 shapes, make_random_llama_parallel, nf4 unless `quantize`), stories260K (../shared, f32 unless
 // `quantize`), or a model path. `label` says which one was actually loaded.
 inline LlamaWeights load_bench_model(const std::string& name, const std::string& quantize, std::string& label) {
   LoadOptions o;
@@ -140,7 +86,9 @@ inline LlamaWeights load_bench_model(const std::string& name, const std::string&
     const auto t = parse_dtype(dt);
     if (!t) throw std::runtime_error("unknown dtype " + dt);
     label = name + "/" + dt;
-    return random_llama_parallel(name == "random-1b" ? tinyllama_config() : llama2_7b_config(), *t, 1);
+    // The embedding and output layer in bf16, as QLoRA keeps them.
+    return make_random_llama_parallel(name == "random-1b" ? tinyllama_config() : llama2_7b_config(), 1, *t,
+                                      DType::BF16);
   } else if (name != "random-135m") {
     path = name;
   }

@@ -54,15 +54,6 @@ int mpi_local_ranks() {
   return 1;
 }
 
-int mpi_local_rank() {
-  for (const char* name : {"OMPI_COMM_WORLD_LOCAL_RANK", "MPI_LOCALRANKID", "SLURM_LOCALID"})
-    if (env_set(name)) {
-      const int r = std::atoi(std::getenv(name));
-      if (r >= 0) return r;
-    }
-  return 0;
-}
-
 MpiSession::MpiSession(int* argc, char*** argv) {
   int provided = 0;
   check_mpi(MPI_Init_thread(argc, argv, MPI_THREAD_FUNNELED, &provided), "initialization");
@@ -77,12 +68,16 @@ MpiSession::MpiSession(int* argc, char*** argv) {
   int len = 0;
   MPI_Get_processor_name(name, &len);
   host_.assign(name, size_t(len));
+  MPI_Comm node;
+  check_mpi(MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &node), "Comm_split_type");
+  MPI_Comm_rank(node, &local_rank_);
+  MPI_Comm_free(&node);
 }
 
 MpiSession::~MpiSession() { MPI_Finalize(); }
 
 MpiTransport::MpiTransport(const MpiSession& session)
-    : rank_(session.rank()), size_(session.size()), host_(session.host()) {}
+    : rank_(session.rank()), size_(session.size()), local_rank_(session.local_rank()), host_(session.host()) {}
 
 std::string MpiTransport::describe() const {
   return fmt::format("MPI transport: rank {} of {} on {}", rank_, size_, host_);

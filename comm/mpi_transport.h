@@ -23,8 +23,6 @@ namespace zeroth {
 bool launched_by_mpi();
 // Ranks the launcher placed on this node (1 if it does not say).
 int mpi_local_ranks();
-// This rank's index among them, from the launcher's environment (0 when unknown).
-int mpi_local_rank();
 
 // MPI_Init_thread (funneled: only the main thread calls MPI) and, on
 // destruction, MPI_Finalize. One per process.
@@ -37,9 +35,13 @@ class MpiSession {
   uint32_t rank() const { return rank_; }
   uint32_t size() const { return size_; }
   const std::string& host() const { return host_; }
+  // This rank's index among the ranks of its node (MPI_COMM_TYPE_SHARED): GPU
+  // ranks take GPU local_rank mod GPUs.
+  int local_rank() const { return local_rank_; }
 
  private:
   uint32_t rank_ = 0, size_ = 1;
+  int local_rank_ = 0;
   std::string host_;
 };
 
@@ -58,9 +60,12 @@ class MpiTransport : public Transport {
   [[noreturn]] void abort(const std::string& why) override;
   // Rank 0's `value` on every rank.
   std::string broadcast(const std::string& value);
+  int local_rank() const { return local_rank_; }  // MpiSession::local_rank
+  const std::string& host() const { return host_; }
 
  private:
   uint32_t rank_, size_;
+  int local_rank_;
   std::string host_;
 };
 

@@ -2,7 +2,6 @@
 #include "comm/nccl_transport.h"
 
 #include <cuda_runtime.h>
-#include <mpi.h>
 #include <nccl.h>
 
 #include <algorithm>
@@ -136,20 +135,6 @@ struct NcclTransport::State {
 
 namespace {
 
-void check_mpi(int rc, const char* what) {
-  if (rc != MPI_SUCCESS) fail("NCCL transport setup: MPI {} failed (code {})", what, rc);
-}
-
-// This rank's index among the ranks of its node.
-int node_local_rank() {
-  MPI_Comm node;
-  check_mpi(MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &node), "Comm_split_type");
-  int r = 0;
-  MPI_Comm_rank(node, &r);
-  MPI_Comm_free(&node);
-  return r;
-}
-
 // The parts of a rank's "ok DEVICE HOST" setup report.
 std::string device_of(const std::string& ok) { return ok.substr(3, ok.find(' ', 3) - 3); }
 std::string host_of(const std::string& ok) { return ok.substr(ok.find(' ', 3) + 1); }
@@ -158,18 +143,12 @@ std::string host_of(const std::string& ok) { return ok.substr(ok.find(' ', 3) + 
 
 NcclTransport::NcclTransport(MpiTransport& mpi, const NcclOptions& options)
     : s_(std::make_unique<State>()), rank_(mpi.rank()), size_(mpi.ranks()), options_(options) {
-  // The host name, as MPI reports it (describe() of the MPI transport ends with it).
-  {
-    char name[MPI_MAX_PROCESSOR_NAME];
-    int len = 0;
-    MPI_Get_processor_name(name, &len);
-    host_.assign(name, size_t(len));
-  }
+  host_ = mpi.host();  // as MPI reports it
   s_->who = fmt::format("rank {} of {} on {}", rank_, size_, host_);
 
   // 1. Pick the device; every rank learns whether every rank has one before
   //    NCCL is touched, so a rank without a GPU fails the whole job at once.
-  const int local = node_local_rank();
+  const int local = mpi.local_rank();
   std::string problem;
   int count = 0;
   const cudaError_t ce = cudaGetDeviceCount(&count);

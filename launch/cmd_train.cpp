@@ -234,7 +234,7 @@ int train_mpi(const TrainOptions& opt) {
     // GPU members: before the run directory is touched. Over MPI each rank of a
     // node takes its own GPU (node-local rank mod GPUs), as the NCCL transport does.
     if (run_tr == &tr && c.model.any_cuda() && cuda_device_count() > 1)
-      cuda_set_device(mpi_local_rank() % cuda_device_count());
+      cuda_set_device(tr.local_rank() % cuda_device_count());
     attach_cuda_model(ctx, tr.hosted(), true);
     if (leader) fmt::print(stderr, "task: {}{}\n", ctx.task->describe(), private_data(c.task) ? " (rank 0's)" : "");
     theta0 = theta0_hash(ctx, leader);

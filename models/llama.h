@@ -68,6 +68,14 @@ struct LlamaWeights {
 // Random weights (U(±1/sqrt(fan_in)), norms near 1) in `weight_dtype` for the
 // projections and embeddings: for tests and speed figures at real shapes.
 LlamaWeights make_random_llama(const LlamaConfig& config, uint64_t seed, DType weight_dtype = DType::F32);
+// The same shapes and ranges, fast enough for 7B (make_random_llama draws one
+// element at a time from one stream): each element a hash of (seed, tensor,
+// index), filled and quantized in parallel, the same whatever the thread count;
+// projections in `weight_dtype`, the embedding and an untied output layer in
+// `embedding_dtype` (bf16 as QLoRA keeps them, say). Other values than
+// make_random_llama's for the same seed.
+LlamaWeights make_random_llama_parallel(const LlamaConfig& config, uint64_t seed, DType weight_dtype,
+                                        DType embedding_dtype);
 
 class LlamaModel : public CausalLM {
  public:

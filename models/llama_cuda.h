@@ -44,9 +44,6 @@ class LlamaCuda : public CausalLM {
   explicit LlamaCuda(const LlamaModel& host, LlamaCudaOptions options = {});
   ~LlamaCuda() override;
 
-  const LlamaModel& host() const { return host_; }
-  const LlamaCudaOptions& options() const { return options_; }
-  size_t device_weight_bytes() const { return weight_bytes_; }
   std::string describe() const;  // "cuda (sm90, f32 GEMMs): 1.2 GiB of weights on the device"
 
   std::string_view family() const override { return "llama"; }

@@ -34,6 +34,8 @@ eval_merged_and_base() {
   "$zeroth" eval --model "$tmp/merged" --tokenizer "$S/tok512.bin" --data "$tmp/short.txt" --json >"$tmp/eval.json"
   "$zeroth" eval --model "$S/stories260K.bin" --tokenizer "$S/tok512.bin" --data "$tmp/short.txt" --json >"$tmp/base.json"
 }
+# A usable GPU, as zeroth info reports it.
+has_gpu() { "$zeroth" info 2>/dev/null | grep -q "^cuda: .*device(s)"; }
 final_hash() { sed -n 's/.*"final_hash": "\([0-9a-f]*\)".*/\1/p' "$1/summary.json"; }
 final_steps() { sed -n 's/^ *"steps": \([0-9]*\).*/\1/p' "$1/summary.json"; }
 # Steps (entries) in a ledger, by replaying it from the base: also proves the
@@ -253,7 +255,7 @@ EOF
     rc=0; "$zeroth" train "$recipe" "${fast[@]}" --set run.dir="$tmp/g" --set model.cuda_precision=fp8 >/dev/null 2>"$tmp/err" || rc=$?
     [ "$rc" != 0 ] && grep -q "model.cuda_precision: 'fp8' is not a GEMM precision" "$tmp/err" \
       || { cat "$tmp/err"; fail "model.cuda_precision"; }
-    if ! "$zeroth" info 2>/dev/null | grep -q "^cuda: .*device(s)"; then
+    if ! has_gpu; then
       rc=0; "$zeroth" train "$recipe" "${fast[@]}" --set run.dir="$tmp/g" --set "model.cuda_members=[1]" >/dev/null 2>"$tmp/err" || rc=$?
       [ "$rc" != 0 ] && grep -q "put member 1 on the GPU, but this process has none usable" "$tmp/err" \
         || { cat "$tmp/err"; fail "GPU members without a GPU"; }
@@ -261,7 +263,7 @@ EOF
     fi ;;
 
   cuda-mixed)  # member 0 on the CPU, member 1 on the GPU: replica hashes compared after every step, replay agrees
-    "$zeroth" info 2>/dev/null | grep -q "^cuda: .*device(s)" || { echo "skipped: no usable GPU ($("$zeroth" info 2>&1 | grep '^cuda' || true))"; exit 77; }
+    has_gpu || { echo "skipped: no usable GPU ($("$zeroth" info 2>&1 | grep '^cuda' || true))"; exit 77; }
     train "$tmp/mixed" 20 --set run.hash_every=1 --set "model.cuda_members=[1]"
     grep -q "GPU member 1: cuda" "$tmp/mixed.err" || { cat "$tmp/mixed.err"; fail "member 1 did not run on the GPU"; }
     grep -q '"gpu_memory_used_gib"' "$tmp/mixed/summary.json" || fail "summary.json does not report GPU memory"
@@ -342,7 +344,7 @@ EOF
     rc=0; "$zeroth" calibrate "$recipe" "${cal[@]}" --out "$tmp/t1.json" 2>"$tmp/err" || rc=$?
     [ "$rc" != 0 ] && grep -q "exists; choose another --out" "$tmp/err" && [ "$(md5sum <"$tmp/t1.json")" = "$before" ] \
       || fail "calibrate overwrote an existing file"
-    if ! "$zeroth" info 2>/dev/null | grep -q "^cuda: .*device(s)"; then  # without a GPU, --device cuda says so
+    if ! has_gpu; then  # without a GPU, --device cuda says so
       rc=0; "$zeroth" calibrate "$recipe" "${cal[@]}" --device cuda --out "$tmp/gpu.json" 2>"$tmp/err" || rc=$?
       [ "$rc" != 0 ] && grep -q "\-\-device cuda: no usable GPU here" "$tmp/err" && [ ! -e "$tmp/gpu.json" ] \
         || { cat "$tmp/err"; fail "calibrate --device cuda without a GPU"; }

@@ -7,6 +7,7 @@
 #include <random>
 
 #include "core/error.h"
+#include "core/parallel.h"
 #include "models/llama.h"
 
 namespace zeroth {
@@ -133,6 +134,47 @@ TEST(Llama, AdapterVariantsApplyToTheirOwnRows) {
   const std::vector<float> first(h.begin(), h.begin() + 9 * 32), second(h.begin() + 9 * 32, h.end());
   EXPECT_LT(max_abs_diff(first, h_a), 1e-5f);  // ...and each stays on its own rows
   EXPECT_LT(max_abs_diff(second, h_b), 1e-5f);
+}
+
+// The parallel random maker (7B-sized speed figures): valid weights in the
+// dtypes asked for, values in make_random_llama's ranges, the same bits with 1
+// or 2 threads (each element a hash of its index), and other bits for another seed.
+TEST(Llama, ParallelRandomWeightsAreValidAndIndependentOfThreads) {
+  auto cfg = tiny_config();
+  cfg.dim = 64;
+  cfg.hidden_dim = 128;  // block formats: k a multiple of 64
+  cfg.tie_embeddings = false;
+  auto make = [&](int threads, uint64_t seed) {
+    const ThreadsOverride t(threads);
+    return make_random_llama_parallel(cfg, seed, DType::Q4_0, DType::BF16);
+  };
+  const LlamaWeights a = make(1, 5), b = make(2, 5), c = make(2, 6);
+  a.validate("random");
+  EXPECT_EQ(a.layers[0].wq.dtype(), DType::Q4_0);
+  EXPECT_EQ(a.tok_embeddings.dtype(), DType::BF16);
+  EXPECT_EQ(a.output.dtype(), DType::BF16);
+  EXPECT_NE(a.output.raw(), a.tok_embeddings.raw());  // untied
+  auto bytes = [](const Tensor& t) {
+    const auto* p = static_cast<const uint8_t*>(t.raw());
+    return std::vector<uint8_t>(p, p + t.nbytes());
+  };
+  const std::pair<const Tensor*, const Tensor*> same[] = {{&a.tok_embeddings, &b.tok_embeddings},
+                                                          {&a.layers[1].w_down, &b.layers[1].w_down},
+                                                          {&a.final_norm, &b.final_norm},
+                                                          {&a.output, &b.output}};
+  for (const auto& [x, y] : same) EXPECT_EQ(bytes(*x), bytes(*y)) << x->describe();
+  EXPECT_NE(bytes(a.layers[0].wq), bytes(c.layers[0].wq));
+  const auto norm = a.final_norm.to_float_vector();
+  for (float g : norm) ASSERT_TRUE(g >= 0.8f && g <= 1.2f) << g;
+  // Projections within U(±1/√fan_in) before quantization: the embedding's f32 values (bf16-rounded).
+  const auto e = a.tok_embeddings.to_float_vector();
+  const float bound = 1.0f / std::sqrt(float(cfg.dim));
+  for (float v : e) ASSERT_LE(std::fabs(v), bound * 1.01f) << v;
+  // A forward through it is finite.
+  LlamaModel m(make(2, 5), 1);
+  TokenBatch batch;
+  batch.add({1, 2, 3, 4}, 0);
+  for (float h : m.forward_hidden(batch)) ASSERT_TRUE(std::isfinite(h));
 }
 
 TEST(Llama, BadInputsGiveClearErrors) {

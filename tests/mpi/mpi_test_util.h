@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "comm/mpi_transport.h"
+#include "comm/transport.h"
 #include "optim/ledger.h"
 
 namespace zeroth::test {
@@ -41,6 +42,16 @@ inline StepEntry header_of(uint64_t t) {
   h.scale = 0.5f + float(t);
   h.lr = 1e-3f;
   return h;
+}
+
+// Steps exchanged on `tr` (its layout set, `slots` per member) with the last
+// rank asking to stop from step 6 on: the step at which the commit says stop
+// (every rank must see 6), or 20 if it never does.
+inline uint64_t step_stopped_by_last_rank(Transport& tr, uint32_t slots) {
+  for (uint64_t t = 0; t < 20; ++t)
+    if (tr.exchange(header_of(t), records_of(t, tr.rank(), slots), tr.rank() + 1 == tr.ranks() && t >= 6).stop)
+      return t;
+  return 20;
 }
 
 // RUN_ALL_TESTS on every rank, printing on rank 0 only; 1 if any rank failed.

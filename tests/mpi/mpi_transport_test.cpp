@@ -5,12 +5,21 @@
 //   - allgather returns every rank's value (of any length, empty included);
 //   - broadcast carries rank 0's value; a stop asked by one rank stops all;
 //   - exactly one record message (header + one byte per slot) per hosted member
-//     is counted per step.
+//     is counted per step;
+//   - the node-local rank numbers each host's ranks 0..n−1, and the
+//     launcher's count of them agrees (GPU ranks pick their GPU by it).
 // Every rank runs the same tests in the same order (collectives must match);
 // only rank 0 prints, and the exit status is non-zero if any rank failed.
 #include <gtest/gtest.h>
 #include <mpi.h>
 
+#include <unistd.h>
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -65,15 +74,29 @@ TEST(MpiTransport, AllgatherAndBroadcast) {
 TEST(MpiTransport, StopFromTheLastRankStopsEveryoneAtTheSameStep) {
   MpiTransport tr(*g_session);
   tr.set_layout({tr.ranks(), kSlots, false});
-  uint64_t stopped = 0;
-  for (uint64_t t = 0; t < 20; ++t) {
-    const Commit c = tr.exchange(header_of(t), records_of(t, tr.rank(), kSlots), tr.rank() + 1 == tr.ranks() && t >= 6);
-    if (c.stop) {
-      stopped = t;
-      break;
+  EXPECT_EQ(test::step_stopped_by_last_rank(tr, kSlots), 6u);
+}
+
+TEST(MpiTransport, NodeLocalRanksNumberEachHostsRanks) {
+  MpiTransport tr(*g_session);
+  char host[256] = {};
+  gethostname(host, sizeof host - 1);
+  // "host local_rank local_ranks" from every rank, grouped by host.
+  std::map<std::string, std::vector<std::pair<int, int>>> by_host;
+  for (const std::string& v :
+       tr.allgather(fmt::format("{} {} {}", host, tr.local_rank(), mpi_local_ranks()))) {
+    char h[256] = {};
+    int rank = -1, ranks = -1;
+    ASSERT_EQ(std::sscanf(v.c_str(), "%255s %d %d", h, &rank, &ranks), 3) << v;
+    by_host[h].push_back({rank, ranks});
+  }
+  for (auto& [h, ranks] : by_host) {
+    std::sort(ranks.begin(), ranks.end());
+    for (size_t i = 0; i < ranks.size(); ++i) {
+      EXPECT_EQ(ranks[i].first, int(i)) << h;
+      EXPECT_EQ(ranks[i].second, int(ranks.size())) << h;
     }
   }
-  EXPECT_EQ(stopped, 6u);
 }
 
 TEST(MpiTransport, ForeignRecordsAreRefusedBeforeAnythingIsSent) {

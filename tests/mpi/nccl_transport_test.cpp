@@ -88,15 +88,7 @@ TEST(NcclTransport, StopFromTheLastRankStopsEveryoneAtTheSameStep) {
   MpiTransport mpi(*g_session);
   NcclTransport tr(mpi, short_deadlines());
   tr.set_layout({tr.ranks(), 3, false});
-  uint64_t stopped = 0;
-  for (uint64_t t = 0; t < 20; ++t) {
-    const Commit c = tr.exchange(header_of(t), records_of(t, tr.rank(), 3, false), tr.rank() + 1 == tr.ranks() && t >= 6);
-    if (c.stop) {
-      stopped = t;
-      break;
-    }
-  }
-  EXPECT_EQ(stopped, 6u);
+  EXPECT_EQ(test::step_stopped_by_last_rank(tr, 3), 6u);
 }
 
 TEST(NcclTransport, AllgatherAndBarrierMatchTheMpiTransport) {

@@ -17,7 +17,9 @@
 
 #include <cmath>
 #include <random>
+#include <span>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "core/error.h"
@@ -59,6 +61,15 @@ TokenBatch three_sequences(bool variants) {
     b.add(s, variants ? v++ : 0);
   }
   return b;
+}
+
+// LoRA of rank 4 (alpha 8) on `targets`.
+LoraConfig rank4(std::vector<Proj> targets) {
+  LoraConfig lc;
+  lc.rank = 4;
+  lc.alpha = 8;
+  lc.targets = std::move(targets);
+  return lc;
 }
 
 std::vector<int32_t> random_targets(size_t n) {
@@ -127,10 +138,7 @@ TEST(LlamaCuda, PerturbedVariantsOnTheDeviceEqualHostBuiltOnes) {
   ZEROTH_REQUIRE_GPU();
   const LlamaModel cpu(make_random_llama(small_config(), 7, DType::Q4_0), 1);
   const LlamaCuda gpu(cpu);
-  LoraConfig lc;
-  lc.rank = 4;
-  lc.alpha = 8;
-  lc.targets = {Proj::Q, Proj::V, Proj::Gate, Proj::Down};
+  const LoraConfig lc = rank4({Proj::Q, Proj::V, Proj::Gate, Proj::Down});
   for (bool norms : {false, true})
     for (Distribution d : {Distribution::Rademacher, Distribution::Gaussian}) {
       TrainableOptions to;
@@ -171,10 +179,7 @@ TEST(LlamaCuda, ZoMemberStepAgreesWithCpuMember) {
   const LlamaModel cpu(make_random_llama(small_config(), 8, DType::NF4), 1);
   const LlamaCuda gpu(cpu);
   const auto task = make_task_from_examples(TaskConfig{}, test::random_documents(16, 3, kVocab), {}, {});
-  LoraConfig lc;
-  lc.rank = 4;
-  lc.alpha = 8;
-  LoraTrainable lora(lc, cpu);
+  LoraTrainable lora(rank4({Proj::Q, Proj::V}), cpu);
   lora.initialize(21);
   test::make_b_nonzero(lora, 22);
   ZoConfig zc;
@@ -204,10 +209,7 @@ TEST(LlamaCuda, MixedCpuAndGpuMembersKeepOneTheta) {
   const LlamaModel cpu(make_random_llama(small_config(), 10, DType::Q8_0), 1);
   const LlamaCuda gpu(cpu);
   const auto task = make_task_from_examples(TaskConfig{}, test::random_documents(16, 4, kVocab), {}, {});
-  LoraConfig lc;
-  lc.rank = 4;
-  lc.alpha = 8;
-  lc.targets = {Proj::Q, Proj::V, Proj::Up};
+  const LoraConfig lc = rank4({Proj::Q, Proj::V, Proj::Up});
   TrainableOptions to;
   to.norms = true;
   // Two replicas of θ: the CPU member's on the host, the GPU member's in device
@@ -249,7 +251,8 @@ TEST(LlamaCuda, MixedCpuAndGpuMembersKeepOneTheta) {
     ASSERT_EQ(theta_gpu.set().hash().hex(), theta_cpu.set().hash().hex()) << "replicas differ after step " << step;
   }
   EXPECT_NE(theta_cpu.set().hash().hex(), theta0);
-  // The momentum rule keeps θ on the host.
+  // Device tensors that are not θ's are refused; the momentum rule keeps θ on the host.
+  EXPECT_THROW(opt_gpu.apply_cuda(StepEntry{}, std::span<const TrainableSpan>(spans).first(1)), Error);
   OptimizerConfig om = oc;
   om.rule = UpdateRule::Momentum;
   ZerothOrderOptimizer opt_m(om, theta_gpu.set());
