@@ -1,5 +1,6 @@
 #include "comm/local_transport.h"
 
+#include <cstdint>
 #include <fmt/format.h>
 
 #include "core/error.h"

@@ -5,6 +5,7 @@
 // members).
 #pragma once
 #include <barrier>
+#include <cstdint>
 #include <memory>
 #include <mutex>
 

@@ -1,5 +1,6 @@
 #include "comm/mpi_transport.h"
 
+#include <cstdint>
 #include <mpi.h>
 #include <unistd.h>
 

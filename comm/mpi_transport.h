@@ -10,6 +10,7 @@
 // ends the job. abort() therefore calls MPI_Abort, and runs resume from the
 // ledger instead.
 #pragma once
+#include <cstdint>
 #include <memory>
 #include <string>
 

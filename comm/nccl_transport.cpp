@@ -1,6 +1,7 @@
 // The NCCL transport (see nccl_transport.h). Compiled only with ZEROTH_HAVE_NCCL.
 #include "comm/nccl_transport.h"
 
+#include <cstdint>
 #include <cuda_runtime.h>
 #include <nccl.h>
 

@@ -15,6 +15,7 @@
 // (ZEROTH_HAVE_NCCL); otherwise this header's class has no definition.
 // Status: compiled, not yet run on a GPU.
 #pragma once
+#include <cstdint>
 #include <memory>
 #include <string>
 

@@ -1,6 +1,7 @@
 // The wire form of a member's records (see transport.h).
 #include <cmath>
 #include <algorithm>
+#include <cstdint>
 #include <cstring>
 
 #include "comm/transport.h"

@@ -3,6 +3,7 @@
 // branch on the build; they ask cuda_available() or catch the error.
 #pragma once
 #include <cstddef>
+#include <cstdint>
 #include <string>
 
 namespace zeroth {

@@ -1,6 +1,7 @@
 #include "core/dtype.h"
 
 #include <array>
+#include <cstdint>
 #include <vector>
 
 #include "core/error.h"

@@ -1,5 +1,6 @@
 #include "core/hash.h"
 
+#include <cstdint>
 #include <xxhash.h>
 
 #include "core/error.h"

@@ -14,6 +14,7 @@
 // anywhere.
 #include <algorithm>
 #include <chrono>
+#include <cstdint>
 #include <filesystem>
 #include <fmt/format.h>
 #include <fstream>

@@ -4,6 +4,7 @@
 // it), keeps its own replica of θ for hash checks and catch-up, and serves a
 // status page. Restarted on the same run directory, it goes on from its ledger.
 #include <csignal>
+#include <cstdint>
 #include <filesystem>
 #include <fmt/format.h>
 #include <fstream>

@@ -1,6 +1,7 @@
 // `zeroth eval`: mean next-token negative log-likelihood of a text corpus.
 #include <chrono>
 #include <cmath>
+#include <cstdint>
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 

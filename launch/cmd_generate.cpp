@@ -1,5 +1,6 @@
 // `zeroth generate`: text from a prompt, greedy or sampled, with a KV cache.
 #include <chrono>
+#include <cstdint>
 #include <cstdio>
 #include <fmt/format.h>
 

@@ -2,6 +2,7 @@
 // or LQ-LoRA: Q + L1·L2 under a bit budget) into a model directory that
 // `zeroth eval/generate/train --model DIR` load. See models/quantize_llama.h.
 #include <chrono>
+#include <cstdint>
 #include <filesystem>
 #include <optional>
 #include <fmt/format.h>

@@ -2,6 +2,7 @@
 // the ledger alone, and `zeroth export`: write a run's adapter in the HF PEFT
 // layout (or the base with the adapter merged).
 #include <chrono>
+#include <cstdint>
 #include <filesystem>
 #include <fmt/format.h>
 #include <fstream>

@@ -1,5 +1,6 @@
 // `zeroth status HOST:PORT`: asks a coordinator for its status over the worker
 // protocol and prints membership, step rate, loss, bytes and rejections.
+#include <cstdint>
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 

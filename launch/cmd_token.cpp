@@ -4,6 +4,7 @@
 //   zeroth token revoke N --run DIR                       refused from its next heartbeat tick on
 //   zeroth token tls --out DIR [--name HOST]... [--days N]  the coordinator's TLS key and self-signed cert
 #include <chrono>
+#include <cstdint>
 #include <fmt/format.h>
 
 #include "comm/tcp/auth.h"

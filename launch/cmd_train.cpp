@@ -2,6 +2,7 @@
 // runs the embedded default (configs/default.yaml, compiled in).
 #include <algorithm>
 #include <csignal>
+#include <cstdint>
 #include <cstring>
 #include <filesystem>
 #include <fmt/format.h>

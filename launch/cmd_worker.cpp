@@ -9,6 +9,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <csignal>
+#include <cstdint>
 #include <deque>
 #include <filesystem>
 #include <fmt/format.h>

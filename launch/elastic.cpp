@@ -1,5 +1,6 @@
 #include "launch/elastic.h"
 
+#include <cstdint>
 #include <fmt/format.h>
 #include <fstream>
 

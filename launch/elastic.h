@@ -2,6 +2,7 @@
 // HOST:PORT, and the replica a process keeps of θ (LoRA set, optimizer, codec)
 // with the hashes it has seen.
 #pragma once
+#include <cstdint>
 #include <map>
 #include <memory>
 #include <string>

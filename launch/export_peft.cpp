@@ -2,6 +2,7 @@
 #include "models/quantize_llama.h"
 
 #include <algorithm>
+#include <cstdint>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>

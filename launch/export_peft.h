@@ -1,5 +1,6 @@
 // Exports of a finetuned run in Hugging Face layouts.
 #pragma once
+#include <cstdint>
 #include <string>
 
 #include "models/llama.h"

@@ -1,6 +1,7 @@
 #include "launch/roles.h"
 
 #include <chrono>
+#include <cstdint>
 #include <cstdio>
 #include <cmath>
 #include <malloc.h>

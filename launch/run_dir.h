@@ -5,6 +5,7 @@
 //   metrics.jsonl        one JSON line per step (and per evaluation)
 //   summary.json         before/after evaluation, bytes per member, final hash
 #pragma once
+#include <cstdint>
 #include <optional>
 #include <span>
 #include <string>

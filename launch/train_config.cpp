@@ -1,5 +1,6 @@
 #include "launch/train_config.h"
 
+#include <cstdint>
 #include <cstdlib>
 #include <fstream>
 #include <sstream>

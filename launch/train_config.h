@@ -1,6 +1,7 @@
 // A training run's configuration: plain structs with defaults, read from a
 // YAML recipe (configs/*.yaml) plus --set overrides, and validated as a whole.
 #pragma once
+#include <cstdint>
 #include <map>
 #include <string>
 #include <vector>

@@ -1,5 +1,6 @@
 #include "launch/trainer.h"
 
+#include <cstdint>
 #include <sched.h>
 #include <unistd.h>
 

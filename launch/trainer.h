@@ -4,6 +4,7 @@
 // The same loop runs under every transport.
 #pragma once
 #include <atomic>
+#include <cstdint>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>

@@ -9,6 +9,7 @@
 // and learning rates, so a resumed run ends on the uninterrupted run's bits.
 #include <chrono>
 #include <cmath>
+#include <cstdint>
 #include <cstring>
 #include <fstream>
 #include <nlohmann/json.hpp>

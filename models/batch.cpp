@@ -1,5 +1,7 @@
 #include "models/batch.h"
 
+#include <cstdint>
+
 #include "core/error.h"
 
 namespace zeroth {

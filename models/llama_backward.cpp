@@ -14,6 +14,7 @@
 #define EIGEN_DONT_PARALLELIZE 1  // the low-rank products are small; our threads run the big ones
 #include <Eigen/Core>
 #include <algorithm>
+#include <cstdint>
 
 #include "core/error.h"
 #include "core/matmul.h"

@@ -5,6 +5,7 @@
 // compiles in a build without CUDA too (construction then throws).
 #include "models/llama_cuda.h"
 
+#include <cstdint>
 #include <fmt/format.h>
 
 #include <algorithm>

@@ -19,6 +19,7 @@
 // Calls are serialized (one device, one stream): members of one process may
 // share the model. In a build without CUDA, construction throws "built without CUDA".
 #pragma once
+#include <cstdint>
 #include <memory>
 #include <mutex>
 #include <string>

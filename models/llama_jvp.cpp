@@ -20,6 +20,7 @@
 // the forward's own calls, so L has the forward's bits.
 #define EIGEN_DONT_PARALLELIZE 1  // the low-rank products are small; our threads run the big ones
 #include <Eigen/Core>
+#include <cstdint>
 
 #include "core/error.h"
 #include "core/matmul.h"

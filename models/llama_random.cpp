@@ -1,6 +1,7 @@
 // LLaMA-shaped models with random weights: for tests of the forward pass and for
 // speed figures at shapes no real checkpoint here has.
 #include <cmath>
+#include <cstdint>
 #include <random>
 
 #include "core/parallel.h"

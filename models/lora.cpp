@@ -1,6 +1,7 @@
 #include "models/lora.h"
 
 #include <algorithm>
+#include <cstdint>
 
 #include "core/error.h"
 

@@ -3,6 +3,7 @@
 // matrix per task; Eigen and the codecs run single-threaded inside).
 #include "models/quantize_llama.h"
 
+#include <cstdint>
 #include <omp.h>
 
 #include <chrono>

@@ -1,6 +1,7 @@
 #include "optim/adamw.h"
 
 #include <cmath>
+#include <cstdint>
 #include <cstring>
 
 #include "core/error.h"

@@ -2,6 +2,7 @@
 // ledger-derived scale.
 #include "optim/codec.h"
 
+#include <cstdint>
 #include <vector>
 
 #include "optim/ledger.h"

@@ -1,5 +1,7 @@
 #include "optim/jvp_step.h"
 
+#include <cstdint>
+
 #include "core/error.h"
 #include "models/tasks/task_jvp.h"
 

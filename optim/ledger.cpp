@@ -3,6 +3,7 @@
 // reads it whole and appends go through pwrite at the last whole frame.
 #include "optim/ledger.h"
 
+#include <cstdint>
 #include <fcntl.h>
 #include <sys/file.h>
 #include <sys/stat.h>

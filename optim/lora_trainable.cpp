@@ -1,6 +1,7 @@
 #include "optim/lora_trainable.h"
 
 #include <cmath>
+#include <cstdint>
 
 #include "core/error.h"
 

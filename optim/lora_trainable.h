@@ -5,6 +5,7 @@
 // B + σ_v·ε·z_v, built per (layer, projection) in a scratch buffer only while
 // that projection runs, from the same global indices the ledger's apply uses.
 #pragma once
+#include <cstdint>
 #include <memory>
 #include <vector>
 

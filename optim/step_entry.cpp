@@ -2,6 +2,7 @@
 // ledger written on one machine reads the same on every other.
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <cstring>
 
 #include "core/error.h"

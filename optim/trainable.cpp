@@ -3,6 +3,7 @@
 #include "optim/trainable.h"
 
 #include <algorithm>
+#include <cstdint>
 #include <cstring>
 #include <unordered_map>
 

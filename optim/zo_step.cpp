@@ -1,6 +1,7 @@
 #include "optim/zo_step.h"
 
 #include <cmath>
+#include <cstdint>
 
 #include "core/error.h"
 #include "core/philox.h"

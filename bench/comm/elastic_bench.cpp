@@ -15,6 +15,7 @@
 //   4. TLS 1.3 vs plaintext (comm/tcp/tls.h) for M members: time per step and
 //      bytes on the socket per member per step, each way, both measured here.
 //   elastic_bench [--members 1,10,100,1000] [--steps 30] [--catchup 1000,10000] [--tls-members 10]
+#include <cstdint>
 #include <sys/resource.h>
 
 #include <chrono>

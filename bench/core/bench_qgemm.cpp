@@ -8,6 +8,7 @@
 // qgemm_int8_* rows: the opt-in int8-activation path (m ≤ 16 only).
 // Run e.g.: zeroth_bench_core --benchmark_filter=qgemm --benchmark_min_time=0.05s
 #include <benchmark/benchmark.h>
+#include <cstdint>
 
 #include <Eigen/Core>
 #include <chrono>

@@ -7,6 +7,7 @@
 // bandwidth the fused apply reaches; for K = 1 that is the target, for large K the
 // apply is bound by Philox and elem_records_per_s is the figure.
 #include <benchmark/benchmark.h>
+#include <cstdint>
 
 #include <cstring>
 #include <vector>

@@ -8,6 +8,7 @@
 // Each reports its figures as plain counters computed from the summed event
 // times. Without a GPU every benchmark stops with SkipWithError.
 #include <benchmark/benchmark.h>
+#include <cstdint>
 #include <cuda_runtime.h>
 
 #include <map>

@@ -22,6 +22,7 @@
 //                   one direction per pass)
 // PEERS.md: PyTorch's backprop LoRA step is 2.1 × its forward and 3.24 × its
 // forward's peak RSS on this shape (SmolLM2-135M, batch 16 × 64 tokens).
+#include <cstdint>
 #include <fmt/format.h>
 
 #include <nlohmann/json.hpp>

@@ -15,6 +15,7 @@
 // present; and random weights of SmolLM2's shape in f32/q8_0/q4_0/q4_1/nf4,
 // with f32 embeddings, as a load with --quantize would give.
 #include <benchmark/benchmark.h>
+#include <cstdint>
 
 #include <fmt/format.h>
 

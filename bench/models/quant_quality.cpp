@@ -9,6 +9,7 @@
 // agreement and KL(f32 || quantized) over the 64 golden positions, and mean NLL
 // on data/tinystories/sample.txt. SmolLM2-135M (scripts/get-models) is already
 // Q4_1 in its file, so re-quantizing it says nothing: it gets its NLL only.
+#include <cstdint>
 #include <fmt/format.h>
 
 #include <chrono>

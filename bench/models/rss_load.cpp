@@ -9,6 +9,7 @@
 // converted on load); a forward touches every weight page. --forward runs one
 // batched forward plus the next-token loss over all rows, as the PyTorch peer's
 // forward does, and reports the peak after it as well.
+#include <cstdint>
 #include <fmt/format.h>
 
 #include <cstdlib>

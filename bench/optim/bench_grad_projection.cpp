@@ -7,6 +7,7 @@
 // the distribution (0 Rademacher, 1 Gaussian). Read-off: ns per slot and
 // elements per second.
 #include <benchmark/benchmark.h>
+#include <cstdint>
 
 #include <random>
 #include <vector>

@@ -8,6 +8,7 @@
 // fused_over_stepwise = their ratio (> 1: fusing pays). Args: steps, θ layout
 // (0 = small, 1 = LoRA of SmolLM2-135M), rule, threads.
 #include <benchmark/benchmark.h>
+#include <cstdint>
 
 #include <chrono>
 #include <random>

@@ -14,6 +14,7 @@
 //          update (ZerothOrderOptimizer::apply)
 // What training adds over evaluation is the optimizer and the per-projection
 // scratch of the perturbed factors: the goal is train ÷ eval ≤ 1.2 (PEERS.md: ≤ 1.05).
+#include <cstdint>
 #include <fmt/format.h>
 
 #include <nlohmann/json.hpp>

@@ -35,6 +35,7 @@
 //
 // Figures: medians over the reps; step_over_fwd (target ≤ 1.10),
 // naive_over_fwd, and step_over_naive (both with the update included).
+#include <cstdint>
 #include <fmt/format.h>
 
 #include <Eigen/Core>

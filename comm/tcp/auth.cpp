@@ -1,5 +1,6 @@
 #include "comm/tcp/auth.h"
 
+#include <cstdint>
 #include <openssl/core_names.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>

@@ -1,5 +1,6 @@
 #include "comm/tcp/connection.h"
 
+#include <cstdint>
 #include <fmt/format.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>

@@ -6,6 +6,7 @@
 // start() runs the handshake first, and frames sent before it ends wait in the
 // queue; the framing, tags and sequence numbers are the same either way.
 #pragma once
+#include <cstdint>
 #include <utility>  // before Asio: Boost 1.74 uses std::exchange without including it
 
 #include <boost/asio.hpp>

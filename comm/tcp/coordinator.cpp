@@ -1,6 +1,7 @@
 #include "comm/tcp/coordinator.h"
 
 #include <algorithm>
+#include <cstdint>
 #include <cstdio>
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>

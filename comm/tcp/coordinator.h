@@ -26,6 +26,7 @@
 // out of that step only.
 #pragma once
 #include <chrono>
+#include <cstdint>
 #include <map>
 #include <memory>
 #include <optional>

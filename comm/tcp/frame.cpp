@@ -3,6 +3,7 @@
 #include "comm/tcp/auth.h"
 
 #include <cmath>
+#include <cstdint>
 #include <cstring>
 #include <fmt/format.h>
 

@@ -6,6 +6,7 @@
 #include "core/apply.h"
 
 #include <algorithm>
+#include <cstdint>
 #include <vector>
 
 #include "core/cpu/rng_simd.h"

@@ -5,6 +5,7 @@
 #include "core/perturb.h"
 
 #include <algorithm>
+#include <cstdint>
 #include <cstring>
 
 #include "core/cpu/rng_simd.h"

@@ -5,6 +5,7 @@
 #include "core/cpu/qgemm_decode.h"
 
 #include <cstddef>
+#include <cstdint>
 #include <cstring>
 
 #include "core/half.h"

@@ -12,6 +12,7 @@
 #define EIGEN_DONT_PARALLELIZE 1  // our threads own slabs; Eigen must not start its own team
 #include <Eigen/Core>
 #include <algorithm>
+#include <cstdint>
 #include <vector>
 
 #include "core/cpu/qgemm_decode.h"

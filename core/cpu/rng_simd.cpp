@@ -4,6 +4,7 @@
 #include "core/cpu/rng_simd.h"
 
 #if defined(__AVX2__)
+#include <cstdint>
 #include <immintrin.h>
 #endif
 

@@ -3,6 +3,7 @@
 // writes θ once. Every operation is a __f*_rn intrinsic, so it
 // matches apply_perturbations_reference bit for bit.
 #include <algorithm>
+#include <cstdint>
 
 #include "core/cuda/rng_kernels.h"
 

@@ -9,6 +9,7 @@
 //
 // Grid: x over the k columns, y over rows (a grid-stride loop past 65535 rows).
 #include <cstddef>
+#include <cstdint>
 
 #include "core/cuda/dequant_kernels.h"
 #include "core/half.h"

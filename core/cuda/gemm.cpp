@@ -6,6 +6,7 @@
 // leading dimension ldy, and yᵀ[r0 : r0+nt, :] = W_tile (nt, k) · xᵀ (k, m).
 // Row-major W_tile (nt, k) is column-major (k, nt) with ld k, hence op(A) = T;
 // row-major x (m, k) is column-major (k, m) with ld ldx, hence op(B) = N.
+#include <cstdint>
 #include <cublas_v2.h>
 #include <cuda_runtime.h>
 
@@ -14,6 +15,7 @@
 
 #include "core/cuda/cublas_loader.h"
 #include "core/cuda/dequant_kernels.h"
+#include "core/cuda/ops_kernels.h"
 #include "core/cuda_matmul.h"
 #include "core/device_array.h"
 #include "core/error.h"
@@ -138,13 +140,18 @@ void CudaMatmul::gemm_f32(const float* a, int64_t m, int64_t k, int64_t lda, con
   ZEROTH_CHECK(m < INT_MAX && n < INT_MAX && k < INT_MAX && lda < INT_MAX && ldb < INT_MAX && ldc < INT_MAX,
                "CudaMatmul::gemm_f32: dimensions past 2^31 ({} x {} x {})", m, n, k);
   if (m == 0 || n == 0) return;
-  // k = 0 leaves c = beta·c (cuBLAS takes k = 0; only leading dimensions must be >= 1).
+  // k = 0: c = beta·c. cuBLAS returns early for k = 0 without touching c (seen
+  // on an H100, CUDA 13), so the scaling is done here.
+  if (k == 0) {
+    check_cuda(cuda::launch_scale_rows(c, m, n, ldc, beta), "CudaMatmul::gemm_f32 (k = 0)");
+    return;
+  }
   // Column-major: cᵀ (n, m) = op_T(b as (k, n)) · a as (k, m), as in matmul.
   const cublasComputeType_t compute =
       options_.precision == GemmPrecision::F32 ? CUBLAS_COMPUTE_32F_PEDANTIC : CUBLAS_COMPUTE_32F;
   check_cublas(cuda::cublas().gemm_ex(impl_->handle, CUBLAS_OP_T, CUBLAS_OP_N, int(n), int(m), int(k),
-                            &alpha, b, CUDA_R_32F, int(std::max<int64_t>(ldb, 1)), a, CUDA_R_32F,
-                            int(std::max<int64_t>(lda, 1)), &beta, c, CUDA_R_32F, int(ldc), compute,
+                            &alpha, b, CUDA_R_32F, int(ldb), a, CUDA_R_32F,
+                            int(lda), &beta, c, CUDA_R_32F, int(ldc), compute,
                             CUBLAS_GEMM_DEFAULT),
                "CudaMatmul::gemm_f32: cublasGemmEx");
 }

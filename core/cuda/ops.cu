@@ -7,6 +7,7 @@
 // Compiled with --fmad=false (CMake), so a*b + c rounds twice as on the CPU
 // (-ffp-contract=off); rope spells its operations with __f*_rn as well.
 #include <cfloat>
+#include <cstdint>
 
 #include "core/cuda/ops_kernels.h"
 
@@ -125,6 +126,13 @@ __global__ void add_inplace_kernel(float* y, const float* x, int64_t n) {
     y[i] = __fadd_rn(y[i], x[i]);
 }
 
+__global__ void scale_rows_kernel(float* c, int64_t m, int64_t n, int64_t ldc, float beta) {
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < m * n; i += int64_t(gridDim.x) * blockDim.x) {
+    float* e = c + (i / n) * ldc + i % n;
+    *e = beta == 0.0f ? 0.0f : beta * *e;
+  }
+}
+
 // One block per row: max in float, Σ exp(x − max) in double (as the CPU), then
 // log in double rounded once to float.
 __global__ void logsumexp_kernel(const float* x, int64_t d, const int32_t* targets, float* out) {
@@ -193,6 +201,12 @@ cudaError_t launch_silu_mul(float* g, const float* u, int64_t n) {
 cudaError_t launch_add_inplace(float* y, const float* x, int64_t n) {
   if (n == 0) return cudaSuccess;
   add_inplace_kernel<<<elem_grid(n), kElemThreads>>>(y, x, n);
+  return cudaGetLastError();
+}
+
+cudaError_t launch_scale_rows(float* c, int64_t m, int64_t n, int64_t ldc, float beta) {
+  if (m == 0 || n == 0) return cudaSuccess;
+  scale_rows_kernel<<<elem_grid(m * n), kElemThreads>>>(c, m, n, ldc, beta);
   return cudaGetLastError();
 }
 

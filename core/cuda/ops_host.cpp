@@ -1,6 +1,7 @@
 // Host side of the CUDA forward ops (core/cuda_ops.h): argument checks with the
 // CPU reference's messages, host metadata (positions, sequences, targets) moved
 // to the device, and CUDA errors turned into zeroth::Error naming the call.
+#include <cstdint>
 #include <cuda_runtime.h>
 
 #include <algorithm>

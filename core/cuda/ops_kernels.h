@@ -21,6 +21,8 @@ size_t attention_shared_bytes(int64_t hd, int64_t max_len);
 cudaError_t attention_shared_limit(size_t* bytes);
 cudaError_t launch_silu_mul(float* g, const float* u, int64_t n);
 cudaError_t launch_add_inplace(float* y, const float* x, int64_t n);
+// c (m rows of n, row stride ldc) = beta · c; beta = 0 writes zeros (NaNs in c included).
+cudaError_t launch_scale_rows(float* c, int64_t m, int64_t n, int64_t ldc, float beta);
 // out[r] = logsumexp(x[r, :]), or x[r, targets[r]] - logsumexp(x[r, :]) when targets is not null.
 cudaError_t launch_logsumexp(const float* x, int64_t n, int64_t d, const int32_t* targets, float* out);
 

@@ -2,6 +2,7 @@
 // as the CPU (core/perturb.h), so z is bit-identical by construction (the build
 // passes --fmad=false and exact_normal.h uses __f*_rn intrinsics on the device).
 #include <algorithm>
+#include <cstdint>
 
 #include "core/cuda/rng_kernels.h"
 

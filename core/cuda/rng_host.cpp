@@ -1,5 +1,6 @@
 // Host side of the CUDA perturbation and apply kernels: argument checks, moving
 // the terms to the device, and CUDA errors turned into zeroth::Error.
+#include <cstdint>
 #include <cuda_runtime.h>
 
 #include "core/apply.h"

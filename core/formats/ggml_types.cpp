@@ -1,6 +1,7 @@
 #include "core/formats/ggml_types.h"
 
 #include <array>
+#include <cstdint>
 
 #include <fmt/format.h>
 

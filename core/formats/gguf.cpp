@@ -1,6 +1,7 @@
 #include "core/formats/gguf.h"
 
 #include <algorithm>
+#include <cstdint>
 #include <limits>
 
 #include <fmt/format.h>

@@ -1,5 +1,6 @@
 #include "core/formats/gguf_value.h"
 
+#include <cstdint>
 #include <cstring>
 
 #include <fmt/format.h>

@@ -1,5 +1,6 @@
 #include "core/formats/inspect.h"
 
+#include <cstdint>
 #include <cstring>
 #include <filesystem>
 #include <fstream>

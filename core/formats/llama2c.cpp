@@ -1,5 +1,6 @@
 #include "core/formats/llama2c.h"
 
+#include <cstdint>
 #include <fmt/format.h>
 
 #include "core/formats/byte_reader.h"

@@ -13,6 +13,7 @@
 // the export's order: rms_att_weight, rms_ffn_weight, rms_final_weight,
 // token_embedding_table, wq, wk, wv, wo, w1, w2, w3, and wcls when unshared (no freq_cis).
 #pragma once
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <string_view>

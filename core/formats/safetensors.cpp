@@ -1,5 +1,6 @@
 #include "core/formats/safetensors.h"
 
+#include <cstdint>
 #include <fcntl.h>
 #include <unistd.h>
 

@@ -2,6 +2,7 @@
 // The float operations follow ggml's order ((d * sc) * q - dmin * mn), so the
 // decoded values equal ggml's bit for bit.
 #include <cstddef>
+#include <cstdint>
 
 #include "core/half.h"
 #include "core/quant/blocks.h"

@@ -10,6 +10,7 @@
 // second term (the double-quantization error) is ≤ gscale / 2 + rounding.
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <vector>
 
 #include "core/error.h"

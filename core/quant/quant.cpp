@@ -6,6 +6,7 @@
 // block formats cannot represent them (one NaN would poison a block's scale), so
 // quantize_row throws an Error naming the element.
 #include <cmath>
+#include <cstdint>
 #include <cstring>
 #include <exception>
 #include <mutex>

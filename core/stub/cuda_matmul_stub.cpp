@@ -1,5 +1,8 @@
 // The CUDA matrix products of a build without CUDA (core/cuda_matmul.h): each says so.
+#include <cstdint>
+
 #include "core/cuda_matmul.h"
+
 #include "core/error.h"
 
 namespace zeroth {

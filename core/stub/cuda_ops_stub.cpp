@@ -1,5 +1,8 @@
 // The CUDA forward ops of a build without CUDA (core/cuda_ops.h): each says so.
+#include <cstdint>
+
 #include "core/cuda_ops.h"
+
 #include "core/error.h"
 
 namespace zeroth {

@@ -1,5 +1,8 @@
 // Perturbation and apply entry points of a build without CUDA: each says so.
+#include <cstdint>
+
 #include "core/apply.h"
+
 #include "core/error.h"
 #include "core/perturb.h"
 

@@ -2,7 +2,10 @@
 // llama2.c conversions). Converters permute HF's rotate-half q/k rows back to
 // Meta's interleaved layout, and "Meta AI original pth" files never left it, so
 // both use interleaved RoPE.
+#include <cstdint>
+
 #include "core/error.h"
+
 #include "core/formats/gguf.h"
 #include "models/loaders/llama_loader.h"
 

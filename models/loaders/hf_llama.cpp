@@ -1,6 +1,7 @@
 // An HF model directory: config.json, model.safetensors (or shards listed in
 // model.safetensors.index.json). HF stores q/k rows in rotate-half order, so the
 // forward uses rotate-half RoPE for these weights (no permutation on load).
+#include <cstdint>
 #include <filesystem>
 #include <fstream>
 #include <map>

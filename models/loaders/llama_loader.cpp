@@ -1,5 +1,6 @@
 #include "models/loaders/llama_loader.h"
 
+#include <cstdint>
 #include <filesystem>
 #include <fstream>
 

@@ -3,6 +3,7 @@
 //   model.safetensors or sharded model-*.safetensors + index), a llama2.c .bin.
 // Weights stay zero-copy views of the mapped file unless quantized on load.
 #pragma once
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <vector>

@@ -1,5 +1,6 @@
 #include "models/loaders/tokenizer_loader.h"
 
+#include <cstdint>
 #include <filesystem>
 
 #include "core/error.h"

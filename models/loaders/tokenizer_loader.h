@@ -1,6 +1,7 @@
 // Finding a model's tokenizer: GGUF metadata, an HF directory's tokenizer.json,
 // or an explicit --tokenizer file (llama2.c tokenizer.bin or tokenizer.json).
 #pragma once
+#include <cstdint>
 #include <memory>
 #include <string>
 

@@ -2,6 +2,7 @@
 // one forward_hidden, then the loss rows read out of the shared hidden states.
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <limits>
 
 #include "core/error.h"

@@ -1,6 +1,7 @@
 #include "models/tasks/language_model.h"
 
 #include <algorithm>
+#include <cstdint>
 
 #include "models/tasks/task.h"
 

@@ -1,6 +1,7 @@
 #include "models/tasks/prompt.h"
 
 #include <algorithm>
+#include <cstdint>
 
 #include "core/error.h"
 

@@ -1,5 +1,6 @@
 #include "models/tasks/records.h"
 
+#include <cstdint>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>

@@ -1,5 +1,6 @@
 #include "models/tasks/sampling.h"
 
+#include <cstdint>
 #include <limits>
 #include <numeric>
 

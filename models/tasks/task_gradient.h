@@ -6,6 +6,7 @@
 //   classification   L = (1/E) Σ_examples −log softmax_w(ll_w)[label], ll_w the
 //                    summed log-likelihood of label word w after the prompt
 #pragma once
+#include <cstdint>
 #include <vector>
 
 #include "models/tasks/task.h"

@@ -4,6 +4,8 @@
 // the backward feeds the output layer (loss_from_logprobs).
 #include "models/tasks/task_jvp.h"
 
+#include <cstdint>
+
 #include "core/error.h"
 #include "models/tasks/task_gradient.h"
 

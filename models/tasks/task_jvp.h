@@ -6,6 +6,7 @@
 // One pass carries every direction's tangents (CausalLM::jvp); no activation
 // outlives its layer.
 #pragma once
+#include <cstdint>
 #include <vector>
 
 #include "models/tasks/task.h"

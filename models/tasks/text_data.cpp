@@ -1,6 +1,7 @@
 #include "models/tasks/text_data.h"
 
 #include <algorithm>
+#include <cstdint>
 #include <fstream>
 #include <sstream>
 

@@ -1,6 +1,7 @@
 // Text corpora for language modelling: a plain-text file of documents split on
 // a separator (TinyStories' "<|endoftext|>"), or JSONL with a "text" field.
 #pragma once
+#include <cstdint>
 #include <string>
 #include <vector>
 

@@ -5,6 +5,7 @@
 // space is 'Ġ' and newline 'Ċ'). Vocabulary pieces are spelled in that alphabet, so any
 // byte string can be encoded with no unknown tokens. The regex pre-tokenizer cuts the text
 // into words; within a word, merges apply in the order of the merges list.
+#include <cstdint>
 #include <fmt/format.h>
 
 #include <array>

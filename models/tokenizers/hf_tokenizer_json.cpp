@@ -6,6 +6,7 @@
 // patterns: ByteLevel(use_regex) is GPT-2's pattern, Digits is \p{N}, Split(Regex,
 // Isolated) is its own pattern, Sequence applies its members in turn. Anything else is
 // refused with the name of what is unsupported, rather than tokenizing differently.
+#include <cstdint>
 #include <nlohmann/json.hpp>
 
 #include <filesystem>

@@ -4,6 +4,7 @@
 // little-endian, no magic, no count: the token count comes from the checkpoint header.
 // Pieces have SentencePiece's '▁' already replaced by plain spaces; ids 0, 1, 2 are
 // <unk>, BOS and EOS, and 3..258 are the <0xXX> byte pieces.
+#include <cstdint>
 #include <cstring>
 #include <fstream>
 #include <iterator>

@@ -5,6 +5,7 @@
 // UTF-8 characters, and adjacent pieces whose concatenation is in the vocabulary are
 // joined, highest score first. Characters still outside the vocabulary are spelled as
 // <0xXX> byte pieces. This reproduces llama2.c run.c's encode() token for token.
+#include <cstdint>
 #include <fmt/format.h>
 
 #include <array>

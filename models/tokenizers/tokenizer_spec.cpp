@@ -1,5 +1,8 @@
 // TokenizerSpec checks and the factory that turns a spec into a tokenizer.
+#include <cstdint>
+
 #include "core/error.h"
+
 #include "models/tokenizer.h"
 #include "models/tokenizers/kinds.h"
 

@@ -3,6 +3,7 @@
 // model) carries its tokenizer whatever format it came from. Pieces that are
 // not valid UTF-8 (SentencePiece byte pieces can be raw bytes) are written as
 // {"hex": "..."}.
+#include <cstdint>
 #include <fstream>
 #include <nlohmann/json.hpp>
 

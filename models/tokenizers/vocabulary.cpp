@@ -1,6 +1,7 @@
 #include "models/tokenizers/vocabulary.h"
 
 #include <algorithm>
+#include <cstdint>
 
 #include "core/error.h"
 

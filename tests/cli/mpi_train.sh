@@ -2,8 +2,9 @@
 # `zeroth train` under mpirun (the MPI transport), on stories260K from ../shared
 # with a small, fast recipe: 4 logical members, q = 2.
 # Usage: mpi_train.sh ZEROTH_BINARY SHARED_DIR REPO_DIR CHECK
-#   CHECK: ranks | kill-resume | private | bad-config | corrupt | hybrid | roles | oom | fo
-# Exits 77 (CTest's skip code) with a message when SHARED_DIR or mpirun is absent.
+#   CHECK: ranks | kill-resume | private | bad-config | corrupt | hybrid | roles | oom | fo | gpu
+# Exits 77 (CTest's skip code) with a message when SHARED_DIR or mpirun is absent
+# (gpu: also without a usable GPU; scripts/device-check runs it on the lent GPU machine).
 set -euo pipefail
 zeroth=$1; shared=${ZEROTH_SHARED:-$2}; repo=$3; check=$4
 if [ ! -d "$shared/models/stories260K" ]; then
@@ -257,6 +258,20 @@ PY
     ! "$zeroth" train --resume fr --set run.steps=50 >frn.out 2>frn.err || fail "fo resumed without a snapshot"
     grep -q "holds no snapshot" frn.err || { cat frn.err; fail "no clear error without a snapshot"; }
     echo "fo: np 2 = np 4 = local, final hash $(final_hash fo2); 20 + resumed 10 = the same bits" ;;
+
+  gpu)  # GPU members over MPI: rank 1's member on the GPU beside rank 0's on the CPU (hashes compared
+        # after every step; = local = replay), then every member on the GPU over the NCCL transport
+    "$zeroth" info 2>/dev/null | grep -q "^cuda: .*device(s)" || { echo "skipped: no usable GPU"; exit 77; }
+    g=("$recipe" "${fast[@]}" --set run.members=2 --set run.steps=20 --set run.hash_every=1)
+    mpi 2 mixed "${g[@]}" --set 'model.cuda_members=[1]' --set run.dir=mixed || { cat mixed.err >&2; fail "mixed np 2"; }
+    grep -q "replica hashes: all equal (2 ranks, 2 members" mixed.out || { cat mixed.out; fail "mixed hashes"; }
+    grep -q "GPU member 1: cuda" mixed.err || { cat mixed.err; fail "member 1 did not run on the GPU"; }
+    local_and_replay mixed "${g[@]}" --set 'model.cuda_members=[1]'
+    mpi 1 nccl "${g[@]}" --set model.device=cuda --set run.dir=nccl --transport nccl || { cat nccl.err >&2; fail "nccl"; }
+    grep -q "replica hashes: all equal (1 ranks, 2 members" nccl.out || { cat nccl.out; fail "nccl hashes"; }
+    grep -q "GPU members 0, 1: cuda" nccl.err || { cat nccl.err; fail "the NCCL run's members were not on the GPU"; }
+    local_and_replay nccl "${g[@]}" --set model.device=cuda
+    echo "gpu: mixed CPU+GPU over MPI $(final_hash mixed), all-GPU over NCCL $(final_hash nccl): each = local = replay" ;;
 
   *) fail "unknown check $check" ;;
 esac

@@ -6,6 +6,7 @@
 //     coordinator knows the key;
 //   - 10^5 random single-bit flips anywhere in a tagged frame are all rejected
 //     by what a receiver checks (header, framing, tag, sequence).
+#include <cstdint>
 #include <gtest/gtest.h>
 
 #include <filesystem>

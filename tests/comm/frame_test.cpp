@@ -3,6 +3,7 @@
 // cap) before any body is read; malformed bodies — truncated, padded, counts
 // that cannot fit, bad enums, non-hex hashes — are FrameErrors, and random
 // bytes fed to every decoder never crash nor allocate past the body.
+#include <cstdint>
 #include <gtest/gtest.h>
 
 #include <functional>

@@ -15,6 +15,7 @@
 // The server's loop runs on its own thread; every client here has a time
 // bound, and a loop that does not end after stop() ends the binary instead of
 // hanging CI.
+#include <cstdint>
 #include <gtest/gtest.h>
 
 #include <array>

@@ -7,6 +7,7 @@
 //     failed: ..." instead of waiting forever.
 // Each group runs under a time bound: a hang fails the test (and ends the
 // binary, since hung threads cannot be joined) instead of blocking CI.
+#include <cstdint>
 #include <fmt/format.h>
 #include <gtest/gtest.h>
 

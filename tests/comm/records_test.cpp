@@ -2,6 +2,7 @@
 // then one byte per slot (0x80 = dropped), or 4 bytes per slot in exact runs.
 // Round trips keep codes and values bit for bit and slot order; every
 // malformed message is a zeroth::Error, never a crash or a silent misread.
+#include <cstdint>
 #include <gtest/gtest.h>
 
 #include <cmath>

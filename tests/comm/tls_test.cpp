@@ -11,6 +11,7 @@
 //     error when closed (the coordinator's time limit);
 //   - `zeroth token tls` files: 0600 key, never overwritten without force, and
 //     clear errors for missing, non-PEM and mismatched files.
+#include <cstdint>
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 

@@ -1,6 +1,7 @@
 // Fused apply: the fast path is bit-exact against the scalar reference, does not
 // depend on threads or on how θ is sliced into tensors, and equals a naive
 // per-term loop where that loop's arithmetic is exact.
+#include <cstdint>
 #include <gtest/gtest.h>
 
 #include <cmath>

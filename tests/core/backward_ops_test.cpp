@@ -10,6 +10,7 @@
 // what remains is the float32 arithmetic of the backward under test. Tolerance:
 // max |analytic − numeric| ≤ 1e-6 · max |numeric| (measured ≤ 1.2e-7; float32 has 6e-8 relative
 // precision; the sums are over at most a few hundred terms).
+#include <cstdint>
 #include <gtest/gtest.h>
 
 #include <cmath>

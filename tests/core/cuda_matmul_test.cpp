@@ -3,6 +3,7 @@
 // rounding; the f32 GEMM path against matmul_reference (double accumulation) by
 // normalized error, the bf16 path with bf16's tolerance, both across several
 // tiles. Skipped without a GPU (a failure under ZEROTH_REQUIRE_GPU=1).
+#include <cstdint>
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -153,10 +154,22 @@ TEST(MatmulCuda, PlainF32GemmMatchesReference) {
   }
   CudaMatmul mm({GemmPrecision::F32});
   auto cd = to_device(c0);
-  // k = 0: c = beta·c.
+  // k = 0: c = beta·c on the n columns of each row; the stride's padding untouched.
+  // (cuBLAS itself returns early for k = 0 and leaves c as it was.)
   mm.gemm_f32(ad.data(), m, 0, lda, bd.data(), n, ldb, cd.data(), ldc, 1.0f, 0.5f);
   const auto halved = cd.download();
-  for (size_t i = 0; i < halved.size(); ++i) ASSERT_EQ(halved[i], c0[i] * 0.5f) << i;
+  for (size_t i = 0; i < halved.size(); ++i)
+    ASSERT_EQ(halved[i], int64_t(i) % ldc < n ? c0[i] * 0.5f : c0[i]) << i;
+  std::vector<float> nan0(c0.size(), NAN);
+  auto zd = to_device(nan0);
+  mm.gemm_f32(ad.data(), m, 0, lda, bd.data(), n, ldb, zd.data(), ldc, 1.0f, 0.0f);
+  const auto zeroed = zd.download();
+  for (size_t i = 0; i < zeroed.size(); ++i) {
+    if (int64_t(i) % ldc < n)
+      ASSERT_EQ(zeroed[i], 0.0f) << i;
+    else
+      ASSERT_TRUE(std::isnan(zeroed[i])) << i;
+  }
   // beta = 0 overwrites c (NaNs in it included).
   std::vector<float> nan(c0.size(), NAN);
   auto nd = to_device(nan);

@@ -2,6 +2,7 @@
 // by normalized error max|Δ| ÷ max|ref|, or bit for bit where both sides do the
 // same single-rounded operations. Skipped without a GPU (a failure under
 // ZEROTH_REQUIRE_GPU=1); the stub test checks the build without CUDA.
+#include <cstdint>
 #include <gtest/gtest.h>
 
 #include <random>

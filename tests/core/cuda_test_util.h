@@ -2,6 +2,7 @@
 // asks for one (ZEROTH_REQUIRE_GPU=1, set by scripts/device-check), where the
 // skip becomes a failure so a GPU run cannot pass by skipping.
 #pragma once
+#include <cstdint>
 #include <gtest/gtest.h>
 
 #include <algorithm>

@@ -1,4 +1,5 @@
 // The real stories260K files in ../shared load, and agree with each other.
+#include <cstdint>
 #include <gtest/gtest.h>
 
 #include <cstring>

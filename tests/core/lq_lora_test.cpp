@@ -1,5 +1,6 @@
 // LQ-LoRA's decomposition (randomized SVD, alternating Q / L1·L2, the stopping
 // rule, weighting) and the exact bit-budget allocator against brute force.
+#include <cstdint>
 #include <gtest/gtest.h>
 
 #include <cmath>

@@ -1,5 +1,6 @@
 // Shared by the LQ-LoRA tests (core decomposition, models' Fisher weighting).
 #pragma once
+#include <cstdint>
 #include <vector>
 
 #include "core/quant/lq_decompose.h"

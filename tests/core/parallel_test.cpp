@@ -1,5 +1,6 @@
 // parallel_for: fixed chunks whatever the thread count, and ThreadsOverride
 // lending a caller more (or fewer) threads than it asked for.
+#include <cstdint>
 #include <gtest/gtest.h>
 
 #include <atomic>

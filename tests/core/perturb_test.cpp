@@ -1,6 +1,7 @@
 // Perturbation streams: distribution checks (moments, Kolmogorov-Smirnov against
 // N(0,1) with negative controls), Rademacher balance, random access (slices equal
 // the whole), fast path == scalar reference, and key separation.
+#include <cstdint>
 #include <gtest/gtest.h>
 
 #include <algorithm>

@@ -1,5 +1,6 @@
 // Philox4x32-10: Random123's known-answer vectors, cuRAND's host generator as a
 // second implementation, and the AVX2 eight-block kernel against the scalar one.
+#include <cstdint>
 #include <gtest/gtest.h>
 
 #include <vector>

@@ -1,6 +1,7 @@
 // matmul_int8 (int8 activations, integer block dot products) against the
 // scalar reference, and against the reference fed the int8-rounded activations
 // (which it must match to f32 rounding); invariances; fallback for other dtypes.
+#include <cstdint>
 #include <gtest/gtest.h>
 
 #include <algorithm>

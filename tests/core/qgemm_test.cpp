@@ -1,6 +1,7 @@
 // matmul (tiled, packed-weight fast path) against matmul_reference (scalar,
 // double accumulation) for every weight dtype, odd shapes and strides; thread
 // count independence; whole-tensor quantize/dequantize.
+#include <cstdint>
 #include <gtest/gtest.h>
 
 #include <algorithm>

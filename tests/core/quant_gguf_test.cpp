@@ -1,6 +1,7 @@
 // GGUF block decoders against hand-built blocks: bytes written out here,
 // expected floats worked out from the format description (ggml's layout), and
 // a few spot values computed by hand.
+#include <cstdint>
 #include <gtest/gtest.h>
 
 #include <cstring>

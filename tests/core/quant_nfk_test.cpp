@@ -1,5 +1,6 @@
 // The NormalFloat family (core/quant/nfk.h): codebooks, layouts, round trips,
 // error against bit width, and the matrix product over packed rows.
+#include <cstdint>
 #include <gtest/gtest.h>
 
 #include <algorithm>

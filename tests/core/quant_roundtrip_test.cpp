@@ -1,5 +1,6 @@
 // Encoders of zeroth's formats and the GGUF legacy blocks: error bounds per
 // element, NF4's codebook and double quantization, zero rows, bad inputs.
+#include <cstdint>
 #include <gtest/gtest.h>
 
 #include <algorithm>

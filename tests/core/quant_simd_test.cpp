@@ -1,5 +1,6 @@
 // The fast (AVX2) segment decoders used by matmul give the same bits as the
 // scalar reference codecs, for whole rows and for slabs inside a row.
+#include <cstdint>
 #include <gtest/gtest.h>
 
 #include <cstring>

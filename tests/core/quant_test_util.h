@@ -1,5 +1,6 @@
 // Test data for the quantization and matmul tests.
 #pragma once
+#include <cstdint>
 #include <cstring>
 #include <random>
 #include <vector>

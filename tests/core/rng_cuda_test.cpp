@@ -1,5 +1,6 @@
 // CUDA perturbation streams and fused apply against the CPU, bit for bit. They
 // skip where no GPU is usable; in a build without CUDA the stub must say so.
+#include <cstdint>
 #include <gtest/gtest.h>
 
 #include <random>

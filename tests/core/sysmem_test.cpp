@@ -1,4 +1,5 @@
 // core/sysmem.h: sizes as users write them, and this process's memory.
+#include <cstdint>
 #include <gtest/gtest.h>
 
 #include <vector>

@@ -16,7 +16,9 @@ finished:
 Scenarios: workers (8 workers, random kill -9 and restart), coordinator (kill -9
 of the coordinator at random points, restart), partition (a proxy blackholes
 one worker for 3x the detection bound), joins (12 workers for max_workers 4),
-tls (a run over TLS equals the plaintext one; mismatches refused and counted).
+tls (a run over TLS equals the plaintext one; mismatches refused and counted),
+gpu (a --device cuda worker beside a CPU one; skipped without a GPU), and more:
+see each scenario's docstring.
 
 Usage: fault_test.py ZEROTH SHARED_DIR REPO SCENARIO [--seed N]
 Exits 77 when SHARED_DIR is absent (CTest's skip code).
@@ -907,8 +909,32 @@ def scenario_roles():
           f"{spot['checks']} spot checks within roles, no disagreement", flush=True)
 
 
+def scenario_gpu():
+    """A GPU worker (--device cuda) beside a CPU worker: after every committed
+    step both report the coordinator's θ hash, the ledger replays, and the GPU
+    worker says it computes on the GPU. Skipped (77) without a usable GPU; run
+    by scripts/device-check on the lent GPU machine."""
+    if "device(s)" not in subprocess.run([ZEROTH, "info"], capture_output=True, text=True, timeout=60).stdout:
+        print("skipped: no usable GPU here")
+        sys.exit(77)
+    port, steps = free_port(), 30
+    coord = spawn(coordinator_args(port, steps, 2, 2, ["--set", "run.hash_every=1",
+                                                       "--set", "elastic.step_deadline_s=30"]), "coordinator")
+    worker(port, 0)
+    spawn(["worker", "--join", f"127.0.0.1:{port}", "--name", "w1", "--threads", "1", "--device", "cuda",
+           "--retry-seconds", "60", "--trace", os.path.join(TMP, "trace-w1.txt")], "w1-0")
+    if coord.wait(timeout=300) != 0:
+        fail(f"coordinator exited {coord.returncode}")
+    kill_all()
+    check_invariants(steps, 2)
+    log = open(os.path.join(TMP, "w1-0.err")).read()
+    if "GPU member 0: cuda (cuda-sm" not in log:
+        fail(f"the --device cuda worker does not say it runs on the GPU: {log[-500:]}")
+    print("gpu: a CUDA worker and a CPU worker kept one θ over TCP", flush=True)
+
+
 try:
-    {"roles": scenario_roles, "spot": scenario_spot, "tls": scenario_tls, "auth": scenario_auth, "hostile": scenario_hostile, "lifecycle": scenario_lifecycle, "status": scenario_status, "workers": scenario_workers, "coordinator": scenario_coordinator, "partition": scenario_partition,
+    {"gpu": scenario_gpu, "roles": scenario_roles, "spot": scenario_spot, "tls": scenario_tls, "auth": scenario_auth, "hostile": scenario_hostile, "lifecycle": scenario_lifecycle, "status": scenario_status, "workers": scenario_workers, "coordinator": scenario_coordinator, "partition": scenario_partition,
      "joins": scenario_joins}[SCENARIO]()
 except KeyError:
     fail(f"unknown scenario {SCENARIO}")

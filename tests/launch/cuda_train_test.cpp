@@ -7,6 +7,7 @@
 //   - the ledger replays from θ_0 to the run's final hash.
 // The all-CPU run of the same harness runs everywhere; the GPU runs skip
 // without a GPU (a failure under ZEROTH_REQUIRE_GPU=1).
+#include <cstdint>
 #include <gtest/gtest.h>
 #include <unistd.h>
 

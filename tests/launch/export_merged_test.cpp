@@ -2,6 +2,7 @@
 // directory holds θ's trained weights, norms, token embedding and (untied)
 // output layer, so the model loaded back from it computes what the run's θ
 // computes through its adapters.
+#include <cstdint>
 #include <gtest/gtest.h>
 
 #include <filesystem>

@@ -2,6 +2,7 @@
 // section, unknown keys and bad values as errors naming the key and the source,
 // --set overrides, path expansion, and to_yaml() round trips. The embedded
 // default and every recipe in configs/ parse.
+#include <cstdint>
 #include <gtest/gtest.h>
 
 #include <cstdlib>

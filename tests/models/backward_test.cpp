@@ -11,6 +11,7 @@
 // divided by 2h bounds the agreement at about 1e-3 of |⟨∇L, z⟩|: the tolerance
 // is 5e-3 relative (measured values are printed). The ops themselves are checked in float64 in
 // tests/core/backward_ops_test.cpp.
+#include <cstdint>
 #include <gtest/gtest.h>
 
 #include <cmath>

@@ -1,6 +1,7 @@
 // BatchScorer and evaluate(): one batched run over many adapter variants equals
 // separate runs; classification losses equal column/token log-probs computed by
 // hand; the stories260K golden NLL; SST-2 end to end on stories260K.
+#include <cstdint>
 #include <gtest/gtest.h>
 
 #include <chrono>

@@ -1,5 +1,6 @@
 // GPT-2-style byte-level BPE: a hand-made vocabulary whose tokens are known, the regex
 // pre-tokenizers, special tokens, exact round trips, and HF tokenizer.json files.
+#include <cstdint>
 #include <gtest/gtest.h>
 
 #include <filesystem>

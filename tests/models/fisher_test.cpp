@@ -5,6 +5,7 @@
 // its dB (out, r) holds dyᵀ·x·Aᵀ, whose first `in` columns are ∂L/∂W, from
 // task_gradient's own loss (the LM mean NLL of a batch). Then the factored
 // weights, and a decomposition weighted by a skewed Fisher against the plain one.
+#include <cstdint>
 #include <gtest/gtest.h>
 
 #include <algorithm>

@@ -1,6 +1,7 @@
 // The forward pass against llama2.c's run.c on the real stories260K model
 // (../shared/golden/stories260K): logits of all 64 positions within 1e-4, from
 // both the llama2.c checkpoint and the GGUF file.
+#include <cstdint>
 #include <gtest/gtest.h>
 
 #include <cmath>

@@ -1,6 +1,7 @@
 // The LLaMA forward on small random models: batched, cached and adapter paths
 // must agree with each other (the golden checks against llama2.c are in
 // llama_golden_test.cpp).
+#include <cstdint>
 #include <gtest/gtest.h>
 
 #include <cmath>

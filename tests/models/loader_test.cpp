@@ -1,6 +1,7 @@
 // Loading LLaMA weights from HF directories (rotate-half q/k layout, f32 and
 // bf16, single file and shards), quantize-on-load, and the errors bad model
 // files give.
+#include <cstdint>
 #include <gtest/gtest.h>
 
 #include <filesystem>

@@ -4,6 +4,7 @@
 // A quantizer that scrambles scales, blocks or rows breaks these bounds by
 // orders of magnitude; the bounds sit ~3x above what the formats measured
 // (bench/models/quant_quality prints the figures).
+#include <cstdint>
 #include <gtest/gtest.h>
 
 #include <cmath>

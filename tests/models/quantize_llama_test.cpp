@@ -2,6 +2,7 @@
 // back to the same tensors, its forward is Q + L1·L2's, int8 stays close to
 // the f32 original (so the q/k row permutation is right), the budget holds,
 // and bad options are clear errors.
+#include <cstdint>
 #include <gtest/gtest.h>
 
 #include <cmath>

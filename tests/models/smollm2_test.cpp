@@ -1,6 +1,7 @@
 // The real SmolLM2-135M-Instruct (Q4_1 GGUF from scripts/get-models) end to
 // end: config, byte-level BPE round trip, greedy generation that knows a fact,
 // and a language-model loss far below chance. Skips when the model is not cached.
+#include <cstdint>
 #include <gtest/gtest.h>
 
 #include <algorithm>

@@ -1,5 +1,6 @@
 // Data readers: JSONL, TSV and CSV rows as named fields; bad rows fail naming
 // file:line or are skipped and counted; SST-2's files read whole.
+#include <cstdint>
 #include <gtest/gtest.h>
 
 #include "core/error.h"

@@ -1,5 +1,6 @@
 // Split drawing: our own Fisher–Yates over mt19937_64 (fixed by the standard),
 // determinism in data_seed, class balance, disjoint splits, MeZO's protocol.
+#include <cstdint>
 #include <gtest/gtest.h>
 
 #include <algorithm>

@@ -3,6 +3,7 @@
 // config errors naming task.* keys and data errors naming file:line.
 #include "models/tasks/task.h"
 
+#include <cstdint>
 #include <gtest/gtest.h>
 
 #include <functional>

@@ -2,6 +2,7 @@
 // and GPT-2 byte-level) whose whole words are known tokens, and a tiny random
 // LLaMA over either vocabulary.
 #pragma once
+#include <cstdint>
 #include <cstdio>
 #include <fstream>
 #include <memory>

@@ -2,6 +2,7 @@
 // vocabulary, round trips on random UTF-8, and malformed tokenizer.bin files.
 #include "models/tokenizer.h"
 
+#include <cstdint>
 #include <gtest/gtest.h>
 
 #include <algorithm>

@@ -2,6 +2,7 @@
 // header and a member's records made up from (step, member), and the main's
 // common end (only rank 0 prints; any rank's failure fails the job).
 #pragma once
+#include <cstdint>
 #include <gtest/gtest.h>
 #include <mpi.h>
 

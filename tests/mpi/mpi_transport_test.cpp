@@ -10,6 +10,7 @@
 //     launcher's count of them agrees (GPU ranks pick their GPU by it).
 // Every rank runs the same tests in the same order (collectives must match);
 // only rank 0 prints, and the exit status is non-zero if any rank failed.
+#include <cstdint>
 #include <gtest/gtest.h>
 #include <mpi.h>
 

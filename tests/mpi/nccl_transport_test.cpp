@@ -14,6 +14,7 @@
 // has GPUs, after checking that constructing the transport there fails on every
 // rank with a clear error; with ZEROTH_REQUIRE_GPU=1 a missing GPU is a failure.
 // Every rank runs the same tests in the same order; only rank 0 prints.
+#include <cstdint>
 #include <gtest/gtest.h>
 #include <mpi.h>
 

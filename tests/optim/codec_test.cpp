@@ -1,5 +1,6 @@
 // The one-byte codec: stochastic rounding is unbiased, bounded, reproducible and
 // keyed per record; the ledger-derived scale is deterministic and tracks |g|.
+#include <cstdint>
 #include <gtest/gtest.h>
 
 #include <cmath>

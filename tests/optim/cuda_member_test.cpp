@@ -13,6 +13,7 @@
 //   - what the CUDA backend does not run yet says so.
 // Skipped without a GPU (a failure under ZEROTH_REQUIRE_GPU=1); without one,
 // constructing a GPU model must fail with a message that says why.
+#include <cstdint>
 #include <gtest/gtest.h>
 
 #include <cmath>

@@ -7,6 +7,7 @@
 // projections here are 0.03…0.8, so the two must agree to 2e-2 relative
 // (measured: ≤ 3e-3, printed) — and must disagree beyond that when the slot's key or
 // samples differ (the test would notice a wrong stream or a wrong draw).
+#include <cstdint>
 #include <gtest/gtest.h>
 
 #include <cmath>

@@ -10,6 +10,7 @@
 // the tolerance is 1e-4 of the largest |g_k| of the check (measured values are
 // printed; ≲ 1e-6 is typical). A wrong tangent rule anywhere (one op, one
 // projection, the norm gains, the output layer) moves g_k by far more.
+#include <cstdint>
 #include <gtest/gtest.h>
 
 #include <cmath>

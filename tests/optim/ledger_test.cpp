@@ -1,5 +1,6 @@
 // The ledger: entry encoding, CRC-32C, and the file's crash and corruption
 // behaviour (torn tails are cut, damage before the tail is an error).
+#include <cstdint>
 #include <gtest/gtest.h>
 
 #include <filesystem>

@@ -2,6 +2,7 @@
 // adds L1·L2 where no adapter trains the projection, the trainable adapters on
 // the others start from L1, L2, so θ at step 0 is the base exactly (up to the
 // f32 rounding of the √scale split), and a rank mismatch is a clear error.
+#include <cstdint>
 #include <gtest/gtest.h>
 
 #include <cmath>

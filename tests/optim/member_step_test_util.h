@@ -1,6 +1,7 @@
 // Shared by the member-step tests (ZO and gradient): random documents over a
 // tiny vocabulary, and LoRA adapters whose B is nonzero.
 #pragma once
+#include <cstdint>
 #include <random>
 #include <vector>
 

@@ -2,6 +2,7 @@
 // (never below min_clip), trim drops the extremes at both ends, both are
 // deterministic and keep (member, slot) order; the attacks transform codes as
 // documented.
+#include <cstdint>
 #include <gtest/gtest.h>
 
 #include <algorithm>

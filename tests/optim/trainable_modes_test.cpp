@@ -2,6 +2,7 @@
 // a model whose weights were actually set to θ ± εz, and θ itself (σε = 0)
 // must reproduce the base model exactly at the start. Full mode trains the
 // token embedding and the output layer too (tied: the embedding is the output).
+#include <cstdint>
 #include <gtest/gtest.h>
 
 #include <cmath>

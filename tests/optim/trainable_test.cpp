@@ -1,5 +1,6 @@
 // The trainable set: index space, hash, snapshot/restore (also through a
 // safetensors file) and copies, with errors that name the tensor and source.
+#include <cstdint>
 #include <gtest/gtest.h>
 
 #include <cstring>

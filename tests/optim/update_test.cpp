@@ -1,6 +1,7 @@
 // Update rules: each rule matches a naive implementation of update.h's float
 // formulas bit for bit, replay equals one-by-one application, threads do not
 // matter, and the rules actually descend a quadratic through the codec.
+#include <cstdint>
 #include <gtest/gtest.h>
 
 #include <cmath>

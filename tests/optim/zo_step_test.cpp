@@ -8,6 +8,7 @@
 //     range, and σε = 0 is the plain adapters;
 //   - sample_indices walks one permutation of the data per pass;
 //   - non-finite losses drop the record and are counted.
+#include <cstdint>
 #include <gtest/gtest.h>
 
 #include <algorithm>

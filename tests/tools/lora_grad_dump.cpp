@@ -8,6 +8,7 @@
 // drawn N(0, 0.05²) from a fixed seed (B ≠ 0 so both gradients are non-zero),
 // `seqs` random token sequences of `len` tokens, the LM loss (mean NLL of every
 // next token). Writes the tokens, the factors, the loss and ∂L/∂A, ∂L/∂B as JSON.
+#include <cstdint>
 #include <fmt/format.h>
 
 #include <fstream>
