@@ -32,6 +32,7 @@ mpi() {
   timeout --kill-after=10 180 mpirun --allow-run-as-root --oversubscribe -np "$np" "$zeroth" train "$@" \
     >"$out.out" 2>"$out.err"
 }
+has_gpu() { "$zeroth" info 2>/dev/null | grep -q "^cuda: .*device(s)"; }
 final_hash() { sed -n 's/.*"final_hash": "\([0-9a-f]*\)".*/\1/p' "$1/summary.json"; }
 # The ledger's entries: the file after its header frame (the header holds the
 # config, which names the run directory).
@@ -119,7 +120,7 @@ case "$check" in
     fi
     grep -q "all 4 ranks: .*run.members is 2 but mpirun started 4 ranks" few.err || { cat few.err; fail "members"; }
     # A GPU member on a rank without a usable GPU: that rank's error, and no run directory.
-    if ! "$zeroth" info 2>/dev/null | grep -q "^cuda: .*device(s)"; then
+    if ! has_gpu; then
       if mpi 2 gpu "$recipe" "${fast[@]}" --set run.members=2 --set run.steps=10 --set run.dir=gpu \
           --set 'model.cuda_members=[1]'; then fail "a GPU member without a GPU did not fail the job"; fi
       grep -q "^zeroth: error: rank 1 of 2: .*put member 1 on the GPU, but this process has none usable" gpu.err \
@@ -261,7 +262,7 @@ PY
 
   gpu)  # GPU members over MPI: rank 1's member on the GPU beside rank 0's on the CPU (hashes compared
         # after every step; = local = replay), then every member on the GPU over the NCCL transport
-    "$zeroth" info 2>/dev/null | grep -q "^cuda: .*device(s)" || { echo "skipped: no usable GPU"; exit 77; }
+    has_gpu || { echo "skipped: no usable GPU"; exit 77; }
     g=("$recipe" "${fast[@]}" --set run.members=2 --set run.steps=20 --set run.hash_every=1)
     mpi 2 mixed "${g[@]}" --set 'model.cuda_members=[1]' --set run.dir=mixed || { cat mixed.err >&2; fail "mixed np 2"; }
     grep -q "replica hashes: all equal (2 ranks, 2 members" mixed.out || { cat mixed.out; fail "mixed hashes"; }

@@ -103,9 +103,9 @@ def coordinator_args(port, steps, min_w, max_w, extra=()):
             "--set", "elastic.wait_s=60", *extra]
 
 
-def worker(port, i, gen=0):
+def worker(port, i, gen=0, extra=()):
     return spawn(["worker", "--join", f"127.0.0.1:{port}", "--name", f"w{i}", "--threads", "1",
-                  "--retry-seconds", "60", "--trace", os.path.join(TMP, f"trace-w{i}.txt")], f"w{i}-{gen}")
+                  "--retry-seconds", "60", "--trace", os.path.join(TMP, f"trace-w{i}.txt"), *extra], f"w{i}-{gen}")
 
 
 def steps_committed():
@@ -921,8 +921,7 @@ def scenario_gpu():
     coord = spawn(coordinator_args(port, steps, 2, 2, ["--set", "run.hash_every=1",
                                                        "--set", "elastic.step_deadline_s=30"]), "coordinator")
     worker(port, 0)
-    spawn(["worker", "--join", f"127.0.0.1:{port}", "--name", "w1", "--threads", "1", "--device", "cuda",
-           "--retry-seconds", "60", "--trace", os.path.join(TMP, "trace-w1.txt")], "w1-0")
+    worker(port, 1, extra=("--device", "cuda"))
     if coord.wait(timeout=300) != 0:
         fail(f"coordinator exited {coord.returncode}")
     kill_all()
