@@ -3,17 +3,27 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
-#include <limits>
 #include <map>
 
 #include "core/error.h"
 #include "core/matmul.h"
 #include "core/ops.h"
+#include "core/parallel.h"
 
 namespace zeroth {
 namespace {
-// Rows of logits computed at once: bounds the (chunk, vocab) buffer to ~4 MiB.
+// Rows of logits computed at once: bounds the (chunk, vocab) buffer to ~4 MiB
+// (the gradient and JVP paths, which need whole rows of logits).
 int64_t logit_chunk(int64_t vocab) { return std::max<int64_t>(1, (int64_t(4) << 20) / (4 * vocab)); }
+
+// The log-prob paths walk the logits in blocks of up to kLogitRows rows by
+// logit_block_cols(vocab) columns (at most 3 MiB). Many rows per block keep
+// the output matrix's decode small beside its product (with row chunks of
+// 4 MiB / vocab, SmolLM2's 49,152-word head ran 21 rows at a time); the column
+// width depends on the vocabulary alone, so a row's arithmetic does not
+// depend on the batch.
+constexpr int64_t kLogitRows = 384;
+int64_t logit_block_cols(int64_t vocab) { return std::min<int64_t>(vocab, 2048); }
 
 // The distinct rows of a loss's terms in first-seen order, each with its terms.
 struct DistinctRows {
@@ -46,9 +56,9 @@ void check_terms(const std::vector<float>& hidden, int64_t d, int64_t V, const s
 }
 }  // namespace
 
-void CausalLM::logit_chunks(const std::vector<float>& hidden, const std::vector<int64_t>& rows,
-                            const TokenBatch* batch, const AdapterSet* adapters, size_t chunk,
-                            const std::function<void(const std::vector<size_t>&, const std::vector<float>&)>& fn) const {
+void CausalLM::logit_blocks(const std::vector<float>& hidden, const std::vector<int64_t>& rows,
+                            const TokenBatch* batch, const AdapterSet* adapters, int64_t max_rows, int64_t cols,
+                            const LogitBlockFn& fn) const {
   const int64_t d = hidden_size(), V = vocab_size();
   for (int64_t r : rows)
     ZEROTH_CHECK(r >= 0 && (r + 1) * d <= int64_t(hidden.size()), "logits: row {} outside the hidden states", r);
@@ -73,32 +83,81 @@ void CausalLM::logit_chunks(const std::vector<float>& hidden, const std::vector<
     for (size_t i = 0; i < rows.size(); ++i) all[i] = i;
   }
   std::vector<float> scratch;  // one variant's output matrix, when it is built
+  std::vector<float> sel, lg;
   for (const auto& [variant, positions] : groups) {
     const float* w = variant >= 0 ? adapters->output(variant, scratch) : nullptr;
     const Tensor wt = w ? Tensor::over(Storage::borrow(const_cast<float*>(w), size_t(V * d) * 4), 0, DType::F32,
                                        {V, d})
                         : output_matrix();
-    for (size_t c0 = 0; c0 < positions.size(); c0 += chunk) {
-      const size_t c1 = std::min(positions.size(), c0 + chunk);
+    for (size_t c0 = 0; c0 < positions.size(); c0 += size_t(max_rows)) {
+      const size_t c1 = std::min(positions.size(), c0 + size_t(max_rows));
       const std::vector<size_t> idx(positions.begin() + int64_t(c0), positions.begin() + int64_t(c1));
       const int64_t m = int64_t(idx.size());
-      std::vector<float> sel(size_t(m * d)), lg(size_t(m * V));
+      sel.resize(size_t(m * d));
       for (int64_t i = 0; i < m; ++i) std::copy_n(hidden.data() + rows[idx[size_t(i)]] * d, d, sel.data() + i * d);
-      matmul(sel.data(), m, d, wt, lg.data(), V, threads_);
-      fn(idx, lg);
+      for (int64_t v0 = 0; v0 < V; v0 += cols) {
+        const int64_t v1 = std::min(V, v0 + cols);
+        lg.resize(size_t(m * (v1 - v0)));
+        matmul(sel.data(), m, d, wt.slice(0, v0, v1), lg.data(), v1 - v0, threads_);
+        fn(idx, v0, v1, lg);
+      }
     }
   }
 }
 
 std::vector<float> CausalLM::logits(const std::vector<float>& hidden, const std::vector<int64_t>& rows,
                                     const TokenBatch* batch, const AdapterSet* adapters) const {
-  const size_t V = size_t(vocab_size());
-  std::vector<float> out(rows.size() * V);
-  logit_chunks(hidden, rows, batch, adapters, std::numeric_limits<size_t>::max(),
-               [&](const std::vector<size_t>& idx, const std::vector<float>& lg) {
+  const int64_t V = vocab_size();
+  std::vector<float> out(rows.size() * size_t(V));
+  logit_blocks(hidden, rows, batch, adapters, kLogitRows, V,
+               [&](const std::vector<size_t>& idx, int64_t, int64_t, const std::vector<float>& lg) {
                  for (size_t i = 0; i < idx.size(); ++i)
-                   std::copy_n(lg.data() + i * V, V, out.data() + idx[i] * V);
+                   std::copy_n(lg.data() + i * size_t(V), V, out.data() + idx[i] * size_t(V));
                });
+  return out;
+}
+
+// log p(columns | row) for every row: the logits are walked in blocks of the
+// vocabulary with a running log-sum-exp per row, so neither the (rows, vocab)
+// logits nor short row chunks (whose weight decode would dominate) are needed.
+// The block width depends on the vocabulary alone and a row's arithmetic on
+// nothing but that row, so a row scores the same alone or in any batch.
+std::vector<float> CausalLM::logprob_columns(const std::vector<float>& hidden, const std::vector<int64_t>& rows,
+                                             const std::vector<int32_t>& columns, bool per_row,
+                                             const TokenBatch* batch, const AdapterSet* adapters) const {
+  const int64_t V = vocab_size();
+  const size_t width = per_row ? 1 : columns.size();  // columns per row of `out`
+  std::vector<float> out(rows.size() * width);
+  std::vector<float> run_max(rows.size(), -INFINITY);
+  std::vector<double> run_sum(rows.size(), 0.0);
+  logit_blocks(hidden, rows, batch, adapters, kLogitRows, logit_block_cols(V),
+               [&](const std::vector<size_t>& idx, int64_t v0, int64_t v1, const std::vector<float>& lg) {
+                 const int64_t n = v1 - v0;
+                 parallel_for(int64_t(idx.size()), 1, threads_, [&](int64_t i0, int64_t i1) {
+                   for (int64_t i = i0; i < i1; ++i) {
+                     const size_t r = idx[size_t(i)];
+                     const float* x = lg.data() + i * n;
+                     float bm = -INFINITY;
+                     for (int64_t c = 0; c < n; ++c) bm = std::max(bm, x[c]);
+                     if (bm > run_max[r]) {  // rescale the sum so far to the new maximum
+                       if (run_sum[r] != 0.0) run_sum[r] *= std::exp(double(run_max[r]) - double(bm));
+                       run_max[r] = bm;
+                     }
+                     const float mx = run_max[r];
+                     double s = 0.0;
+                     for (int64_t c = 0; c < n; ++c) s += std::exp(double(x[c] - mx));
+                     run_sum[r] += s;
+                     for (size_t j = 0; j < width; ++j) {
+                       const int64_t col = per_row ? columns[r] : columns[j];
+                       if (col >= v0 && col < v1) out[r * width + j] = x[col - v0];
+                     }
+                   }
+                 });
+               });
+  for (size_t r = 0; r < rows.size(); ++r) {
+    const float lse = run_max[r] + float(std::log(run_sum[r]));
+    for (size_t j = 0; j < width; ++j) out[r * width + j] -= lse;
+  }
   return out;
 }
 
@@ -108,15 +167,7 @@ std::vector<float> CausalLM::token_logprobs(const std::vector<float>& hidden, co
   ZEROTH_CHECK(rows.size() == targets.size(), "token_logprobs: {} rows but {} targets", rows.size(), targets.size());
   const int64_t V = vocab_size();
   for (int32_t t : targets) ZEROTH_CHECK(t >= 0 && t < V, "target token {} outside the vocabulary of {}", t, V);
-  std::vector<float> out(rows.size());
-  logit_chunks(hidden, rows, batch, adapters, size_t(logit_chunk(V)),
-               [&](const std::vector<size_t>& idx, const std::vector<float>& lg) {
-                 std::vector<float> lse(idx.size());
-                 logsumexp_rows(lg.data(), int64_t(idx.size()), V, lse.data(), threads_);
-                 for (size_t i = 0; i < idx.size(); ++i)
-                   out[idx[i]] = lg[i * size_t(V) + size_t(targets[idx[i]])] - lse[i];
-               });
-  return out;
+  return logprob_columns(hidden, rows, targets, true, batch, adapters);
 }
 
 std::vector<float> CausalLM::column_logprobs(const std::vector<float>& hidden, const std::vector<int64_t>& rows,
@@ -124,16 +175,7 @@ std::vector<float> CausalLM::column_logprobs(const std::vector<float>& hidden, c
                                              const AdapterSet* adapters) const {
   const int64_t V = vocab_size();
   for (int32_t c : columns) ZEROTH_CHECK(c >= 0 && c < V, "column {} outside the vocabulary of {}", c, V);
-  std::vector<float> out(rows.size() * columns.size());
-  logit_chunks(hidden, rows, batch, adapters, size_t(logit_chunk(V)),
-               [&](const std::vector<size_t>& idx, const std::vector<float>& lg) {
-                 std::vector<float> lse(idx.size());
-                 logsumexp_rows(lg.data(), int64_t(idx.size()), V, lse.data(), threads_);
-                 for (size_t i = 0; i < idx.size(); ++i)
-                   for (size_t j = 0; j < columns.size(); ++j)
-                     out[idx[i] * columns.size() + j] = lg[i * size_t(V) + size_t(columns[j])] - lse[i];
-               });
-  return out;
+  return logprob_columns(hidden, rows, columns, false, batch, adapters);
 }
 
 void AdapterGradients::clear() {

@@ -158,13 +158,20 @@ class CausalLM {
   virtual const Tensor& output_matrix() const = 0;  // (vocab, hidden), any dtype
 
  private:
-  // Calls fn(idx, lg) for chunks of at most `chunk` of the positions i of
-  // `rows` (idx: those positions; lg: their logits (idx.size(), vocab)). The
-  // rows of a chunk share one output matrix: the base's, or one variant's
-  // (variants in increasing order, each matrix built once).
-  void logit_chunks(const std::vector<float>& hidden, const std::vector<int64_t>& rows, const TokenBatch* batch,
-                    const AdapterSet* adapters, size_t chunk,
-                    const std::function<void(const std::vector<size_t>& idx, const std::vector<float>& lg)>& fn) const;
+  // Calls fn(idx, v0, v1, lg) for blocks of at most `max_rows` of the
+  // positions i of `rows` (idx: those positions) by blocks [v0, v1) of at most
+  // `cols` vocabulary columns, in increasing v0 (lg: their logits
+  // (idx.size(), v1 - v0)). The rows of a block share one output matrix: the
+  // base's, or one variant's (variants in increasing order, each matrix built once).
+  using LogitBlockFn =
+      std::function<void(const std::vector<size_t>& idx, int64_t v0, int64_t v1, const std::vector<float>& lg)>;
+  void logit_blocks(const std::vector<float>& hidden, const std::vector<int64_t>& rows, const TokenBatch* batch,
+                    const AdapterSet* adapters, int64_t max_rows, int64_t cols, const LogitBlockFn& fn) const;
+  // token_logprobs (per_row: columns[i] is row i's target; out has one value
+  // per row) or column_logprobs (every column for every row).
+  std::vector<float> logprob_columns(const std::vector<float>& hidden, const std::vector<int64_t>& rows,
+                                     const std::vector<int32_t>& columns, bool per_row, const TokenBatch* batch,
+                                     const AdapterSet* adapters) const;
   int threads_;
 };
 

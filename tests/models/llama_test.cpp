@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <random>
 
@@ -89,6 +90,64 @@ TEST(Llama, LogprobsAreNormalizedAndMatchLogits) {
   const auto tl = model.token_logprobs(hidden, {2, 5}, {7, 49});
   EXPECT_NEAR(tl[0], lp[2 * 50 + 7], 1e-6);
   EXPECT_NEAR(tl[1], lp[5 * 50 + 49], 1e-6);
+}
+
+// A vocabulary wider than one block of the log-prob walk (2,048 columns) and a
+// batch taller than one block of rows (384): the running log-sum-exp must give
+// a double log-softmax of logits(), and a row the same bits alone, in a batch
+// or with another thread count.
+TEST(Llama, LogprobsOverVocabularyBlocksMatchLogSoftmax) {
+  LlamaConfig c = tiny_config();
+  c.vocab_size = 5000;
+  c.max_seq_len = 64;
+  LlamaModel one(make_random_llama(c, 12), 1), two(make_random_llama(c, 12), 2);
+  std::mt19937 rng(13);
+  TokenBatch b;
+  for (int s = 0; s < 8; ++s) b.add(random_tokens(rng, 50, 5000));
+  const auto hidden = two.forward_hidden(b);
+  const int64_t n = b.rows();
+  ASSERT_GT(n, 384);
+  std::vector<int64_t> rows(static_cast<size_t>(n));
+  std::vector<int32_t> targets(static_cast<size_t>(n));
+  std::uniform_int_distribution<int> tok(0, 4999);
+  for (int64_t i = 0; i < n; ++i) {
+    rows[size_t(i)] = n - 1 - i;  // out of order, as loss terms may be
+    targets[size_t(i)] = tok(rng);
+  }
+  targets[0] = 4999;  // the last, partial block
+  targets[1] = 2048;  // the first column of the second block
+  const auto tl = two.token_logprobs(hidden, rows, targets);
+  const auto lg = two.logits(hidden, rows);
+  int later_max = 0;  // rows whose maximum lies past the first block (the rescale path)
+  for (int64_t i = 0; i < n; ++i) {
+    const float* x = lg.data() + i * 5000;
+    const float mx = *std::max_element(x, x + 5000);
+    later_max += *std::max_element(x, x + 2048) < mx;
+    double s = 0;
+    for (int v = 0; v < 5000; ++v) s += std::exp(double(x[v]) - double(mx));
+    const double want = double(x[targets[size_t(i)]]) - double(mx) - std::log(s);
+    ASSERT_NEAR(tl[size_t(i)], want, 2e-5) << "row " << rows[size_t(i)];
+  }
+  EXPECT_GT(later_max, 0);
+  // Alone, in a smaller batch, and on one thread: the same bits.
+  for (int64_t i : {int64_t(0), int64_t(1), int64_t(200), n - 1}) {
+    const auto alone = one.token_logprobs(hidden, {rows[size_t(i)]}, {targets[size_t(i)]});
+    EXPECT_EQ(alone[0], tl[size_t(i)]) << "row " << rows[size_t(i)];
+  }
+  EXPECT_EQ(one.token_logprobs(hidden, rows, targets), tl);
+  // column_logprobs agrees with token_logprobs column by column.
+  const std::vector<int32_t> cols = {0, 2047, 2048, 4999, targets[5]};
+  const auto cl = two.column_logprobs(hidden, {rows[5], rows[0]}, cols);
+  EXPECT_EQ(cl[4], tl[5]);
+  EXPECT_EQ(cl[5 + 3], tl[0]);
+  double mass = 0;
+  const auto every = two.column_logprobs(hidden, {rows[3]}, [] {
+    std::vector<int32_t> a(5000);
+    for (int v = 0; v < 5000; ++v) a[size_t(v)] = v;
+    return a;
+  }());
+  for (float x : every) mass += std::exp(double(x));
+  EXPECT_NEAR(mass, 1.0, 1e-5);
 }
 
 // Variant v of a batch must compute exactly what a batch holding only that
