@@ -30,8 +30,10 @@ def main(out):
     t_int8 = peer_row("smollm135m", "forward_int8")
 
     print("## Forward, batch 16 x 64 tokens (hidden states + next-token loss on every row)\n")
-    print("| model / weights | ms | tokens/s | GFLOP/s | f32 GEMM GFLOP/s | vs f32 GEMM | vs PyTorch fp32 | vs PyTorch int8 |")
-    print("|---|---|---|---|---|---|---|---|")
+    print("| model / weights | ms | tokens/s | GFLOP/s | f32 GEMM GFLOP/s | vs f32 GEMM | vs FMA peak | vs PyTorch fp32 | vs PyTorch int8 |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    gflop_per_token = {}  # per model family, from zeroth's rows: puts the peer on the same FLOP scale
+    peak = None
     for b in bench["benchmarks"]:
         if b.get("run_type") == "aggregate" or "error_occurred" in b:
             continue
@@ -41,15 +43,29 @@ def main(out):
         tps = b["tokens/s"]
         vs_fp32 = f"{tps / t_fp32[fam]['tokens_per_s']:.2f}x" if t_fp32[fam] else "-"
         vs_int8 = f"{tps / t_int8['tokens_per_s']:.2f}x" if (t_int8 and fam == "135m") else "-"
+        gflop_per_token[fam] = b["GFLOP/s"] / tps
+        peak = b.get("fma_peak_GFLOP/s", peak)
+        vs_peak = f"{b['vs_peak']:.2f}" if "vs_peak" in b else "-"
         print(f"| {name} | {ms:.1f} | {tps:,.0f} | {b['GFLOP/s']:.1f} | {b['f32gemm_GFLOP/s']:.1f} | "
-              f"{b['vs_f32_gemm']:.2f} | {vs_fp32} | {vs_int8} |")
-    for label, r in (("PyTorch fp32 stories260K", t_fp32["stories260K"]), ("PyTorch fp32 135M", t_fp32["135m"]),
-                     ("PyTorch int8 135M (onednn)", t_int8)):
+              f"{b['vs_f32_gemm']:.2f} | {vs_peak} | {vs_fp32} | {vs_int8} |")
+    for label, fam, r in (("PyTorch fp32 stories260K", "stories260K", t_fp32["stories260K"]),
+                          ("PyTorch fp32 135M", "135m", t_fp32["135m"]), ("PyTorch int8 135M (onednn)", "135m", t_int8)):
         if r:
-            print(f"| {label} | {r['median_s'] * 1e3:.1f} | {r['tokens_per_s']:,.0f} | | | | | |")
+            # The same model shape does the same matrix products: zeroth's FLOPs per token.
+            g = r["tokens_per_s"] * gflop_per_token[fam] if fam in gflop_per_token else None
+            gs = f"{g:.1f}" if g else ""
+            vp = f"{g / peak:.2f}" if (g and peak and "int8" not in label) else ""
+            print(f"| {label} | {r['median_s'] * 1e3:.1f} | {r['tokens_per_s']:,.0f} | {gs} | | | {vp} | | |")
     ctx = bench.get("context", {})
     print(f"\n{ctx.get('num_cpus', '?')} CPUs, {os.environ.get('OMP_NUM_THREADS', '?')} threads; "
           f"goal: 135M quantized forward >= 1.2x PyTorch int8 (>= 3.5x PyTorch fp32).")
+    if peak:
+        line = f"f32 FMA peak of this machine on these threads: {peak:.1f} GFLOP/s"
+        if t_fp32["135m"] and "135m" in gflop_per_token:
+            g = t_fp32["135m"]["tokens_per_s"] * gflop_per_token["135m"]
+            line += (f"; PyTorch fp32 runs the 135M forward at {g / peak:.2f} of it, so a forward with f32 "
+                     f"arithmetic can be at most {peak / g:.2f}x PyTorch fp32 here")
+        print(line + ".")
     if not peer:
         print("PyTorch peer not run (no python3-torch, or NO_PEER).")
 

@@ -5,12 +5,15 @@
 //
 // Counters: GFLOP/s = 2·m·n·k / time; vs_eigen = that over Eigen's GFLOP/s for
 // the same (m, n, k), measured once per shape in this process (see eigen_gflops).
-// qgemm_int8_* rows: the opt-in int8-activation path (m ≤ 16 only).
+// vs_peak = GFLOP/s over this machine's f32 FMA peak on as many threads (the
+// fma_peak rows: independent FMA chains in registers, the widest vectors the
+// build targets). qgemm_int8_* rows: the opt-in int8-activation path (m ≤ 16 only).
 // Run e.g.: zeroth_bench_core --benchmark_filter=qgemm --benchmark_min_time=0.05s
 #include <benchmark/benchmark.h>
 #include <cstdint>
 
 #include <Eigen/Core>
+#include <algorithm>
 #include <chrono>
 #include <cstring>
 #include <map>
@@ -18,6 +21,7 @@
 #include <tuple>
 #include <vector>
 
+#include "bench/fma_peak.h"
 #include "core/cpu/qgemm.h"
 #include "core/cpu/qgemm_decode.h"
 #include "core/half.h"
@@ -28,6 +32,9 @@
 
 namespace zeroth {
 namespace {
+using bench::fma_gflops;
+using bench::fma_lanes;
+using bench::peak_gflops;
 
 using RowMajor = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
 
@@ -91,12 +98,22 @@ double eigen_gflops(int64_t m, int64_t n, int64_t k) {
   return cache[key] = 2.0 * double(m * n * k) / best * 1e-9;
 }
 
+void BM_fma_peak(benchmark::State& state) {
+  const int threads = int(state.range(0));
+  double best = 0.0;
+  for (auto _ : state) best = std::max(best, fma_gflops(threads, int64_t(1) << 24));
+  state.counters["GFLOP/s"] = best;
+  state.counters["lanes"] = fma_lanes();
+}
+
 void set_counters(benchmark::State& state, int64_t m, int64_t n, int64_t k, double eigen) {
   const double flops = 2.0 * double(m * n * k);
   state.counters["GFLOP/s"] = benchmark::Counter(flops * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
   state.counters["eigen_GFLOP/s"] = eigen;
   // a rate too: (flops / eigen rate) per second of ours = our rate / Eigen's
   state.counters["vs_eigen"] = benchmark::Counter(flops * 1e-9 / eigen, benchmark::Counter::kIsIterationInvariantRate);
+  state.counters["vs_peak"] =
+      benchmark::Counter(flops * 1e-9 / peak_gflops(), benchmark::Counter::kIsIterationInvariantRate);
 }
 
 void BM_qgemm(benchmark::State& state, DType t, int64_t m, int64_t n, int64_t k) {
@@ -133,6 +150,8 @@ void BM_eigen(benchmark::State& state, int64_t m, int64_t n, int64_t k) {
   }
   const double flops = 2.0 * double(m * n * k);
   state.counters["GFLOP/s"] = benchmark::Counter(flops * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
+  state.counters["vs_peak"] =
+      benchmark::Counter(flops * 1e-9 / peak_gflops(), benchmark::Counter::kIsIterationInvariantRate);
 }
 
 // Decoding alone: one 4096-element row into an L1-resident buffer, as matmul
@@ -153,6 +172,12 @@ const bool kRegistered = [] {
   const std::vector<Shape3> shapes = {{576, 1536, {1, 4, 16, 512, 1024}}, {1536, 576, {1, 4, 16, 512, 1024}}, {4096, 4096, {1, 16}}};
   const DType types[] = {DType::F32, DType::F16, DType::BF16, DType::Q8_0, DType::Q4_0, DType::Q4_1,
                          DType::Q4_K, DType::Q6_K, DType::I8_B32, DType::I4_B32, DType::NF4};
+  benchmark::RegisterBenchmark("fma_peak", BM_fma_peak)
+      ->ArgName("threads")
+      ->Arg(1)
+      ->Arg(default_threads())
+      ->Iterations(3)
+      ->UseRealTime();
   for (DType t : types)
     benchmark::RegisterBenchmark(("decode_" + std::string(dtype_name(t))).c_str(), BM_decode, t);
   for (const auto& s : shapes)

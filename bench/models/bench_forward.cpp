@@ -9,6 +9,8 @@
 //                  at m = 1024 (every projection shape plus the output layer),
 //                  measured in this process: the fp32 baseline of this run
 //   vs_f32_gemm    GFLOP/s ÷ f32gemm_GFLOP/s
+//   fma_peak_GFLOP/s  this machine's f32 FMA peak on as many threads (bench/fma_peak.h)
+//   vs_peak        GFLOP/s ÷ fma_peak_GFLOP/s
 //
 // Models: stories260K from ../shared (ZEROTH_SHARED), quantized on load;
 // SmolLM2-135M-Instruct Q4_1 from the model cache (scripts/get-models) when
@@ -29,6 +31,7 @@
 #include <random>
 
 #include "bench/bench_common.h"
+#include "bench/fma_peak.h"
 #include "core/parallel.h"
 #include "models/loaders/llama_loader.h"
 
@@ -37,6 +40,7 @@ namespace {
 
 namespace fs = std::filesystem;
 using bench::cached_smollm2;
+using bench::peak_gflops;
 using bench::shared_dir;
 using bench::smollm2_config;
 using RowMajor = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
@@ -147,6 +151,8 @@ void BM_forward(benchmark::State& state, std::string key, std::function<LlamaWei
   state.counters["GFLOP/s"] = benchmark::Counter(gflop, benchmark::Counter::kIsIterationInvariantRate);
   state.counters["f32gemm_GFLOP/s"] = baseline;
   state.counters["vs_f32_gemm"] = benchmark::Counter(gflop / baseline, benchmark::Counter::kIsIterationInvariantRate);
+  state.counters["fma_peak_GFLOP/s"] = peak_gflops();
+  state.counters["vs_peak"] = benchmark::Counter(gflop / peak_gflops(), benchmark::Counter::kIsIterationInvariantRate);
   state.counters["weight_MiB"] = double(m.weights().weight_bytes()) / (1 << 20);
   state.SetLabel(fmt::format("first-row NLL {:.3f}", loss));
 }
