@@ -272,15 +272,18 @@ void LlamaModel::project(const float* x, int64_t n, int layer, Proj p, float* y,
 }
 
 void LlamaModel::mlp(float* x, int64_t n, int layer, const TokenBatch* batch, const AdapterSet* adapters,
-                     std::vector<float>& xn) const {
+                     std::vector<float>& xn, MlpBuffers& buf) const {
   const auto& c = w_.config;
   norm_rows(x, xn.data(), n, layer, NormSlot::Ffn, batch, adapters);
-  std::vector<float> g(size_t(n * c.hidden_dim)), u(size_t(n * c.hidden_dim)), d(size_t(n * c.dim));
-  project(xn.data(), n, layer, Proj::Gate, g.data(), batch, adapters, c.dim, c.hidden_dim);
-  project(xn.data(), n, layer, Proj::Up, u.data(), batch, adapters, c.dim, c.hidden_dim);
-  silu_mul(g.data(), u.data(), n * c.hidden_dim, threads());
-  project(g.data(), n, layer, Proj::Down, d.data(), batch, adapters, c.hidden_dim, c.dim);
-  add_inplace(x, d.data(), n * c.dim, threads());
+  // Every element is written by its projection before it is read.
+  for (auto* v : {&buf.g, &buf.u}) v->resize(size_t(n * c.hidden_dim));
+  buf.d.resize(size_t(n * c.dim));
+  float *g = buf.g.data(), *u = buf.u.data(), *d = buf.d.data();
+  project(xn.data(), n, layer, Proj::Gate, g, batch, adapters, c.dim, c.hidden_dim);
+  project(xn.data(), n, layer, Proj::Up, u, batch, adapters, c.dim, c.hidden_dim);
+  silu_mul(g, u, n * c.hidden_dim, threads());
+  project(g, n, layer, Proj::Down, d, batch, adapters, c.hidden_dim, c.dim);
+  add_inplace(x, d, n * c.dim, threads());
 }
 
 std::vector<float> LlamaModel::forward_hidden(const TokenBatch& batch, const AdapterSet* adapters) const {
@@ -293,6 +296,7 @@ std::vector<float> LlamaModel::forward_hidden(const TokenBatch& batch, const Ada
   std::vector<float> q(size_t(n * c.q_dim())), att(q.size());        // (n, q)
   std::vector<float> k(size_t(n * c.kv_dim())), v(k.size());         // (n, kv)
   std::vector<float> o(x.size());                                    // (n, d)
+  MlpBuffers mlp_buf;
   embed(batch.tokens, x.data(), &batch, adapters);
   for (int l = 0; l < int(c.n_layers); ++l) {
     norm_rows(x.data(), xn.data(), n, l, NormSlot::Attention, &batch, adapters);
@@ -305,7 +309,7 @@ std::vector<float> LlamaModel::forward_hidden(const TokenBatch& batch, const Ada
                      threads());
     project(att.data(), n, l, Proj::O, o.data(), &batch, adapters, c.q_dim(), c.dim);
     add_inplace(x.data(), o.data(), n * c.dim, threads());
-    mlp(x.data(), n, l, &batch, adapters, xn);
+    mlp(x.data(), n, l, &batch, adapters, xn, mlp_buf);
   }
   norm_rows(x.data(), xn.data(), n, int(c.n_layers), NormSlot::Final, &batch, adapters);
   return xn;
@@ -336,6 +340,7 @@ std::vector<float> LlamaModel::decode(KVCache& cache, const std::vector<int32_t>
   std::vector<int32_t> pos(static_cast<size_t>(n));
   for (int64_t i = 0; i < n; ++i) pos[size_t(i)] = int32_t(p0 + i);
   std::vector<float> x(size_t(n * c.dim)), xn(x.size()), q(size_t(n * c.q_dim())), att(q.size()), o(x.size());
+  MlpBuffers mlp_buf;
   embed(tokens, x.data(), nullptr, adapters);
   for (int l = 0; l < int(c.n_layers); ++l) {
     float* kc = cache.k[size_t(l)].data();
@@ -349,7 +354,7 @@ std::vector<float> LlamaModel::decode(KVCache& cache, const std::vector<int32_t>
     causal_attention_cached(q.data(), kc, vc, att.data(), p0, n, c.n_heads, c.n_kv_heads, c.hd(), threads());
     project(att.data(), n, l, Proj::O, o.data(), nullptr, adapters, c.q_dim(), c.dim);
     add_inplace(x.data(), o.data(), n * c.dim, threads());
-    mlp(x.data(), n, l, nullptr, adapters, xn);
+    mlp(x.data(), n, l, nullptr, adapters, xn, mlp_buf);
   }
   cache.length = p0 + n;
   norm_rows(x.data() + (n - 1) * c.dim, xn.data(), 1, int(c.n_layers), NormSlot::Final, nullptr, adapters);
