@@ -12,9 +12,15 @@
 
 namespace zeroth {
 namespace {
-// Rows of logits computed at once: bounds the (chunk, vocab) buffer to ~4 MiB
-// (the gradient and JVP paths, which need whole rows of logits).
-int64_t logit_chunk(int64_t vocab) { return std::max<int64_t>(1, (int64_t(4) << 20) / (4 * vocab)); }
+// Rows of logits computed at once where whole rows are needed (the gradient
+// and JVP paths): bounds the (chunk, vocab) buffer to `mib` MiB.
+int64_t logit_chunk(int64_t vocab, int64_t mib) { return std::max<int64_t>(1, (mib << 20) / (4 * vocab)); }
+// The JVP's buffer holds 1 + count times the chunk, and its low memory is its
+// point: 4 MiB (21 rows of SmolLM2's head). The backward's peak is its tape
+// (240 MiB checkpointed on SmolLM2 at 16 × 64 tokens): 16 MiB there gives
+// SmolLM2's head 80-row products instead of 21-row ones (rounded down to a
+// multiple of 16, the x-packed GEMM path's tile, so no rows are padding).
+constexpr int64_t kJvpLogitMiB = 4, kBackwardLogitMiB = 16;
 
 // The log-prob paths walk the logits in blocks of up to kLogitRows rows by
 // logit_block_cols(vocab) columns (at most 3 MiB). Many rows per block keep
@@ -200,7 +206,8 @@ std::vector<float> CausalLM::logprob_backward(const std::vector<float>& hidden, 
   const auto [uniq, terms] = distinct_rows(rows);
   std::vector<float> lp(rows.size());
   const Tensor& w = output_matrix();
-  const int64_t chunk = logit_chunk(V);
+  int64_t chunk = logit_chunk(V, kBackwardLogitMiB);
+  if (chunk >= 16) chunk -= chunk % 16;
   for (size_t c0 = 0; c0 < uniq.size(); c0 += size_t(chunk)) {
     const size_t c1 = std::min(uniq.size(), c0 + size_t(chunk));
     const int64_t m = int64_t(c1 - c0);
@@ -250,7 +257,7 @@ std::vector<float> CausalLM::logprob_jvp(const std::vector<float>& hidden, const
   // A chunk's m primal rows and its count·m tangent rows: (1 + count)·m logit
   // rows in one product, so each tile of the output matrix is decoded once
   // for all of them (the buffer is 1 + count times the forward's).
-  const int64_t chunk = logit_chunk(V);
+  const int64_t chunk = logit_chunk(V, kJvpLogitMiB);
   for (size_t c0 = 0; c0 < uniq.size(); c0 += size_t(chunk)) {
     const size_t c1 = std::min(uniq.size(), c0 + size_t(chunk));
     const int64_t m = int64_t(c1 - c0), S = 1 + count;
