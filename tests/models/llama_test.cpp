@@ -10,6 +10,7 @@
 
 #include "core/error.h"
 #include "core/parallel.h"
+#include "core/quant/quant.h"
 #include "models/llama.h"
 
 namespace zeroth {
@@ -148,6 +149,41 @@ TEST(Llama, LogprobsOverVocabularyBlocksMatchLogSoftmax) {
   }());
   for (float x : every) mass += std::exp(double(x));
   EXPECT_NEAR(mass, 1.0, 1e-5);
+}
+
+// The same walk over a block-quantized output matrix: the blocks of columns
+// are row slices of the packed matrix, and must score as logits() does with
+// the whole matrix.
+TEST(Llama, LogprobsOverVocabularyBlocksOfAQuantizedHead) {
+  LlamaConfig c = tiny_config();
+  c.vocab_size = 4500;
+  c.max_seq_len = 64;
+  for (DType t : {DType::Q8_0, DType::Q4_0}) {
+    LlamaWeights w = make_random_llama(c, 14);
+    w.output = quantize(w.output, t);
+    LlamaModel model(std::move(w), 2);
+    ASSERT_EQ(model.output_weight().dtype(), t);
+    std::mt19937 rng(15);
+    TokenBatch b;
+    for (int s = 0; s < 3; ++s) b.add(random_tokens(rng, 40, 4500));
+    const auto hidden = model.forward_hidden(b);
+    std::vector<int64_t> rows;
+    std::vector<int32_t> targets;
+    for (int64_t i = 0; i < b.rows(); ++i) {
+      rows.push_back(i);
+      targets.push_back(int32_t((i * 977) % 4500));
+    }
+    const auto tl = model.token_logprobs(hidden, rows, targets);
+    const auto lg = model.logits(hidden, rows);
+    for (size_t i = 0; i < rows.size(); ++i) {
+      const float* x = lg.data() + i * 4500;
+      const float mx = *std::max_element(x, x + 4500);
+      double s = 0;
+      for (int v = 0; v < 4500; ++v) s += std::exp(double(x[v]) - double(mx));
+      ASSERT_NEAR(tl[i], double(x[targets[i]]) - double(mx) - std::log(s), 2e-5) << dtype_name(t) << " row " << i;
+    }
+    EXPECT_EQ(model.token_logprobs(hidden, {rows[7]}, {targets[7]})[0], tl[7]) << dtype_name(t);
+  }
 }
 
 // Variant v of a batch must compute exactly what a batch holding only that
