@@ -16,46 +16,41 @@
 
 namespace zeroth::bench {
 
-// Per thread: 12 independent FMA chains of the widest vector the build targets
-// (enough to cover FMA latency × pipes on current x86 cores), `iters` steps.
-inline float fma_chains(int64_t iters) {
+// The widest f32 vector the build targets, and its FMA.
 #if defined(__AVX512F__)
-  using V = __m512;
-  const auto fma = [](V a, V b, V c) { return _mm512_fmadd_ps(a, b, c); };
-  const auto set1 = [](float f) { return _mm512_set1_ps(f); };
-  const auto lane0 = [](V a) { return _mm512_cvtss_f32(a); };
+using FmaVec = __m512;
+inline FmaVec fma_vec(FmaVec a, FmaVec b, FmaVec c) { return _mm512_fmadd_ps(a, b, c); }
+inline FmaVec fma_set1(float f) { return _mm512_set1_ps(f); }
+inline float fma_lane0(FmaVec a) { return _mm512_cvtss_f32(a); }
 #elif defined(__AVX2__) && defined(__FMA__)
-  using V = __m256;
-  const auto fma = [](V a, V b, V c) { return _mm256_fmadd_ps(a, b, c); };
-  const auto set1 = [](float f) { return _mm256_set1_ps(f); };
-  const auto lane0 = [](V a) { return _mm256_cvtss_f32(a); };
+using FmaVec = __m256;
+inline FmaVec fma_vec(FmaVec a, FmaVec b, FmaVec c) { return _mm256_fmadd_ps(a, b, c); }
+inline FmaVec fma_set1(float f) { return _mm256_set1_ps(f); }
+inline float fma_lane0(FmaVec a) { return _mm256_cvtss_f32(a); }
 #else
-  using V = float;
-  const auto fma = [](V a, V b, V c) { return __builtin_fmaf(a, b, c); };
-  const auto set1 = [](float f) { return f; };
-  const auto lane0 = [](V a) { return a; };
+using FmaVec = float;
+inline FmaVec fma_vec(FmaVec a, FmaVec b, FmaVec c) { return __builtin_fmaf(a, b, c); }
+inline FmaVec fma_set1(float f) { return f; }
+inline float fma_lane0(FmaVec a) { return a; }
 #endif
-  constexpr int kChains = 12;  // 12 accumulators + 2 operands fit AVX2's 16 registers
-  V acc[kChains];
-  for (int i = 0; i < kChains; ++i) acc[i] = set1(1e-3f * float(i));
-  const V a = set1(0.999f), b = set1(1e-4f);
+inline int fma_lanes() { return int(sizeof(FmaVec) / sizeof(float)); }
+
+// Independent chains per thread: enough to cover FMA latency × pipes on
+// current x86 cores; 12 accumulators + 2 operands fit AVX2's 16 registers.
+constexpr int kFmaChains = 12;
+
+// Per thread: kFmaChains FMA chains of `iters` steps.
+inline float fma_chains(int64_t iters) {
+  FmaVec acc[kFmaChains];
+  for (int i = 0; i < kFmaChains; ++i) acc[i] = fma_set1(1e-3f * float(i));
+  const FmaVec a = fma_set1(0.999f), b = fma_set1(1e-4f);
   for (int64_t it = 0; it < iters; ++it) {
 #pragma GCC unroll 16
-    for (int i = 0; i < kChains; ++i) acc[i] = fma(acc[i], a, b);
+    for (int i = 0; i < kFmaChains; ++i) acc[i] = fma_vec(acc[i], a, b);
   }
   float s = 0.0f;
-  for (int i = 0; i < kChains; ++i) s += lane0(acc[i]);
+  for (int i = 0; i < kFmaChains; ++i) s += fma_lane0(acc[i]);
   return s;
-}
-
-inline int fma_lanes() {
-#if defined(__AVX512F__)
-  return 16;
-#elif defined(__AVX2__) && defined(__FMA__)
-  return 8;
-#else
-  return 1;
-#endif
 }
 
 // GFLOP/s of fma_chains on `threads` threads at once.
@@ -67,7 +62,7 @@ inline double fma_gflops(int threads, int64_t iters) {
   });
   const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   benchmark::DoNotOptimize(sink.data());
-  return 2.0 * 12 * fma_lanes() * double(iters) * threads / s * 1e-9;
+  return 2.0 * kFmaChains * fma_lanes() * double(iters) * threads / s * 1e-9;
 }
 
 // The peak on default_threads(), best of a few runs, measured once per process.

@@ -53,5 +53,11 @@ void relu(float* x, int64_t n, int threads = 0);
 void add_inplace(float* y, const float* x, int64_t n, int threads = 0);
 // Row-wise log-sum-exp of (n, d) logits.
 void logsumexp_rows(const float* x, int64_t n, int64_t d, float* out, int threads = 0);
+// One block of a running log-sum-exp over a row's columns, in column order:
+// max becomes max(max, x[0, n)), sum (Σ exp(x − max) in double) is rescaled to
+// it, then gains this block's terms. Start from max = −inf, sum = 0; the
+// result is max + float(log(sum)). A whole row in one block is logsumexp_rows's
+// arithmetic exactly (logsumexp_rows is this).
+void logsumexp_add(const float* x, int64_t n, float& max, double& sum);
 
 }  // namespace zeroth

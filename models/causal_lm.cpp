@@ -143,16 +143,7 @@ std::vector<float> CausalLM::logprob_columns(const std::vector<float>& hidden, c
                    for (int64_t i = i0; i < i1; ++i) {
                      const size_t r = idx[size_t(i)];
                      const float* x = lg.data() + i * n;
-                     float bm = -INFINITY;
-                     for (int64_t c = 0; c < n; ++c) bm = std::max(bm, x[c]);
-                     if (bm > run_max[r]) {  // rescale the sum so far to the new maximum
-                       if (run_sum[r] != 0.0) run_sum[r] *= std::exp(double(run_max[r]) - double(bm));
-                       run_max[r] = bm;
-                     }
-                     const float mx = run_max[r];
-                     double s = 0.0;
-                     for (int64_t c = 0; c < n; ++c) s += std::exp(double(x[c] - mx));
-                     run_sum[r] += s;
+                     logsumexp_add(x, n, run_max[r], run_sum[r]);
                      for (size_t j = 0; j < width; ++j) {
                        const int64_t col = per_row ? columns[r] : columns[j];
                        if (col >= v0 && col < v1) out[r * width + j] = x[col - v0];

@@ -206,14 +206,24 @@ void add_inplace(float* y, const float* x, int64_t n, int threads) {
   });
 }
 
+void logsumexp_add(const float* x, int64_t n, float& max, double& sum) {
+  float bm = -INFINITY;
+  for (int64_t i = 0; i < n; ++i) bm = std::max(bm, x[i]);
+  if (bm > max) {  // rescale the sum so far to the new maximum
+    if (sum != 0.0) sum *= std::exp(double(max) - double(bm));
+    max = bm;
+  }
+  double s = 0.0;
+  for (int64_t i = 0; i < n; ++i) s += std::exp(double(x[i] - max));
+  sum += s;
+}
+
 void logsumexp_rows(const float* x, int64_t n, int64_t d, float* out, int threads) {
   parallel_for(n, row_grain(d), threads, [&](int64_t r0, int64_t r1) {
     for (int64_t r = r0; r < r1; ++r) {
-      const float* xr = x + r * d;
       float mx = -INFINITY;
-      for (int64_t i = 0; i < d; ++i) mx = std::max(mx, xr[i]);
       double s = 0.0;
-      for (int64_t i = 0; i < d; ++i) s += std::exp(double(xr[i] - mx));
+      logsumexp_add(x + r * d, d, mx, s);
       out[r] = mx + float(std::log(s));
     }
   });
