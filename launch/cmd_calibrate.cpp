@@ -54,10 +54,9 @@ json measure(const std::string& config_path, const std::vector<std::string>& set
     gpu = std::make_unique<LlamaCuda>(dynamic_cast<const LlamaModel&>(*ctx.model), o);
   }
   const CausalLM& model = gpu ? static_cast<const CausalLM&>(*gpu) : *ctx.model;
-  LoraTrainable lora(c.lora, *ctx.model, c.trainable);
-  lora.initialize(c.run.seed);
-  const CodecScale codec(c.codec);
-  const float scale = codec.scale();
+  Replica replica(c.replica(), *ctx.model, 1);  // θ_0 and s_0
+  const LoraTrainable& lora = replica.lora();
+  const float scale = replica.scale();
   const ThreadsOverride use(threads > 0 ? threads : default_threads());
   json codes = json::array(), losses = json::array();
   const auto t0 = std::chrono::steady_clock::now();

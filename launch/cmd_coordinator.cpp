@@ -25,7 +25,11 @@ using json = nlohmann::json;
 class LedgerRun : public tcp::RunState {
  public:
   LedgerRun(const TrainContext& ctx, LedgerFile& ledger)
-      : ctx_(ctx), c_(ctx.config), ledger_(ledger), replica_(ctx), entries_(ledger.entries()) {
+      : ctx_(ctx),
+        c_(ctx.config),
+        ledger_(ledger),
+        replica_(ctx.config.replica(), *ctx.model, ctx.member_threads),
+        entries_(ledger.entries()) {
     // Rebuild θ: fused replay between hash checkpoints, and the last few
     // entries one by one, so a worker that was at any recent step (or at a
     // checkpoint) can resume from its own state.
@@ -33,39 +37,44 @@ class LedgerRun : public tcp::RunState {
     const uint64_t n = entries_.size(), k = uint64_t(c_.run.hash_every);
     const uint64_t tail = n > 64 ? n - 64 : 0;
     std::span<const StepEntry> all(entries_);
-    while (replica_.steps < n) {
-      const uint64_t s = replica_.steps;
+    while (replica_.steps() < n) {
+      const uint64_t s = replica_.steps();
       const uint64_t next = s < tail ? std::min(tail, (s / k + 1) * k) : s + 1;
       replica_.replay(all.subspan(s, next - s));
       hashes_[next] = replica_.hash();
     }
     metrics_.open(ctx.dir.metrics(), std::ios::app);
   }
-  uint64_t steps_done() const override { return replica_.steps; }
+  uint64_t steps_done() const override { return replica_.steps(); }
   std::string hash_at(uint64_t steps) const override {
     auto it = hashes_.find(steps);
     return it == hashes_.end() ? "" : it->second;
   }
-  float scale() const override { return replica_.codec->scale(); }
+  float scale() const override { return replica_.scale(); }
   float lr(uint64_t step) const override { return c_.optimizer.lr_at(step); }
+  Filtered filter(StepEntry& e) override {
+    const CommitFilterStats st = replica_.commit_filter(e);
+    return {st.robust.clipped, st.robust.trimmed, st.screened};
+  }
+  std::string filter_rule() const override { return c_.robust.rule; }
   void commit(const StepEntry& e) override {
     ledger_.append(e, true);  // durable: fsync before any member hears of it
     entries_.push_back(e);
     replica_.apply(e);
     const std::string h = replica_.hash();
-    hashes_[replica_.steps] = h;
+    hashes_[replica_.steps()] = h;
     metrics_ << json{{"event", "step"}, {"step", e.step}, {"epoch", e.epoch}, {"records", e.records.size()},
                      {"scale", e.scale}, {"lr", e.lr}, {"hash", h}}.dump()
              << "\n" << std::flush;
-    if (c_.run.snapshot_every > 0 && replica_.steps % uint64_t(c_.run.snapshot_every) == 0)
-      write_snapshot(ctx_.dir, replica_.steps, h, replica_.lora->set().snapshot());
+    if (c_.run.snapshot_every > 0 && replica_.steps() % uint64_t(c_.run.snapshot_every) == 0)
+      write_snapshot(ctx_.dir, replica_.steps(), h, replica_.theta().snapshot());
   }
   std::vector<StepEntry> entries(uint64_t from, uint64_t to) const override {
     return {entries_.begin() + ptrdiff_t(from), entries_.begin() + ptrdiff_t(std::min<uint64_t>(to, entries_.size()))};
   }
   std::optional<std::pair<uint64_t, std::vector<uint8_t>>> snapshot() const override {
-    if (c_.optimizer.rule != UpdateRule::Sgd) return std::nullopt;  // momentum: replay from θ_0
-    const auto snap = latest_snapshot(ctx_.dir, replica_.steps);
+    if (!replica_.snapshot_restores()) return std::nullopt;  // state beside θ: replay from θ_0
+    const auto snap = latest_snapshot(ctx_.dir, replica_.steps());
     if (!snap || snap->step == 0) return std::nullopt;
     std::ifstream in(ctx_.dir.snapshot(snap->step), std::ios::binary);
     std::vector<uint8_t> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
@@ -146,7 +155,7 @@ Runner add_coordinator(CLI::App& app) {
     fmt::print(stderr, "task: {}\n", ctx.task->describe());
     std::string theta0;
     {
-      Replica probe(ctx);
+      const Replica probe(c.replica(), *ctx.model, ctx.member_threads);
       theta0 = probe.hash();
     }
     auto ledger = prepare_run_dir(ctx, c, theta0);
@@ -154,7 +163,7 @@ Runner add_coordinator(CLI::App& app) {
     const uint64_t start = run.steps_done();
     EvalResult before;
     const bool has_dev = !ctx.task->examples(Split::Dev).empty();
-    const PerturbedLora theta(*run.replica().lora, c.zo.distribution, {Variant{}});
+    const PerturbedLora theta(run.replica().lora(), c.zo.distribution, {Variant{}});
     if (has_dev && start == 0) {
       before = evaluate(*ctx.model, *ctx.task, Split::Dev, c.eval.batch_tokens, &theta);
       fmt::print(stderr, "dev before training: loss {:.4f}{}\n", before.loss,
@@ -181,7 +190,6 @@ Runner add_coordinator(CLI::App& app) {
     o.first_member_id = first_free_member_id(ctx.history);
     o.max_per_identity = uint32_t(c.elastic.max_per_identity);
     o.joins_per_minute = uint32_t(c.elastic.joins_per_minute);
-    o.robust = c.robust;
     o.spot_p = c.elastic.spot_p;
     o.spot_tolerance = c.elastic.spot_tolerance;
     o.spot_tolerances = c.elastic.spot_tolerances;
@@ -216,7 +224,7 @@ Runner add_coordinator(CLI::App& app) {
     const uint64_t steps = run.steps_done();
     const std::string final_hash = run.replica().hash();
     json s = {{"steps", steps}, {"final_hash", final_hash}, {"transport", "tcp coordinator"},
-              {"trainable_parameters", run.replica().lora->set().size()},
+              {"trainable_parameters", run.replica().theta().size()},
               {"rejections", coord.rejections().by_reason}, {"epochs", coord.epoch()}};
     const json status = json::parse(coord.status_json());
     s["bytes_per_member_per_step"] = status["bytes_per_member_per_step"];
@@ -230,7 +238,7 @@ Runner add_coordinator(CLI::App& app) {
       if (start == 0) s["dev_before"] = {{"loss", before.loss}, {"accuracy", before.accuracy}};
     }
     if (c.run.snapshot_every > 0 && steps > start)
-      write_snapshot(ctx.dir, steps, final_hash, run.replica().lora->set().snapshot());
+      write_snapshot(ctx.dir, steps, final_hash, run.replica().theta().snapshot());
     std::ofstream(ctx.dir.summary()) << s.dump(2) << "\n";
     fmt::print("steps: {}\nfinal hash: {}\nbytes per member per step: {:.1f} on the socket ({:.1f} payload)\n"
                "rejections: {}\nrun directory: {}\n",

@@ -21,7 +21,7 @@ namespace {
 struct Rebuilt {
   TrainConfig config;
   std::unique_ptr<LlamaModel> model;
-  std::unique_ptr<LoraTrainable> lora;
+  std::unique_ptr<Replica> replica;
   uint64_t steps = 0;
   double seconds = 0;
 };
@@ -44,15 +44,11 @@ Rebuilt rebuild(const std::string& ledger_path, const std::string& base_path, co
   lo.quantize_embeddings = r.config.model.quantize_embeddings;
   if (!r.config.model.quantize.empty()) lo.quantize = parse_dtype(r.config.model.quantize);
   r.model = std::make_unique<LlamaModel>(load_llama_weights(r.config.model.path, lo));
-  r.lora = std::make_unique<LoraTrainable>(r.config.lora, *r.model, r.config.trainable);
-  r.lora->initialize(r.config.run.seed);
-  ZEROTH_CHECK(r.lora->set().hash().hex() == h.trainable_hash,
-               "{}: θ_0 rebuilt from the config has hash {}, the ledger says {}", ledger_path,
-               r.lora->set().hash().hex(), h.trainable_hash);
-  ZerothOrderOptimizer opt(r.config.optimizer, r.lora->set());
-  CodecScale codec(r.config.codec);
+  r.replica = std::make_unique<Replica>(r.config.replica(), *r.model);
+  ZEROTH_CHECK(r.replica->hash() == h.trainable_hash, "{}: θ_0 rebuilt from the config has hash {}, the ledger says {}",
+               ledger_path, r.replica->hash(), h.trainable_hash);
   const auto t0 = std::chrono::steady_clock::now();
-  r.steps = catch_up(*r.lora, opt, codec, ledger.entries(), dir, r.config.optimizer.rule);
+  r.steps = catch_up(*r.replica, ledger.entries(), dir);
   r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   return r;
 }
@@ -71,12 +67,12 @@ Runner add_replay(CLI::App& app) {
   return [opt] {
     Rebuilt r = rebuild(opt->ledger, opt->base, nullptr, true);
     std::filesystem::create_directories(opt->out);
-    const std::string hash = r.lora->set().hash().hex();
-    write_safetensors(opt->out + "/adapter.safetensors", r.lora->set().snapshot(),
+    const std::string hash = r.replica->hash();
+    write_safetensors(opt->out + "/adapter.safetensors", r.replica->theta().snapshot(),
                       {{"zeroth.step", std::to_string(r.steps)}, {"zeroth.hash", hash}});
     fmt::print("replayed {} steps in {:.3f} s ({:.0f} steps/s, {:.3g} parameter·records/s)\n", r.steps, r.seconds,
                double(r.steps) / std::max(r.seconds, 1e-9),
-               double(r.lora->set().size()) * double(r.steps) * r.config.zo.q * r.config.run.members /
+               double(r.replica->theta().size()) * double(r.steps) * r.config.zo.q * r.config.run.members /
                    std::max(r.seconds, 1e-9));
     fmt::print("hash: {}\n", hash);
     fmt::print("wrote {}/adapter.safetensors\n", opt->out);
@@ -98,17 +94,17 @@ Runner add_export(CLI::App& app) {
     ZEROTH_CHECK(!opt->peft.empty() || !opt->merged.empty(), "export: name --peft DIR and/or --merged DIR");
     RunDir dir{opt->run};
     Rebuilt r = rebuild(dir.ledger(), opt->base, &dir, true);
-    fmt::print(stderr, "rebuilt step {} (hash {})\n", r.steps, r.lora->set().hash().hex());
+    fmt::print(stderr, "rebuilt step {} (hash {})\n", r.steps, r.replica->hash());
     if (!opt->peft.empty()) {
       ZEROTH_CHECK(!r.config.trainable.full && !r.config.trainable.norms,
                    "export --peft: this run trained {}, which a PEFT LoRA adapter cannot hold; use --merged",
                    r.config.trainable.full ? "every weight" : "the norms");
       const auto& mc = r.model->config();
-      export_peft(opt->peft, r.lora->adapters(), r.config.model.path, mc.rope_interleaved, mc.n_heads, mc.n_kv_heads);
+      export_peft(opt->peft, r.replica->lora().adapters(), r.config.model.path, mc.rope_interleaved, mc.n_heads, mc.n_kv_heads);
       fmt::print("wrote the PEFT adapter to {}\n", opt->peft);
     }
     if (!opt->merged.empty()) {
-      const PerturbedLora theta(*r.lora, r.config.zo.distribution, {Variant{}});
+      const PerturbedLora theta(r.replica->lora(), r.config.zo.distribution, {Variant{}});
       export_merged(opt->merged, *r.model, theta);
       fmt::print("wrote the merged model to {}\n", opt->merged);
     }

@@ -86,15 +86,14 @@ void parse_corrupt(const std::string& spec, TrainContext& ctx) {
 // θ_0's hash, as every member will compute it; the leader says what trains.
 std::string theta0_hash(const TrainContext& ctx, bool say) {
   const TrainConfig& c = ctx.config;
-  LoraTrainable probe(c.lora, *ctx.model, c.trainable);
-  probe.initialize(c.run.seed);
+  const Replica probe(c.replica(), *ctx.model, 1);
   if (say)
     fmt::print(stderr, "trainable: {}{}: {} parameters\n",
                c.trainable.full ? "every weight: embedding, projections, output (full)"
                                 : fmt::format("LoRA r {} alpha {} on {} projections", c.lora.rank, c.lora.alpha,
                                               c.lora.targets.size()),
-               c.trainable.norms ? " and the norms" : "", probe.set().size());
-  return probe.set().hash().hex();
+               c.trainable.norms ? " and the norms" : "", probe.theta().size());
+  return probe.hash();
 }
 
 // The closing lines every run prints (leader).

@@ -251,8 +251,8 @@ class Worker {
     JoinMsg j;
     j.name = o_.name;
     j.base_hash = base_hash_;
-    j.steps = replica_ ? replica_->steps : 0;
-    j.theta_hash = replica_ && replica_->steps > 0 ? replica_->hash() : "";
+    j.steps = replica_ ? replica_->steps() : 0;
+    j.theta_hash = replica_ && replica_->steps() > 0 ? replica_->hash() : "";
     j.private_data = !o_.data.empty();
     // Spot checks compare members of one backend class: a GPU member's class
     // names its device generation and GEMM precision.
@@ -300,9 +300,9 @@ class Worker {
         case FrameType::Leave: {
           const auto why = decode_text(in->body).text;
           link_.stop();
-          fmt::print(stderr, "worker {}: {} (at step {})\n", name(), why, replica_ ? replica_->steps : 0);
+          fmt::print(stderr, "worker {}: {} (at step {})\n", name(), why, replica_ ? replica_->steps() : 0);
           if (why == "the run is complete") {
-            fmt::print("worker {}: done; {} steps, hash {}\n", name(), replica_->steps, replica_->hash());
+            fmt::print("worker {}: done; {} steps, hash {}\n", name(), replica_->steps(), replica_->hash());
             return 0;
           }
           return 1;
@@ -341,20 +341,20 @@ class Worker {
                    "with the run's model file", c.model.path, base_hash_, w.base_hash);
       ctx_ = std::make_unique<TrainContext>(make_train_context(c));
       attach_cuda_model(*ctx_, {0}, true);
-      replica_ = std::make_unique<Replica>(*ctx_);
+      replica_ = std::make_unique<Replica>(ctx_->config.replica(), *ctx_->model, ctx_->member_threads);
       link_.heartbeat_s = c.elastic.heartbeat_s;
       link_.missed = c.elastic.missed_heartbeats;
       fmt::print(stderr, "worker {}: joined as member {}; task: {}\n", o_.name.empty() ? "" : o_.name, member_,
                  ctx_->task->describe());
       choose_role();
     }
-    if (w.reset && replica_->steps > 0) {
+    if (w.reset && replica_->steps() > 0) {
       fmt::print(stderr, "worker {}: starting over from θ_0 (the coordinator does not know our state)\n", name());
       replica_->reset();
     }
-    ZEROTH_CHECK(replica_->steps == w.from_step, "catch-up starts at step {} but this worker holds {} steps",
-                 w.from_step, replica_->steps);
-    theta_from_ = replica_->steps;
+    ZEROTH_CHECK(replica_->steps() == w.from_step, "catch-up starts at step {} but this worker holds {} steps",
+                 w.from_step, replica_->steps());
+    theta_from_ = replica_->steps();
     snapshot_.clear();
   }
 
@@ -365,53 +365,34 @@ class Worker {
       snapshot_.insert(snapshot_.end(), m.bytes.begin(), m.bytes.end());
       if (snapshot_.size() == m.total) restore_snapshot(m.snapshot_step);
     } else if (m.part == CatchUpPart::Entries) {
-      // Entries before the snapshot's step only move the codec scale.
-      std::vector<StepEntry> apply;
-      for (const auto& e : m.entries) {
-        if (e.step < theta_from_) {
-          ZEROTH_CHECK(e.step == codec_steps_, "catch-up entry {} out of order", e.step);
-          fold(e);
-        } else {
-          apply.push_back(e);
-        }
-      }
-      if (!apply.empty()) {
-        replica_->replay(apply);
-        codec_steps_ = replica_->steps;
-        for (const auto& e : apply) trace_commit(e, "");
-      }
+      // Entries before a snapshot's step only move the codec scale and screen.
+      replica_->replay(m.entries);
+      for (const auto& e : m.entries)
+        if (e.step >= theta_from_) trace_commit(e, "");
     } else {
       const std::string h = replica_->hash();
-      ZEROTH_CHECK(replica_->steps == m.snapshot_step, "catch-up ended at step {} but this worker holds {}",
-                   m.snapshot_step, replica_->steps);
+      ZEROTH_CHECK(replica_->steps() == m.snapshot_step, "catch-up ended at step {} but this worker holds {}",
+                   m.snapshot_step, replica_->steps());
       if (h != m.hash)
         fmt::print(stderr, "worker {}: after catch-up our hash {} differs from the coordinator's {}\n", name(), h,
                    m.hash);
-      if (trace_) trace_ << fmt::format("ready {} {} {}\n", replica_->steps, h, member_) << std::flush;
-      link_.send(FrameType::Ready, replica_->steps, encode(ReadyMsg{replica_->steps, h, role_}));
+      if (trace_) trace_ << fmt::format("ready {} {} {}\n", replica_->steps(), h, member_) << std::flush;
+      link_.send(FrameType::Ready, replica_->steps(), encode(ReadyMsg{replica_->steps(), h, role_}));
     }
   }
 
   void restore_snapshot(uint64_t step) {
     const Snapshot snap = snapshot_from_bytes(snapshot_, step, "the coordinator");
-    replica_->lora->set().restore(snap.tensors, "the coordinator's snapshot");
-    ZEROTH_CHECK(replica_->hash() == snap.hash, "the coordinator's snapshot does not match its hash");
-    // θ is at `step`; the codec still has to fold in entries 0..step-1.
-    codec_steps_ = replica_->steps;  // 0 after reset
-    replica_->steps = step;
+    // θ is at `step`; the entries 0..step-1 that follow still fold into the codec.
+    replica_->restore(snap.tensors, step, snap.hash, "the coordinator's snapshot");
     theta_from_ = step;
     snapshot_.clear();
   }
 
-  void fold(const StepEntry& e) {
-    replica_->codec->update(e);
-    ++codec_steps_;
-  }
-
   void on_step(const FrameHeader& h, const StepMsg& s) {
     ZEROTH_CHECK(replica_, "a step before welcome");
-    if (s.step != replica_->steps) {
-      fmt::print(stderr, "worker {}: asked for step {} but holds {}; joining again\n", name(), s.step, replica_->steps);
+    if (s.step != replica_->steps()) {
+      fmt::print(stderr, "worker {}: asked for step {} but holds {}; joining again\n", name(), s.step, replica_->steps());
       send_join();
       return;
     }
@@ -420,9 +401,9 @@ class Worker {
     if (pos == s.members.end()) return;
     const uint32_t lane = uint32_t(pos - s.members.begin());
     const TrainConfig& c = ctx_->config;
-    if (s.scale != replica_->codec->scale())
-      fmt::print(stderr, "worker {}: codec scale {} differs from the coordinator's {}\n", name(),
-                 replica_->codec->scale(), s.scale);
+    if (s.scale != replica_->scale())
+      fmt::print(stderr, "worker {}: codec scale {} differs from the coordinator's {}\n", name(), replica_->scale(),
+                 s.scale);
     MemberStepResult res = member_step(s, member_, lane);
     if (o_.lie > 0)  // the attack suite's liar: flips the sign of a fraction of its own codes
       for (auto& rec : res.records)
@@ -447,13 +428,12 @@ class Worker {
 
   void on_commit(const StepEntry& e) {
     ZEROTH_CHECK(replica_, "a commit before welcome");
-    if (e.step != replica_->steps) {
-      fmt::print(stderr, "worker {}: commit {} arrived at step {}; joining again\n", name(), e.step, replica_->steps);
+    if (e.step != replica_->steps()) {
+      fmt::print(stderr, "worker {}: commit {} arrived at step {}; joining again\n", name(), e.step, replica_->steps());
       send_join();
       return;
     }
     replica_->apply(e);
-    codec_steps_ = replica_->steps;
     trace_commit(e, replica_->hash());
   }
 
@@ -494,7 +474,7 @@ class Worker {
   // the role's slot count and fill it by ZO differences from then on).
   MemberStepResult member_step(const StepMsg& s, uint32_t member, uint32_t lane) {
     return step_with_fallback(ctx_->config, role_, fallen_back_, fmt::format("worker {}", name()), ctx_->model_of(member),
-                              *ctx_->task, *replica_->lora, s.step, member, s.lanes, s.scale, lane);
+                              *ctx_->task, replica_->lora(), s.step, member, s.lanes, s.scale, lane);
   }
 
   void trace_commit(const StepEntry& e, const std::string& hash) {
@@ -511,7 +491,7 @@ class Worker {
   std::unique_ptr<TrainContext> ctx_;
   std::unique_ptr<Replica> replica_;
   uint32_t member_ = 0;
-  uint64_t theta_from_ = 0, codec_steps_ = 0;
+  uint64_t theta_from_ = 0;  // θ's step at the end of a snapshot (catch-up traces entries from here)
   bool joining_ = false;  // a Join is on its way; no second one until the Welcome
   MemberRole role_ = MemberRole::Zo;
   bool fallen_back_ = false;  // our gradient or JVP step ran out of memory

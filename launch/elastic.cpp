@@ -97,32 +97,4 @@ std::vector<uint8_t> hello_for(const Credential& cred, const tcp::ChallengeMsg& 
   return tcp::encode(m);
 }
 
-Replica::Replica(const TrainContext& ctx) : config(ctx.config), threads(ctx.member_threads) {
-  lora = std::make_unique<LoraTrainable>(config.lora, *ctx.model, config.trainable);
-  reset();
-}
-
-void Replica::reset() {
-  lora->initialize(config.run.seed);
-  opt = std::make_unique<ZerothOrderOptimizer>(config.optimizer, lora->set(), threads);
-  codec = std::make_unique<CodecScale>(config.codec);
-  steps = 0;
-}
-
-void Replica::apply(const StepEntry& e) {
-  ZEROTH_CHECK(e.step == steps, "entry for step {} arrived when step {} was next", e.step, steps);
-  opt->apply(e);
-  codec->update(e);
-  ++steps;
-}
-
-void Replica::replay(std::span<const StepEntry> entries) {
-  for (size_t i = 0; i < entries.size(); ++i)
-    ZEROTH_CHECK(entries[i].step == steps + i, "entry for step {} arrived when step {} was next", entries[i].step,
-                 steps + i);
-  opt->replay(entries);
-  for (const auto& e : entries) codec->update(e);
-  steps += entries.size();
-}
-
 }  // namespace zeroth::cli

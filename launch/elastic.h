@@ -1,6 +1,5 @@
 // Shared pieces of `zeroth coordinator` and `zeroth worker`: parsing
-// HOST:PORT, and the replica a process keeps of θ (LoRA set, optimizer, codec)
-// with the hashes it has seen.
+// HOST:PORT, TLS and credentials. The replica each keeps of θ is optim/replica.h.
 #pragma once
 #include <cstdint>
 #include <map>
@@ -68,21 +67,5 @@ std::shared_ptr<tcp::ssl::context> client_tls(bool tls, const std::string& ca_fi
 // A connection to the coordinator over `socket`: TLS checking `host` when `tls` is set.
 std::shared_ptr<Connection> connect_to_coordinator(Socket socket, const std::shared_ptr<tcp::ssl::context>& tls,
                                                    const std::string& host);
-
-// θ and everything that evolves with it, as a function of the entries applied.
-struct Replica {
-  Replica(const TrainContext& ctx);
-  const TrainConfig& config;
-  int threads;
-  std::unique_ptr<LoraTrainable> lora;
-  std::unique_ptr<ZerothOrderOptimizer> opt;
-  std::unique_ptr<CodecScale> codec;
-  uint64_t steps = 0;  // entries applied to θ and folded into the codec
-  void reset();        // θ_0, no entries
-  void apply(const StepEntry& e);  // the next entry
-  // Fused replay of consecutive entries starting at `steps`.
-  void replay(std::span<const StepEntry> entries);
-  std::string hash() const { return lora->set().hash().hex(); }
-};
 
 }  // namespace zeroth::cli

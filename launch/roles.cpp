@@ -16,6 +16,7 @@
 #include "optim/grad_step.h"
 #include "optim/jvp_step.h"
 #include "optim/lora_trainable.h"
+#include "optim/replica.h"
 
 namespace zeroth::cli {
 
@@ -63,8 +64,8 @@ MemberStepResult step_with_fallback(const TrainConfig& c, MemberRole role, bool&
 RoleProbe probe_role(const TrainContext& ctx, MemberRole role, uint32_t member, uint32_t members) {
   const TrainConfig& c = ctx.config;
   RoleProbe out;
-  LoraTrainable lora(c.lora, *ctx.model, c.trainable);
-  lora.initialize(c.run.seed);
+  Replica replica(c.replica(), *ctx.model, 1);  // θ_0
+  LoraTrainable& lora = replica.lora();
   // Freed heap memory still counts as resident until it goes back to the
   // kernel; a step that reuses it would not raise the peak. Return it first.
   ::malloc_trim(0);

@@ -12,6 +12,7 @@
 #include "optim/codec.h"
 #include "optim/lora_trainable.h"
 #include "optim/member_role.h"
+#include "optim/replica.h"
 #include "optim/robust.h"
 #include "optim/update.h"
 #include "optim/zo_step.h"
@@ -124,6 +125,9 @@ struct TrainConfig {
 
   void validate() const;  // errors name the key
   std::string to_yaml() const;  // resolved config, as stored in the run directory and ledger
+  // What a replica of θ needs: the lora, trainable, optimizer, codec and robust
+  // sections and run.seed.
+  ReplicaConfig replica() const { return {lora, trainable, optimizer, codec, robust, run.seed}; }
 };
 
 // Reads `yaml_text` (from `source`), applies overrides, validates. In path

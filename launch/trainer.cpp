@@ -126,21 +126,13 @@ std::string fmt_duration(double s) {
 
 }  // namespace
 
-uint64_t catch_up(LoraTrainable& lora, ZerothOrderOptimizer& opt, CodecScale& codec,
-                  const std::vector<StepEntry>& history, const RunDir* dir, UpdateRule rule) {
-  if (history.empty()) return 0;
-  size_t from = 0;
-  // Plain SGD keeps no state beside θ, so a snapshot can stand in for a prefix.
-  if (dir && rule == UpdateRule::Sgd)
-    if (auto snap = latest_snapshot(*dir, history.size())) {
-      lora.set().restore(snap->tensors, dir->snapshot(snap->step));
-      ZEROTH_CHECK(lora.set().hash().hex() == snap->hash, "{}: the snapshot's tensors do not match its hash",
-                   dir->snapshot(snap->step));
-      from = size_t(snap->step);
-    }
-  opt.replay(std::span<const StepEntry>(history).subspan(from));
-  for (const auto& e : history) codec.update(e);
-  return history.size();
+uint64_t catch_up(Replica& replica, const std::vector<StepEntry>& history, const RunDir* dir) {
+  if (history.empty()) return replica.steps();
+  if (dir && replica.snapshot_restores())
+    if (auto snap = latest_snapshot(*dir, history.size()))
+      replica.restore(snap->tensors, snap->step, snap->hash, dir->snapshot(snap->step));
+  replica.replay(history);
+  return replica.steps();
 }
 
 // Opens (resume) or creates the run directory and its ledger; returns the history.
@@ -206,17 +198,13 @@ MemberOutcome run_member(const TrainContext& ctx, Transport& tr) {
   const bool leader = tr.is_leader();
   const std::vector<uint32_t> hosted = tr.hosted();
   const uint32_t members = tr.layout().members;
-  LoraTrainable lora(c.lora, *ctx.model, c.trainable);
-  lora.initialize(c.run.seed);
-  ZerothOrderOptimizer opt(c.optimizer, lora.set(), ctx.member_threads);
+  Replica replica(c.replica(), *ctx.model, ctx.member_threads);
+  LoraTrainable& lora = replica.lora();
   const PerturbedLora theta(lora, c.zo.distribution, {Variant{}});  // θ itself, for evaluation
-  CodecScale codec(c.codec);
   // Per logical member: its gradient or JVP step ran out of memory (launch/roles.h).
   std::deque<bool> fallen_back(members, false);
 
-  const uint64_t start = catch_up(lora, opt, codec, ctx.history, &ctx.dir, c.optimizer.rule);
-  Screen screen(c.robust);  // a function of the committed entries, like θ
-  for (const auto& e : ctx.history) screen.observe(e);
+  const uint64_t start = catch_up(replica, ctx.history, &ctx.dir);
   std::ofstream metrics;
   if (leader) metrics.open(ctx.dir.metrics(), std::ios::app);
   auto log_json = [&](const json& j) {
@@ -243,7 +231,7 @@ MemberOutcome run_member(const TrainContext& ctx, Transport& tr) {
   double loss_ema = NAN;
   for (uint64_t t = start; t < uint64_t(c.run.steps); ++t) {
     const auto t0 = Clock::now();
-    const float scale = codec.scale();
+    const float scale = replica.scale();
     const float lr = c.optimizer.lr_at(t);
     // This participant's members, one after another; their losses and token
     // counts travel with the loss exchange below, "member:loss:tokens;".
@@ -297,11 +285,8 @@ MemberOutcome run_member(const TrainContext& ctx, Transport& tr) {
     double comm_s = std::chrono::duration<double>(Clock::now() - t_comm).count();
     // Every participant filters the identical entry identically: the ledger
     // holds the result.
-    const int64_t screened = screen.filter(commit.entry);
-    const RobustStats robust = robust_filter(commit.entry, c.robust);
-    screen.observe(commit.entry);
-    opt.apply(commit.entry);
-    codec.update(commit.entry);
+    const CommitFilterStats filtered = replica.commit_filter(commit.entry);
+    replica.apply(commit.entry);
     if (leader && ctx.ledger) ctx.ledger->append(commit.entry, c.run.durable);
     ++out.steps_run;
     if (int64_t(tr.rank()) == ctx.corrupt_rank && int64_t(t) == ctx.corrupt_step) {
@@ -353,7 +338,8 @@ MemberOutcome run_member(const TrainContext& ctx, Transport& tr) {
       log_json({{"event", "step"}, {"step", t}, {"loss", mean_loss}, {"lr", lr}, {"scale", scale},
                 {"records", commit.entry.records.size()}, {"grad_records", grad_records}, {"g_rms", ng ? std::sqrt(g2 / ng) : 0.0},
                 {"g_mean_abs", ng ? gabs / ng : 0.0}, {"clipped", clipped}, {"dropped", dropped},
-                {"robust_clipped", robust.clipped}, {"robust_trimmed", robust.trimmed}, {"screened", screened},
+                {"robust_clipped", filtered.robust.clipped}, {"robust_trimmed", filtered.robust.trimmed},
+                {"screened", filtered.screened},
                 {"record_bytes_per_member", double(bytes) / double(out.steps_run) / double(hosted.size())},
                 {"step_seconds", step_s}, {"comm_seconds", comm_s},
                 {"tokens_per_second", double(tokens) / step_s}});

@@ -14,6 +14,7 @@
 #include "core/error.h"
 #include "optim/ledger.h"
 #include "optim/lora_trainable.h"
+#include "optim/replica.h"
 #include "optim/robust.h"
 #include "optim/update.h"
 #include "launch/run_dir.h"
@@ -116,11 +117,10 @@ std::unique_ptr<LedgerFile> prepare_run_dir(TrainContext& ctx, const TrainConfig
 // directory, where there is none); nullopt for anything else.
 std::optional<Snapshot> fo_resume_snapshot(const TrainContext& ctx);
 
-// Brings a freshly initialized θ (and the codec scale) to the end of
-// `history`: the newest usable snapshot in `dir` (SGD only), then a fused replay
-// of the rest. Returns the step reached.
-uint64_t catch_up(LoraTrainable& lora, ZerothOrderOptimizer& opt, CodecScale& codec,
-                  const std::vector<StepEntry>& history, const RunDir* dir, UpdateRule rule);
+// Brings a replica at θ_0 to the end of `history`: the newest usable snapshot
+// in `dir` (for rules that keep no state beside θ), then a fused replay of the
+// rest. Returns the step reached.
+uint64_t catch_up(Replica& replica, const std::vector<StepEntry>& history, const RunDir* dir);
 
 // Runs participant `transport.rank()` — its hosted logical members — to the end
 // of the run (or a stop request).

@@ -45,8 +45,9 @@ MemberOutcome run_member_fo(const TrainContext& ctx, Transport& tr) {
   const uint32_t members = tr.layout().members;
   ZEROTH_CHECK(ctx.history.empty(), "{}: mode fo cannot resume from a ledger of zeroth-order steps (its steps are "
                "not in it); start a new run.dir", c.source);
-  LoraTrainable lora(c.lora, *ctx.model, c.trainable);
-  lora.initialize(c.run.seed);
+  // θ_0 as every mode makes it; AdamW moves θ here, outside the ledger.
+  Replica replica(c.replica(), *ctx.model, ctx.member_threads);
+  LoraTrainable& lora = replica.lora();
   AdamW opt(c.fo, lora.set());
   uint64_t start = 0;
   if (ctx.fo_resume) {

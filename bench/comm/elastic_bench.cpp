@@ -50,6 +50,8 @@ class MemoryRun : public RunState {
   std::string hash_at(uint64_t) const override { return kHash; }
   float scale() const override { return 1.0f; }
   float lr(uint64_t) const override { return 1e-3f; }
+  Filtered filter(StepEntry&) override { return {}; }
+  std::string filter_rule() const override { return "none"; }
   void commit(const StepEntry& e) override { entries_.push_back(e); }
   std::vector<StepEntry> entries(uint64_t from, uint64_t to) const override {
     return {entries_.begin() + ptrdiff_t(from), entries_.begin() + ptrdiff_t(std::min<uint64_t>(to, entries_.size()))};

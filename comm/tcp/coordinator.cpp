@@ -41,9 +41,7 @@ Coordinator::Coordinator(asio::io_context& io, CoordinatorOptions options, RunSt
       tick_timer_(io),
       deadline_timer_(io),
       next_id_(opt_.first_member_id),
-      spot_rng_(opt_.spot_seed),
-      screen_(opt_.robust) {
-  for (const auto& e : run_.entries(0, run_.steps_done())) screen_.observe(e);
+      spot_rng_(opt_.spot_seed) {
   if (opt_.secret) auth_ = std::make_unique<Authenticator>(*opt_.secret);
   ZEROTH_CHECK(opt_.min_workers >= 1 && opt_.min_workers <= opt_.max_workers,
                "elastic.min_workers ({}) must be in 1..elastic.max_workers ({})", opt_.min_workers, opt_.max_workers);
@@ -643,16 +641,15 @@ void Coordinator::finish_step() {
     if (auto it = members_.find(id); it != members_.end()) ++it->second.contributed;
   }
   e.sort_records();
-  screened_ += uint64_t(screen_.filter(e));
-  const RobustStats rs = robust_filter(e, opt_.robust);
-  robust_clipped_ += uint64_t(rs.clipped);
-  robust_trimmed_ += uint64_t(rs.trimmed);
+  const RunState::Filtered filtered = run_.filter(e);
+  screened_ += uint64_t(filtered.screened);
+  robust_clipped_ += uint64_t(filtered.clipped);
+  robust_trimmed_ += uint64_t(filtered.trimmed);
   try {
     run_.commit(e);  // durable before any member hears of it
   } catch (const std::exception& ex) {
     return finish_run(fmt::format("cannot commit step {}: {}", step_, ex.what()));
   }
-  screen_.observe(e);
   const auto body = encode(CommitMsg{e});
   for (auto& [id, m] : members_)
     if (m.state != State::Evicted) m.conn->send(FrameType::Commit, epoch_, step_, body);
@@ -724,7 +721,7 @@ std::string Coordinator::status_json() const {
             {"bytes_per_member_per_step", result_frames_ ? double(result_bytes_) / double(result_frames_) : 0.0},
             {"payload_bytes_per_member_per_step", result_frames_ ? double(payload_bytes_) / double(result_frames_) : 0.0},
             {"rejections", rejections_.by_reason}, {"tls", opt_.tls != nullptr},
-            {"robust", {{"rule", opt_.robust.rule}, {"clipped", robust_clipped_}, {"trimmed", robust_trimmed_},
+            {"robust", {{"rule", run_.filter_rule()}, {"clipped", robust_clipped_}, {"trimmed", robust_trimmed_},
                         {"screened", screened_}}},
             {"spot_checks", {{"p", opt_.spot_p}, {"checks", spot_checks_}, {"disagreements", spot_disagreements_},
                              {"evictions", spot_evictions_}, {"by_backends", pairs}}},

@@ -37,7 +37,7 @@
 
 #include "comm/tcp/connection.h"
 #include "comm/tcp/http_status.h"
-#include "optim/robust.h"
+#include "optim/ledger.h"
 
 namespace zeroth::tcp {
 
@@ -69,7 +69,6 @@ struct CoordinatorOptions {
   std::string revoked_path;       // revocation list, re-read every tick
   uint32_t max_per_identity = 0;  // members one credential may hold at once (0 = no cap)
   uint32_t joins_per_minute = 60; // per remote address
-  RobustConfig robust;            // applied to each entry before it is committed
   // Spot checks: each step, each active member is checked with probability
   // spot_p: another member recomputes its records; codes further apart than
   // spot_tolerance (or a slot dropped by one only) are a strike for both. A
@@ -99,6 +98,14 @@ class RunState {
   virtual std::string hash_at(uint64_t steps) const = 0;  // θ's hash after `steps` entries; "" if not kept
   virtual float scale() const = 0;                        // codec scale for the next step
   virtual float lr(uint64_t step) const = 0;
+  // What the ledger will hold of a gathered entry (the run's screening and
+  // robust aggregation: a policy of the run's replica, not of the transport).
+  // Changes only `entry`; the counts are for the status page.
+  struct Filtered {
+    int64_t clipped = 0, trimmed = 0, screened = 0;
+  };
+  virtual Filtered filter(StepEntry& entry) = 0;
+  virtual std::string filter_rule() const = 0;            // "none", "clip", ... for the status page
   virtual void commit(const StepEntry& entry) = 0;        // durable append, then apply
   virtual std::vector<StepEntry> entries(uint64_t from, uint64_t to) const = 0;
   // The newest snapshot file usable to start a worker over: (step, bytes).
@@ -222,7 +229,6 @@ class Coordinator {
   // Figures for status.
   uint64_t steps_run_ = 0, result_frames_ = 0, result_bytes_ = 0, payload_bytes_ = 0;
   uint64_t robust_clipped_ = 0, robust_trimmed_ = 0, screened_ = 0;
-  Screen screen_;
   std::vector<std::pair<uint64_t, double>> loss_curve_;
   double last_step_s_ = 0;
 };
