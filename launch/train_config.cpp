@@ -19,13 +19,6 @@ Distribution parse_distribution(const std::string& s, const std::string& key) {
   fail("{}: \"{}\" is not a distribution (rademacher or gaussian)", key, s);
 }
 
-UpdateRule parse_rule(const std::string& s) {
-  if (s == "sgd") return UpdateRule::Sgd;
-  if (s == "momentum") return UpdateRule::Momentum;
-  if (s == "sign") return UpdateRule::Sign;
-  fail("optimizer.rule: \"{}\" is not an update rule (sgd, momentum or sign)", s);
-}
-
 LrSchedule parse_schedule(const std::string& s) {
   if (s == "constant") return LrSchedule::Constant;
   if (s == "linear") return LrSchedule::Linear;
@@ -162,7 +155,10 @@ TrainConfig parse_train_config(const std::string& yaml_text, const std::string& 
     r.get("rule", rule); r.get("lr", c.optimizer.lr); r.get("weight_decay", c.optimizer.weight_decay);
     r.get("momentum", c.optimizer.momentum); r.get("schedule", schedule);
     r.get("warmup_steps", c.optimizer.warmup_steps);
-    c.optimizer.rule = parse_rule(rule);
+    r.get("beta1", c.optimizer.beta1); r.get("beta2", c.optimizer.beta2); r.get("adam_eps", c.optimizer.adam_eps);
+    r.get("horizon", c.optimizer.horizon); r.get("muon_steps", c.optimizer.muon_steps);
+    r.get("allora_eta", c.optimizer.allora_eta);
+    c.optimizer.rule = parse_update_rule(rule);
     c.optimizer.schedule = parse_schedule(schedule);
     r.finish();
   }
@@ -384,7 +380,15 @@ std::string TrainConfig::to_yaml() const {
     << update_rule_name(optimizer.rule) << YAML::Key << "lr" << YAML::Value << optimizer.lr << YAML::Key
     << "weight_decay" << YAML::Value << optimizer.weight_decay << YAML::Key << "momentum" << YAML::Value
     << optimizer.momentum << YAML::Key << "schedule" << YAML::Value << schedule_name(optimizer.schedule)
-    << YAML::Key << "warmup_steps" << YAML::Value << optimizer.warmup_steps << YAML::EndMap;
+    << YAML::Key << "warmup_steps" << YAML::Value << optimizer.warmup_steps;
+  // The keys of the newer rules only where they matter, so the first rules' configs read as before.
+  if (optimizer.rule == UpdateRule::Adam || optimizer.rule == UpdateRule::AdaMezo)
+    y << YAML::Key << "beta1" << YAML::Value << optimizer.beta1 << YAML::Key << "beta2" << YAML::Value
+      << optimizer.beta2 << YAML::Key << "adam_eps" << YAML::Value << optimizer.adam_eps;
+  if (optimizer.rule == UpdateRule::AdaMezo) y << YAML::Key << "horizon" << YAML::Value << optimizer.horizon;
+  if (optimizer.rule == UpdateRule::Muon) y << YAML::Key << "muon_steps" << YAML::Value << optimizer.muon_steps;
+  if (optimizer.allora_eta > 0) y << YAML::Key << "allora_eta" << YAML::Value << optimizer.allora_eta;
+  y << YAML::EndMap;
   y << YAML::Key << "codec" << YAML::Value << YAML::BeginMap << YAML::Key << "init_scale" << YAML::Value
     << codec.init_scale << YAML::Key << "range_rms" << YAML::Value << codec.range_rms << YAML::Key << "ema"
     << YAML::Value << codec.ema << YAML::Key << "min_scale" << YAML::Value << codec.min_scale << YAML::EndMap;

@@ -170,6 +170,11 @@ std::unique_ptr<LedgerFile> prepare_run_dir(TrainContext& ctx, const TrainConfig
     same(was.optimizer.rule == c.optimizer.rule, "optimizer.rule");
     same(was.optimizer.weight_decay == c.optimizer.weight_decay, "optimizer.weight_decay");
     same(was.optimizer.momentum == c.optimizer.momentum, "optimizer.momentum");
+    same(was.optimizer.beta1 == c.optimizer.beta1 && was.optimizer.beta2 == c.optimizer.beta2 &&
+             was.optimizer.adam_eps == c.optimizer.adam_eps && was.optimizer.horizon == c.optimizer.horizon,
+         "optimizer.beta1/beta2/adam_eps/horizon");
+    same(was.optimizer.muon_steps == c.optimizer.muon_steps, "optimizer.muon_steps");
+    same(was.optimizer.allora_eta == c.optimizer.allora_eta, "optimizer.allora_eta");
     same(was.model.quantize == c.model.quantize && was.model.quantize_embeddings == c.model.quantize_embeddings,
          "model.quantize");
     ctx.history = ledger->entries();

@@ -21,7 +21,7 @@ void Replica::reset() {
   theta_steps_ = folded_ = 0;
 }
 
-bool Replica::snapshot_restores() const { return cfg_.optimizer.rule == UpdateRule::Sgd; }
+bool Replica::snapshot_restores() const { return cfg_.optimizer.stateless(); }
 
 void Replica::restore(const TensorList& tensors, uint64_t step, const std::string& hash, const std::string& source) {
   ZEROTH_CHECK(snapshot_restores(), "{}: the {} rule keeps state beside θ, so a snapshot of θ cannot stand in for "

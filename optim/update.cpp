@@ -12,13 +12,22 @@
 
 namespace zeroth {
 
+namespace {
+constexpr std::pair<UpdateRule, const char*> kRuleNames[] = {
+    {UpdateRule::Sgd, "sgd"},   {UpdateRule::Momentum, "momentum"}, {UpdateRule::Sign, "sign"},
+    {UpdateRule::Adam, "adam"}, {UpdateRule::AdaMezo, "adamezo"},   {UpdateRule::Muon, "muon"}};
+}  // namespace
+
 const char* update_rule_name(UpdateRule r) {
-  switch (r) {
-    case UpdateRule::Sgd: return "sgd";
-    case UpdateRule::Momentum: return "momentum";
-    case UpdateRule::Sign: return "sign";
-  }
+  for (const auto& [rule, name] : kRuleNames)
+    if (rule == r) return name;
   return "?";
+}
+
+UpdateRule parse_update_rule(const std::string& name, const char* key) {
+  for (const auto& [rule, n] : kRuleNames)
+    if (name == n) return rule;
+  throw Error(fmt::format("{}: \"{}\" is not an update rule (sgd, momentum, sign, adam, adamezo or muon)", key, name));
 }
 
 void OptimizerConfig::validate() const {
@@ -26,11 +35,30 @@ void OptimizerConfig::validate() const {
   ZEROTH_CHECK(std::isfinite(weight_decay) && weight_decay >= 0,
                "optimizer.weight_decay must be finite and >= 0 (got {})", weight_decay);
   ZEROTH_CHECK(momentum >= 0 && momentum < 1, "optimizer.momentum must be in [0, 1) (got {})", momentum);
+  ZEROTH_CHECK(beta1 >= 0 && beta1 < 1, "optimizer.beta1 must be in [0, 1) (got {})", beta1);
+  ZEROTH_CHECK(beta2 >= 0 && beta2 < 1, "optimizer.beta2 must be in [0, 1) (got {})", beta2);
+  ZEROTH_CHECK(std::isfinite(adam_eps) && adam_eps > 0, "optimizer.adam_eps must be finite and > 0 (got {})",
+               adam_eps);
+  ZEROTH_CHECK(horizon >= 1 && horizon <= 4096, "optimizer.horizon must be in 1..4096 (got {}): adamezo recomputes "
+               "its moments from that many entries at every step", horizon);
+  ZEROTH_CHECK(muon_steps >= 1 && muon_steps <= 20, "optimizer.muon_steps must be in 1..20 (got {})", muon_steps);
+  ZEROTH_CHECK(std::isfinite(allora_eta) && allora_eta >= 0,
+               "optimizer.allora_eta must be finite and >= 0 (got {}; 0 turns ALLoRA off)", allora_eta);
   ZEROTH_CHECK(warmup_steps >= 0, "optimizer.warmup_steps must be >= 0 (got {})", warmup_steps);
   ZEROTH_CHECK(total_steps >= 0, "optimizer.total_steps must be >= 0 (got {})", total_steps);
   ZEROTH_CHECK(schedule == LrSchedule::Constant || total_steps == 0 || total_steps > warmup_steps,
                "optimizer.total_steps ({}) must exceed warmup_steps ({}) for a decaying schedule", total_steps,
                warmup_steps);
+}
+
+int64_t OptimizerConfig::state_floats(int64_t theta_size) const {
+  if (rule == UpdateRule::Adam) return 2 * theta_size;
+  if (rule == UpdateRule::Momentum) return theta_size;
+  return 0;
+}
+
+bool OptimizerConfig::stateless() const {
+  return rule == UpdateRule::Sgd || rule == UpdateRule::Sign || rule == UpdateRule::Muon;
 }
 
 float OptimizerConfig::lr_at(uint64_t step) const {
@@ -45,17 +73,14 @@ float OptimizerConfig::lr_at(uint64_t step) const {
   return float(base * 0.5 * (1.0 + std::cos(std::numbers::pi * p)));
 }
 
-struct ZerothOrderOptimizer::Prepared {
-  std::vector<ScaledPerturbation> terms;  // in record order; empty: decay only
-  float decay = 1.0f;
-  float lr = 0.0f;
-};
-
 ZerothOrderOptimizer::ZerothOrderOptimizer(const OptimizerConfig& cfg, TrainableSet& theta, int threads)
     : cfg_(cfg), theta_(theta), threads_(threads) {
   cfg_.validate();
-  if (cfg_.rule == UpdateRule::Momentum) m_.assign(size_t(theta_.size()), 0.0f);
+  if (cfg_.rule == UpdateRule::Momentum || cfg_.rule == UpdateRule::Adam) m_.assign(size_t(theta_.size()), 0.0f);
+  if (cfg_.rule == UpdateRule::Adam) v_.assign(size_t(theta_.size()), 0.0f);
 }
+
+ZerothOrderOptimizer::~ZerothOrderOptimizer() = default;
 
 void ZerothOrderOptimizer::load_momentum(std::span<const float> m) {
   ZEROTH_CHECK(cfg_.rule == UpdateRule::Momentum, "load_momentum: the {} rule has no momentum buffer",
@@ -63,6 +88,11 @@ void ZerothOrderOptimizer::load_momentum(std::span<const float> m) {
   ZEROTH_CHECK(int64_t(m.size()) == theta_.size(), "load_momentum: {} values for a trainable set of {}", m.size(),
                theta_.size());
   m_.assign(m.begin(), m.end());
+}
+
+bool ZerothOrderOptimizer::legacy_path() const {
+  return cfg_.allora_eta == 0.0f &&
+         (cfg_.rule == UpdateRule::Sgd || cfg_.rule == UpdateRule::Momentum || cfg_.rule == UpdateRule::Sign);
 }
 
 ZerothOrderOptimizer::Prepared ZerothOrderOptimizer::prepare(const StepEntry& e) const {
@@ -73,13 +103,64 @@ ZerothOrderOptimizer::Prepared ZerothOrderOptimizer::prepare(const StepEntry& e)
   p.lr = e.lr;
   p.decay = 1.0f - e.lr * cfg_.weight_decay;
   const float n = float(e.records.size());
-  p.terms.reserve(e.records.size());
+  auto terms = std::make_shared<std::vector<ScaledPerturbation>>();
+  terms->reserve(e.records.size());
+  // The sgd fast path folds lr into the coefficients; every other path forms ĝ (c_k = −q_k).
+  const bool lr_in_terms = cfg_.rule == UpdateRule::Sgd && legacy_path();
   for (const Record& r : e.records) {
     const float q = (e.exact ? r.value : decode_gradient(r.code, e.scale)) / n;
-    const float c = cfg_.rule == UpdateRule::Sgd ? e.lr * q : -q;
-    p.terms.push_back({PerturbationKey{cfg_.run_seed, uint32_t(e.step), key_member(r.member, cfg_.key_group), r.slot}, c});
+    const float c = lr_in_terms ? e.lr * q : -q;
+    terms->push_back({PerturbationKey{cfg_.run_seed, uint32_t(e.step), key_member(r.member, cfg_.key_group), r.slot}, c});
   }
+  p.terms = std::move(terms);
   return p;
+}
+
+std::vector<ZerothOrderOptimizer::Prepared> ZerothOrderOptimizer::prepare_all(std::span<const StepEntry> entries) const {
+  std::vector<Prepared> out;
+  out.reserve(entries.size());
+  uint64_t t = moment_steps_;
+  std::vector<std::shared_ptr<const std::vector<ScaledPerturbation>>> window = recent_;
+  for (const StepEntry& e : entries) {
+    Prepared p = prepare(e);
+    if (!p.terms->empty()) {
+      ++t;
+      if (cfg_.rule == UpdateRule::AdaMezo) {
+        window.push_back(p.terms);
+        if (window.size() > size_t(cfg_.horizon)) window.erase(window.begin());
+        p.window = window;
+      }
+      // β^n as a product of n factors in double, rounded once: the same on every machine.
+      const uint64_t n = cfg_.rule == UpdateRule::AdaMezo ? window.size() : t;
+      double pow1 = 1, pow2 = 1;
+      if (cfg_.rule == UpdateRule::Adam || cfg_.rule == UpdateRule::AdaMezo)
+        for (uint64_t i = 0; i < n; ++i) {
+          pow1 = pow1 * double(cfg_.beta1);
+          pow2 = pow2 * double(cfg_.beta2);
+        }
+      p.bc1 = float(1.0 - pow1);
+      p.bc2 = float(1.0 - pow2);
+    }
+    out.push_back(std::move(p));
+  }
+  return out;
+}
+
+void ZerothOrderOptimizer::commit_prepared(std::span<const Prepared> entries) {
+  for (const Prepared& p : entries) {
+    if (p.terms->empty()) continue;
+    ++moment_steps_;
+    if (cfg_.rule == UpdateRule::AdaMezo) recent_ = p.window;
+  }
+}
+
+void ZerothOrderOptimizer::check_sizes() const {
+  ZEROTH_CHECK(theta_.size() <= max_stream_elements(cfg_.distribution),
+               "trainable set of {} elements exceeds the {} stream's index space", theta_.size(),
+               distribution_name(cfg_.distribution));
+  ZEROTH_CHECK(m_.empty() || int64_t(m_.size()) == theta_.size(),
+               "the optimizer's buffers hold {} values but θ has {} (tensors added after the optimizer was made?)",
+               m_.size(), theta_.size());
 }
 
 void ZerothOrderOptimizer::apply_cuda(const StepEntry& e, std::span<const TrainableSpan> device_tensors) const {
@@ -92,9 +173,10 @@ void ZerothOrderOptimizer::apply_cuda(const StepEntry& e, std::span<const Traina
     ZEROTH_CHECK(device_tensors[i].offset == host[i].offset && device_tensors[i].n == host[i].n,
                  "step {}: device tensor {} holds [{}, +{}) but θ's {} is [{}, +{})", e.step, i,
                  device_tensors[i].offset, device_tensors[i].n, host[i].name, host[i].offset, host[i].n);
+  ZEROTH_CHECK(legacy_path(), "step {}: θ on a GPU takes the plain sgd rule (optimizer.allora_eta 0)", e.step);
   const Prepared p = prepare(e);
   for (const TrainableSpan& t : device_tensors)
-    apply_perturbations_cuda(p.terms, cfg_.distribution, t.offset, t.n, t.data, p.decay);
+    apply_perturbations_cuda(*p.terms, cfg_.distribution, t.offset, t.n, t.data, p.decay);
 }
 
 // θ is cut into windows of global indices [w·kReplayChunk, (w+1)·kReplayChunk);
@@ -103,19 +185,8 @@ void ZerothOrderOptimizer::apply_cuda(const StepEntry& e, std::span<const Traina
 // element's result depends only on its global index and the entry order, so the
 // window split and the thread that runs a window do not matter.
 void ZerothOrderOptimizer::run_fused(std::span<const Prepared> entries) {
-  ZEROTH_CHECK(theta_.size() <= max_stream_elements(cfg_.distribution),
-               "trainable set of {} elements exceeds the {} stream's index space", theta_.size(),
-               distribution_name(cfg_.distribution));
-  ZEROTH_CHECK(cfg_.rule != UpdateRule::Momentum || int64_t(m_.size()) == theta_.size(),
-               "momentum buffer holds {} values but θ has {} (tensors added after the optimizer was made?)",
-               m_.size(), theta_.size());
-  std::vector<std::vector<TrainableSpan>> windows(size_t((theta_.size() + kReplayChunk - 1) / kReplayChunk));
-  for (const TrainableTensor& t : theta_.tensors())
-    for (int64_t i = t.offset; i < t.offset + t.n;) {
-      const int64_t stop = std::min(t.offset + t.n, (i / kReplayChunk + 1) * kReplayChunk);
-      windows[size_t(i / kReplayChunk)].push_back({t.data + (i - t.offset), stop - i, i});
-      i = stop;
-    }
+  check_sizes();
+  const std::vector<std::vector<TrainableSpan>> windows = replay_windows(theta_);
   const Distribution d = cfg_.distribution;
   const UpdateRule rule = cfg_.rule;
   const float beta = cfg_.momentum;
@@ -130,19 +201,19 @@ void ZerothOrderOptimizer::run_fused(std::span<const Prepared> entries) {
       for (const TrainableSpan& s : spans)
         aux.push_back({rule == UpdateRule::Sign ? a.data() + (s.offset - base) : m + s.offset, s.n, s.offset});
       for (const Prepared& p : entries) {
-        if (p.terms.empty()) {
+        if (p.terms->empty()) {
           if (p.decay != 1.0f)
             for (const TrainableSpan& s : spans)
               for (int64_t i = 0; i < s.n; ++i) s.data[i] = s.data[i] * p.decay;
           continue;
         }
         if (rule == UpdateRule::Sgd) {
-          apply_perturbations(p.terms, d, spans, p.decay, 1);
+          apply_perturbations(*p.terms, d, spans, p.decay, 1);
           continue;
         }
         if (rule == UpdateRule::Sign) std::fill(a.begin(), a.end(), 0.0f);
         // momentum: m = m·β − acc;  sign: a = 0·1 − acc
-        apply_perturbations(p.terms, d, aux, rule == UpdateRule::Momentum ? beta : 1.0f, 1);
+        apply_perturbations(*p.terms, d, aux, rule == UpdateRule::Momentum ? beta : 1.0f, 1);
         for (size_t t = 0; t < spans.size(); ++t) {
           float* th = spans[t].data;
           const float* v = aux[t].data;
@@ -160,25 +231,44 @@ void ZerothOrderOptimizer::run_fused(std::span<const Prepared> entries) {
   });
 }
 
+std::vector<std::vector<TrainableSpan>> replay_windows(const TrainableSet& theta) {
+  constexpr int64_t W = ZerothOrderOptimizer::kReplayChunk;
+  std::vector<std::vector<TrainableSpan>> windows(size_t((theta.size() + W - 1) / W));
+  for (const TrainableTensor& t : theta.tensors())
+    for (int64_t i = t.offset; i < t.offset + t.n;) {
+      const int64_t stop = std::min(t.offset + t.n, (i / W + 1) * W);
+      windows[size_t(i / W)].push_back({t.data + (i - t.offset), stop - i, i});
+      i = stop;
+    }
+  return windows;
+}
+
 void ZerothOrderOptimizer::apply(const StepEntry& entry) {
-  Prepared p = prepare(entry);
-  if (cfg_.rule == UpdateRule::Sgd && !p.terms.empty()) {
+  std::vector<Prepared> p = prepare_all(std::span<const StepEntry>(&entry, 1));
+  if (cfg_.rule == UpdateRule::Sgd && legacy_path() && !p[0].terms->empty()) {
     // One entry: core's multi-tensor apply shares chunks of every tensor among threads.
-    ZEROTH_CHECK(theta_.size() <= max_stream_elements(cfg_.distribution),
-                 "trainable set of {} elements exceeds the {} stream's index space", theta_.size(),
-                 distribution_name(cfg_.distribution));
+    check_sizes();
     const std::vector<TrainableSpan> spans = theta_.spans();
-    apply_perturbations(p.terms, cfg_.distribution, spans, p.decay, threads_);
-    return;
+    apply_perturbations(*p[0].terms, cfg_.distribution, spans, p[0].decay, threads_);
+  } else {
+    run(p);
   }
-  run_fused(std::span<const Prepared>(&p, 1));
+  commit_prepared(p);
 }
 
 void ZerothOrderOptimizer::replay(std::span<const StepEntry> entries) {
-  std::vector<Prepared> prepared;
-  prepared.reserve(entries.size());
-  for (const StepEntry& e : entries) prepared.push_back(prepare(e));  // all checks before θ changes
-  run_fused(prepared);
+  const std::vector<Prepared> prepared = prepare_all(entries);  // all checks before θ changes
+  run(prepared);
+  commit_prepared(prepared);
+}
+
+void ZerothOrderOptimizer::run(std::span<const Prepared> entries) {
+  if (legacy_path())
+    run_fused(entries);
+  else if (cfg_.allora_eta == 0.0f && cfg_.rule != UpdateRule::Muon)
+    run_fused_adaptive(entries);
+  else
+    run_tensorwise(entries);
 }
 
 }  // namespace zeroth

@@ -1,12 +1,26 @@
-// Applying committed ledger entries to θ: the update rules of zeroth-order SGD.
+// Applying committed ledger entries to θ: the update rules of zeroth-order
+// optimization. Every rule's state is a deterministic function of the ledger:
+// the same entries give the same bits on every replica, thread count and backend.
 //
 // An entry's records become decoded projected gradients g_k; with N = the
-// number of records and z_k the perturbation of (run, step, member, slot):
-//   sgd:      θ ← θ·(1 − lr·wd) − lr · Σ_k g_k z_k / N                (MeZO)
-//   momentum: m ← β·m + Σ_k g_k z_k / N;  θ ← θ·(1 − lr·wd) − lr·m
-//   sign:     θ ← θ·(1 − lr·wd) − lr · sign(Σ_k g_k z_k / N)
-// All state (θ, m) is a deterministic function of the ledger: the same entries
-// give the same bits on every replica, thread count and backend.
+// number of records and z_k the perturbation of (run, step, member, slot), the
+// step's gradient estimate is ĝ = Σ_k g_k z_k / N (SPSA), and
+//   sgd:      θ ← θ·(1 − lr·wd) − lr·ĝ                                   (MeZO)
+//   momentum: m ← β·m + ĝ;  θ ← θ·(1 − lr·wd) − lr·m
+//   sign:     θ ← θ·(1 − lr·wd) − lr·sign(ĝ)
+//   adam:     ZO-Adam: m ← β1·m + (1−β1)·ĝ, v ← β2·v + (1−β2)·ĝ², bias-corrected
+//             θ ← θ·(1 − lr·wd) − lr·m̂/(√v̂ + eps)       (2 buffers the size of θ)
+//   adamezo:  AdaMeZO's finite horizon: m and v recomputed at every step from
+//             the last H non-empty entries (the same recurrence from zero, so
+//             with H ≥ the steps so far it is adam bit for bit); no buffer the
+//             size of θ, H passes over θ per step
+//   muon:     ZO-Muon: per matrix, ĝ's block (rows × cols) is orthogonalized by
+//             Newton–Schulz (optim/newton_schulz.h) and scaled by √max(1, rows/cols);
+//             vectors (norms) take ĝ itself
+// and, with allora_eta η > 0, any rule's step per row r of a tensor (a 2-D
+// tensor's rows; a vector is one row) is scaled by ALLoRA's
+//   f_r = 1 / √(‖θ_r‖² + 1/η²)      (‖θ_r‖ at the start of the step)
+// a learning rate inversely proportional to the row's ℓ2 norm, η where the row is 0.
 //
 // Float operations, each rounded separately (no FMA), with lr = entry.lr (the
 // ledger's, never recomputed from the schedule) and z_k = z(run_seed, step,
@@ -20,10 +34,23 @@
 //             then θ = θ·decay − lr·m
 //   sign:     c_k = −q_k;  a = 0·1 − acc (apply_perturbations on zeros);
 //             θ = θ·decay − lr·sign(a), sign(±0) = 0, so lr·sign is exact
+//   the rules below, and any rule with allora_eta > 0, first form a = ĝ as sign does, then a
+//   direction d:
+//     sgd, muon (vectors): d = a;  momentum: m = m·β + a, d = m;  sign: d = sign(a)
+//     adam:    m = m·β1 + (1−β1)·a;  v = v·β2 + (1−β2)·(a·a);
+//              d = (m / bc1) / (sqrt(v / bc2) + eps)
+//              with (1−β) = float(1 − β), bc = float(1 − β^t) and β^t the product
+//              of t factors β in double, t = the non-empty entries so far
+//     adamezo: the same from m = v = 0 over the window's entries, oldest first,
+//              t = the window's length
+//     muon (matrices): d = newton_schulz(a) · float(√max(1, rows/cols))
+//   and θ = θ·decay − lr·d, or θ = θ·decay − (lr·f_r)·d with ALLoRA (f_r in
+//   double from Σ θ² in element order, rounded to float once).
 // An entry with no records (nobody answered) only decays θ: θ = θ·decay; the
-// momentum buffer is left as it is.
+// momentum and moment buffers are left as they are (and count no step).
 #pragma once
 #include <cstdint>
+#include <memory>
 #include <span>
 #include <string>
 #include <vector>
@@ -36,8 +63,10 @@
 
 namespace zeroth {
 
-enum class UpdateRule : uint8_t { Sgd, Momentum, Sign };
+enum class UpdateRule : uint8_t { Sgd, Momentum, Sign, Adam, AdaMezo, Muon };
 const char* update_rule_name(UpdateRule r);
+// "sgd", "momentum", … → the rule; throws zeroth::Error naming the choices.
+UpdateRule parse_update_rule(const std::string& name, const char* key = "optimizer.rule");
 
 enum class LrSchedule : uint8_t { Constant, Linear, Cosine };
 
@@ -46,6 +75,12 @@ struct OptimizerConfig {
   float lr = 1e-3f;
   float weight_decay = 0.0f;
   float momentum = 0.9f;          // β for UpdateRule::Momentum
+  float beta1 = 0.9f;             // adam, adamezo: the first moment's β1
+  float beta2 = 0.999f;           // adam, adamezo: the second moment's β2
+  float adam_eps = 1e-8f;         // adam, adamezo: added to √v̂
+  int horizon = 16;               // adamezo: H, the entries its moments are recomputed from
+  int muon_steps = 5;             // muon: Newton–Schulz iterations
+  float allora_eta = 0.0f;        // > 0: ALLoRA's per-row learning-rate factor (η: its value at a zero row)
   LrSchedule schedule = LrSchedule::Constant;
   int64_t warmup_steps = 0;       // linear warmup from 0
   int64_t total_steps = 0;        // for linear/cosine decay to 0 (0 = no decay)
@@ -53,6 +88,12 @@ struct OptimizerConfig {
   uint64_t run_seed = 0;
   uint32_t key_group = 1;  // zo.redundancy: a record of member m moves along z of key_member(m, key_group)
   void validate() const;
+  // What the rule keeps beside θ, in floats (for the memory figures): 2|θ| for
+  // adam, |θ| for momentum, 0 for the others.
+  int64_t state_floats(int64_t theta_size) const;
+  // True when a snapshot of θ alone stands for a prefix of the ledger (the rule
+  // keeps no state beside θ that later steps read).
+  bool stateless() const;
   // The schedule, computed in double and rounded to float once. Warmup: steps
   // 0 .. warmup−1 get lr·(step+1)/warmup (the first step is not wasted at lr 0).
   // Then with p = (step − warmup)/(total − warmup) clamped to [0, 1]:
@@ -71,6 +112,7 @@ inline uint32_t key_member(uint32_t member, uint32_t redundancy) {
 class ZerothOrderOptimizer {
  public:
   ZerothOrderOptimizer(const OptimizerConfig& cfg, TrainableSet& theta, int threads = 0);
+  ~ZerothOrderOptimizer();
 
   // θ_t → θ_{t+1} for one committed entry (its records decoded at entry.scale).
   // Throws zeroth::Error (naming the step) for a step past 2^32 − 1, a malformed
@@ -88,7 +130,9 @@ class ZerothOrderOptimizer {
   void apply_cuda(const StepEntry& entry, std::span<const TrainableSpan> device_tensors) const;
 
   const OptimizerConfig& config() const { return cfg_; }
+  // momentum: m; adam: the first moment m (second_moment() is v).
   const std::vector<float>& momentum_buffer() const { return m_; }
+  const std::vector<float>& second_moment() const { return v_; }
   // Restores m (e.g. saved beside a snapshot); size must be θ's.
   void load_momentum(std::span<const float> m);
 
@@ -96,13 +140,39 @@ class ZerothOrderOptimizer {
   static constexpr int64_t kReplayChunk = 8 * kApplyChunk;
 
  private:
-  struct Prepared;  // one entry's terms, decay and lr
+  struct Prepared {
+    std::shared_ptr<const std::vector<ScaledPerturbation>> terms;  // in record order; empty: decay only
+    float decay = 1.0f;
+    float lr = 0.0f;
+    float bc1 = 1.0f, bc2 = 1.0f;  // adam, adamezo: 1 − β^t
+    // adamezo: the terms of the window's entries, oldest first, this one last.
+    std::vector<std::shared_ptr<const std::vector<ScaledPerturbation>>> window;
+  };
   Prepared prepare(const StepEntry& e) const;
+  // Prepares `entries` in order, with the moment counts each one sees; checks
+  // everything before anything changes.
+  std::vector<Prepared> prepare_all(std::span<const StepEntry> entries) const;
+  // sgd, momentum and sign: the fused windows of update.cpp.
   void run_fused(std::span<const Prepared> entries);
+  // adam and adamezo: fused windows over the rules' elementwise direction.
+  void run_fused_adaptive(std::span<const Prepared> entries);
+  // muon and any rule with ALLoRA: entry by entry, tensor by tensor.
+  void run_tensorwise(std::span<const Prepared> entries);
+  void check_sizes() const;
+  bool legacy_path() const;  // sgd, momentum or sign without ALLoRA: the formulas of the first rules
+  void run(std::span<const Prepared> entries);
+  // After a batch of entries: the counters and adamezo's window move on.
+  void commit_prepared(std::span<const Prepared> entries);
   OptimizerConfig cfg_;
   TrainableSet& theta_;
   int threads_;
-  std::vector<float> m_;
+  std::vector<float> m_, v_;      // momentum's m; adam's m and v
+  uint64_t moment_steps_ = 0;     // non-empty entries applied (adam's t; adamezo's window fill)
+  std::vector<std::shared_ptr<const std::vector<ScaledPerturbation>>> recent_;  // adamezo: the last H, oldest first
 };
+
+// θ cut into windows of global indices [w·kReplayChunk, (w+1)·kReplayChunk):
+// the pieces of every tensor inside each window (fused replay's work items).
+std::vector<std::vector<TrainableSpan>> replay_windows(const TrainableSet& theta);
 
 }  // namespace zeroth

@@ -2,7 +2,7 @@
 # `zeroth train` under mpirun (the MPI transport), on stories260K from ../shared
 # with a small, fast recipe: 4 logical members, q = 2.
 # Usage: mpi_train.sh ZEROTH_BINARY SHARED_DIR REPO_DIR CHECK
-#   CHECK: ranks | kill-resume | private | bad-config | corrupt | hybrid | roles | oom | fo | gpu
+#   CHECK: ranks | rules | kill-resume | private | bad-config | corrupt | hybrid | roles | oom | fo | gpu
 # Exits 77 (CTest's skip code) with a message when SHARED_DIR or mpirun is absent
 # (gpu: also without a usable GPU; scripts/device-check runs it on the lent GPU machine).
 set -euo pipefail
@@ -67,6 +67,32 @@ case "$check" in
     done
     [ "$(entries np1/ledger.zl | wc -c)" -gt 1000 ] || fail "the ledger holds almost nothing"
     echo "np 1, 2, 4 and local: identical ledgers, final hash $want" ;;
+
+  rules)  # every update rule with state or structure (adam, adamezo, muon, ALLoRA): np 2 and np 4 end on the
+          # local run's ledger and hash, replay reaches it, and a run resumed halfway ends on it too
+    for rule in "adam" "adamezo --set optimizer.horizon=4" "muon" "sgd --set optimizer.allora_eta=2" \
+                "adam --set optimizer.allora_eta=2"; do
+      name=${rule%% *}
+      if [[ $rule == *allora* ]]; then name=$name-allora; fi
+      args=("$recipe" "${fast[@]}" --set run.steps=30 --set optimizer.lr=1e-3 --set optimizer.rule=$rule)
+      for np in 2 4; do
+        mpi "$np" "$name-np$np" "${args[@]}" --set run.dir="$name-np$np" \
+          || { cat "$name-np$np.err" >&2; fail "$name: mpirun -np $np exited $?"; }
+        grep -q "replica hashes: all equal ($np ranks, 4 members" "$name-np$np.out" || { cat "$name-np$np.out"; fail "$name np $np"; }
+      done
+      local_and_replay "$name-np2" "${args[@]}"
+      want=$(final_hash "$name-np2")
+      [ "$(final_hash "$name-np4")" = "$want" ] || fail "$name: np 4 ends on $(final_hash "$name-np4"), np 2 on $want"
+      [ "$(final_hash "$name-np2-local")" = "$want" ] || fail "$name: the local run's hash differs from np 2's"
+      "$zeroth" train "${args[@]}" --set run.steps=15 --set run.dir="$name-half" >"$name-half.out" 2>"$name-half.err" \
+        || { cat "$name-half.err" >&2; fail "$name: 15 steps exited $?"; }
+      "$zeroth" train --resume "$name-half" --set run.steps=30 >"$name-resumed.out" 2>"$name-resumed.err" \
+        || { cat "$name-resumed.err" >&2; fail "$name: resume exited $?"; }
+      [ "$(final_hash "$name-half")" = "$want" ] || fail "$name: resumed at 15 ends on $(final_hash "$name-half"), not $want"
+      [[ " ${seen:-} " != *" $want "* ]] || fail "$name ends on the hash of an earlier rule: the rule did not apply"
+      seen="${seen:-} $want"
+      echo "$name: np 2 = np 4 = local = replay = resumed, hash $want"
+    done ;;
 
   kill-resume)  # kill -9 one rank near step 50 of 100: non-zero exit; resume reaches the uninterrupted hash
     slow=(--set task.max_length=64 --set zo.samples=4 --set run.steps=100 --set run.snapshot_every=20)

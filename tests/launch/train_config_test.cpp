@@ -300,7 +300,11 @@ TEST(TrainConfig, InvalidValuesNameTheKey) {
   expect_error(kMinimal + "run:\n  members: 0\n", {"recipe.yaml", "run.members"});
   expect_error(kMinimal + "run:\n  steps: -1\n", {"run.steps"});
   expect_error(kMinimal + "optimizer:\n  lr: -0.1\n", {"recipe.yaml", "optimizer.lr"});
-  expect_error(kMinimal + "optimizer:\n  rule: adam\n", {"optimizer.rule", "adam"});
+  expect_error(kMinimal + "optimizer:\n  rule: lion\n", {"optimizer.rule", "lion", "adamezo"});
+  expect_error(kMinimal + "optimizer:\n  rule: adamezo\n  horizon: 0\n", {"optimizer.horizon"});
+  expect_error(kMinimal + "optimizer:\n  rule: adam\n  beta2: 1.5\n", {"optimizer.beta2"});
+  expect_error(kMinimal + "optimizer:\n  allora_eta: -1\n", {"optimizer.allora_eta"});
+  expect_error(kMinimal + "optimizer:\n  muon_step: 3\n", {"muon_step"});
   expect_error(kMinimal + "optimizer:\n  schedule: step\n", {"optimizer.schedule"});
   expect_error(kMinimal + "lora:\n  targets: [q, qkv]\n", {"recipe.yaml", "lora.targets", "qkv"});
   expect_error(kMinimal + "lora:\n  targets: [q, q]\n", {"lora.targets"});
@@ -389,6 +393,24 @@ TEST(TrainConfig, ToYamlRoundTrips) {
     EXPECT_EQ(back.lora.targets, c.lora.targets);
     EXPECT_EQ(back.run.seed, c.run.seed);
     EXPECT_EQ(back.task.template_text, c.task.template_text);
+  }
+  // The newer rules' keys are stored where the rule reads them.
+  for (const char* rule : {"adam", "adamezo", "muon"}) {
+    const TrainConfig c = parse_train_config(kMinimal, "a.yaml",
+                                             {std::string("optimizer.rule=") + rule, "optimizer.beta1=0.8",
+                                              "optimizer.beta2=0.95", "optimizer.adam_eps=1e-6", "optimizer.horizon=7",
+                                              "optimizer.muon_steps=3", "optimizer.allora_eta=0.5"});
+    const TrainConfig back = parse_train_config(c.to_yaml(), "b.yaml", {});
+    EXPECT_EQ(back.optimizer.rule, c.optimizer.rule);
+    EXPECT_EQ(back.optimizer.allora_eta, 0.5f);
+    if (c.optimizer.rule != UpdateRule::Muon) {
+      EXPECT_EQ(back.optimizer.beta1, 0.8f);
+      EXPECT_EQ(back.optimizer.beta2, 0.95f);
+      EXPECT_EQ(back.optimizer.adam_eps, 1e-6f);
+    } else {
+      EXPECT_EQ(back.optimizer.muon_steps, 3);
+    }
+    if (c.optimizer.rule == UpdateRule::AdaMezo) EXPECT_EQ(back.optimizer.horizon, 7);
   }
   // Every key survives, not only the ones compared above (resume is a
   // property of one invocation, not of the run, so it is not stored).

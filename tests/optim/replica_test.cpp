@@ -51,11 +51,11 @@ std::vector<StepEntry> entries(int count, uint32_t members, unsigned seed) {
   return out;
 }
 
-struct Fixture : ::testing::Test {
+struct ReplicaTest : ::testing::Test {
   LlamaModel model{make_random_llama(tiny(), 3), 1};
 };
 
-TEST_F(Fixture, ApplyOneByOneEqualsFusedReplayForEveryRule) {
+TEST_F(ReplicaTest, ApplyOneByOneEqualsFusedReplayForEveryRule) {
   for (const UpdateRule rule : {UpdateRule::Sgd, UpdateRule::Momentum, UpdateRule::Sign}) {
     const auto es = entries(40, 3, 1);
     Replica live(config(rule), model), replayed(config(rule), model);
@@ -73,7 +73,7 @@ TEST_F(Fixture, ApplyOneByOneEqualsFusedReplayForEveryRule) {
   }
 }
 
-TEST_F(Fixture, SnapshotThenReplayOfAllEntriesEqualsFullReplay) {
+TEST_F(ReplicaTest, SnapshotThenReplayOfAllEntriesEqualsFullReplay) {
   const auto es = entries(30, 3, 2);
   Replica full(config(UpdateRule::Sgd), model);
   full.replay(std::span(es).first(12));
@@ -94,7 +94,7 @@ TEST_F(Fixture, SnapshotThenReplayOfAllEntriesEqualsFullReplay) {
   EXPECT_EQ(restored.scale(), full.scale());
 }
 
-TEST_F(Fixture, RestoreChecksTheHashAndTheRule) {
+TEST_F(ReplicaTest, RestoreChecksTheHashAndTheRule) {
   const auto es = entries(5, 2, 3);
   Replica r(config(UpdateRule::Sgd), model);
   const std::string theta0 = r.hash();
@@ -113,7 +113,7 @@ TEST_F(Fixture, RestoreChecksTheHashAndTheRule) {
   }
 }
 
-TEST_F(Fixture, EntriesOutOfOrderAreRefusedBeforeAnythingMoves) {
+TEST_F(ReplicaTest, EntriesOutOfOrderAreRefusedBeforeAnythingMoves) {
   const auto es = entries(4, 2, 4);
   Replica r(config(UpdateRule::Sgd), model);
   const std::string h = r.hash();
@@ -126,7 +126,7 @@ TEST_F(Fixture, EntriesOutOfOrderAreRefusedBeforeAnythingMoves) {
   EXPECT_THROW(r.commit_filter(next), Error) << "the filter judges the next step only";
 }
 
-TEST_F(Fixture, CommitFilterOfAReplicaRebuiltFromTheLedgerDecidesAsTheLiveOne) {
+TEST_F(ReplicaTest, CommitFilterOfAReplicaRebuiltFromTheLedgerDecidesAsTheLiveOne) {
   ReplicaConfig c = config(UpdateRule::Sgd);
   c.robust.screen = true;
   c.robust.window = 8;

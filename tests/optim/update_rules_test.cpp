@@ -1,0 +1,372 @@
+// The adaptive and structured rules (adam, adamezo, muon) and ALLoRA's row
+// scaling: each matches a naive implementation of update.h's formulas bit for
+// bit, replay equals one-by-one application on any thread count, adamezo with
+// a horizon past the run is adam, and each rule descends a quadratic through
+// the codec.
+#include <cstdint>
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <deque>
+#include <random>
+#include <vector>
+
+#include "core/error.h"
+#include "optim/newton_schulz.h"
+#include "optim/update.h"
+
+namespace zeroth {
+namespace {
+
+// θ as one vector cut into matrices and a vector; one matrix spans several
+// replay windows (kReplayChunk = 16384), LoRA-like shapes both ways.
+struct Theta {
+  std::vector<float> v;
+  TrainableSet set;
+  static constexpr std::array<std::pair<int64_t, int64_t>, 5> kShapes = {
+      {{8, 300}, {300, 8}, {1, 17}, {150, 130}, {0, 129}}};  // {0, n}: a vector of n
+  explicit Theta(unsigned seed) {
+    int64_t n = 0;
+    for (auto [r, c] : kShapes) n += r > 0 ? r * c : c;
+    v.resize(size_t(n));
+    std::mt19937 rng(seed);
+    std::normal_distribution<float> w(0.0f, 0.05f);
+    for (float& x : v) x = w(rng);
+    int64_t at = 0;
+    for (size_t t = 0; t < kShapes.size(); ++t) {
+      const auto [r, c] = kShapes[t];
+      const Shape shape = r > 0 ? Shape{r, c} : Shape{c};
+      set.add("t" + std::to_string(t), shape, v.data() + at);
+      at += shape_numel(shape);
+    }
+  }
+};
+
+std::vector<StepEntry> make_entries(int count, uint64_t first_step, unsigned seed) {
+  std::mt19937 rng(seed);
+  std::uniform_int_distribution<int> ncodes(-127, 127), nrec(1, 12);
+  std::vector<StepEntry> out;
+  for (int i = 0; i < count; ++i) {
+    StepEntry e;
+    e.step = first_step + uint64_t(i);
+    e.scale = 1e-3f * float(1 + i % 4);
+    e.lr = 1e-2f / float(1 + i % 3);
+    const int n = i % 7 == 3 ? 0 : nrec(rng);  // some empty entries
+    for (int k = 0; k < n; ++k)
+      e.records.push_back({uint32_t(k / 3), uint32_t(k % 3), uint8_t(int8_t(ncodes(rng))), RecordKind::ZerothOrder});
+    out.push_back(e);
+  }
+  return out;
+}
+
+OptimizerConfig config(UpdateRule rule, float allora = 0, Distribution d = Distribution::Rademacher) {
+  OptimizerConfig c;
+  c.rule = rule;
+  c.weight_decay = 0.1f;
+  c.momentum = 0.8f;
+  c.beta1 = 0.85f;
+  c.beta2 = 0.99f;
+  c.adam_eps = 1e-6f;
+  c.horizon = 3;
+  c.muon_steps = 4;
+  c.allora_eta = allora;
+  c.distribution = d;
+  c.run_seed = 0x5eedull;
+  return c;
+}
+
+int64_t bit_mismatches(const std::vector<float>& a, const std::vector<float>& b) {
+  int64_t bad = 0;
+  for (size_t i = 0; i < a.size(); ++i) bad += exact::bits(a[i]) != exact::bits(b[i]);
+  return bad;
+}
+
+// update.h's formulas written out per element, z from the scalar reference.
+struct Naive {
+  OptimizerConfig cfg;
+  const TrainableSet& shape_of;  // tensor shapes and offsets
+  std::vector<float> m, v;
+  uint64_t t = 0;
+  std::deque<std::vector<float>> recent;  // adamezo: ĝ of the last H entries
+  Naive(const OptimizerConfig& c, const TrainableSet& set) : cfg(c), shape_of(set) {}
+
+  std::vector<float> estimate(const StepEntry& e, int64_t n) const {
+    const size_t len = static_cast<size_t>(n);
+    std::vector<float> acc(len, 0.0f), z(len), a(len);
+    const float count = float(e.records.size());
+    for (const Record& r : e.records) {
+      const float q = float(int8_t(r.code)) * e.scale / count;
+      const float c = -q;
+      generate_z_reference({cfg.run_seed, uint32_t(e.step), r.member, r.slot}, cfg.distribution, 0, n, z.data());
+      for (int64_t i = 0; i < n; ++i) acc[size_t(i)] = acc[size_t(i)] + c * z[size_t(i)];
+    }
+    for (int64_t i = 0; i < n; ++i) a[size_t(i)] = 0.0f * 1.0f - acc[size_t(i)];
+    return a;
+  }
+
+  void apply(const StepEntry& e, std::vector<float>& th) {
+    const int64_t n = int64_t(th.size());
+    const float decay = 1.0f - e.lr * cfg.weight_decay;
+    if (m.empty()) m.assign(th.size(), 0.0f), v.assign(th.size(), 0.0f);
+    if (e.records.empty()) {
+      for (float& x : th) x = x * decay;
+      return;
+    }
+    const std::vector<float> a = estimate(e, n);
+    std::vector<float> d(th.size());
+    const float omb1 = 1.0f - cfg.beta1, omb2 = 1.0f - cfg.beta2;
+    auto bias = [&](uint64_t steps, float beta) {
+      double p = 1;
+      for (uint64_t i = 0; i < steps; ++i) p *= double(beta);
+      return float(1.0 - p);
+    };
+    ++t;
+    switch (cfg.rule) {
+      case UpdateRule::Sgd: d = a; break;
+      case UpdateRule::Momentum:
+        for (size_t i = 0; i < d.size(); ++i) d[i] = m[i] = m[i] * cfg.momentum + a[i];
+        break;
+      case UpdateRule::Sign:
+        for (size_t i = 0; i < d.size(); ++i) d[i] = a[i] > 0 ? 1.0f : (a[i] < 0 ? -1.0f : 0.0f);
+        break;
+      case UpdateRule::Adam: {
+        const float b1 = bias(t, cfg.beta1), b2 = bias(t, cfg.beta2);
+        for (size_t i = 0; i < d.size(); ++i) {
+          m[i] = m[i] * cfg.beta1 + omb1 * a[i];
+          v[i] = v[i] * cfg.beta2 + omb2 * (a[i] * a[i]);
+          d[i] = (m[i] / b1) / (std::sqrt(v[i] / b2) + cfg.adam_eps);
+        }
+        break;
+      }
+      case UpdateRule::AdaMezo: {
+        recent.push_back(a);
+        if (recent.size() > size_t(cfg.horizon)) recent.pop_front();
+        const float b1 = bias(recent.size(), cfg.beta1), b2 = bias(recent.size(), cfg.beta2);
+        std::vector<float> mm(th.size(), 0.0f), vv(th.size(), 0.0f);
+        for (const auto& g : recent)
+          for (size_t i = 0; i < d.size(); ++i) {
+            mm[i] = mm[i] * cfg.beta1 + omb1 * g[i];
+            vv[i] = vv[i] * cfg.beta2 + omb2 * (g[i] * g[i]);
+          }
+        for (size_t i = 0; i < d.size(); ++i) d[i] = (mm[i] / b1) / (std::sqrt(vv[i] / b2) + cfg.adam_eps);
+        break;
+      }
+      case UpdateRule::Muon:
+        d = a;
+        for (const TrainableTensor& tt : shape_of.tensors())
+          if (tt.shape.size() == 2 && tt.shape[0] > 1 && tt.shape[1] > 1) {
+            newton_schulz(a.data() + tt.offset, tt.shape[0], tt.shape[1], cfg.muon_steps, d.data() + tt.offset);
+            const float s = float(std::sqrt(std::max(1.0, double(tt.shape[0]) / double(tt.shape[1]))));
+            for (int64_t i = 0; i < tt.n; ++i) d[size_t(tt.offset + i)] = d[size_t(tt.offset + i)] * s;
+          }
+        break;
+    }
+    for (const TrainableTensor& tt : shape_of.tensors()) {
+      const int64_t cols = cfg.allora_eta > 0 ? (tt.shape.size() == 2 ? tt.shape[1] : tt.n) : tt.n;
+      for (int64_t r0 = 0; r0 < tt.n; r0 += cols) {
+        float lr = e.lr;
+        if (cfg.allora_eta > 0) {
+          double sq = 0;
+          for (int64_t i = r0; i < r0 + cols; ++i) sq += double(th[size_t(tt.offset + i)]) * th[size_t(tt.offset + i)];
+          lr = e.lr * float(1.0 / std::sqrt(sq + 1.0 / (double(cfg.allora_eta) * cfg.allora_eta)));
+        }
+        for (int64_t i = r0; i < r0 + cols; ++i) {
+          const size_t k = size_t(tt.offset + i);
+          th[k] = th[k] * decay - lr * d[k];
+        }
+      }
+    }
+  }
+};
+
+struct Case {
+  UpdateRule rule;
+  float allora;
+};
+const Case kCases[] = {{UpdateRule::Adam, 0},     {UpdateRule::AdaMezo, 0},  {UpdateRule::Muon, 0},
+                       {UpdateRule::Sgd, 0.5f},   {UpdateRule::Momentum, 2}, {UpdateRule::Sign, 1},
+                       {UpdateRule::Adam, 0.25f}, {UpdateRule::AdaMezo, 1},  {UpdateRule::Muon, 1}};
+
+std::string name(const Case& c) {
+  return std::string(update_rule_name(c.rule)) + (c.allora > 0 ? "+allora" : "");
+}
+
+TEST(UpdateRules, EachMatchesNaiveBitExact) {
+  const auto entries = make_entries(10, 0, 1);
+  for (const Case& cs : kCases)
+    for (Distribution d : {Distribution::Rademacher, Distribution::Gaussian}) {
+      const OptimizerConfig cfg = config(cs.rule, cs.allora, d);
+      Theta t(2);
+      std::vector<float> th = t.v;
+      ZerothOrderOptimizer opt(cfg, t.set, 2);
+      Naive naive(cfg, t.set);
+      for (const StepEntry& e : entries) {
+        opt.apply(e);
+        naive.apply(e, th);
+        ASSERT_EQ(bit_mismatches(t.v, th), 0) << name(cs) << " " << distribution_name(d) << " step " << e.step;
+      }
+      if (cs.rule == UpdateRule::Adam) {
+        EXPECT_EQ(bit_mismatches(opt.momentum_buffer(), naive.m), 0);
+        EXPECT_EQ(bit_mismatches(opt.second_moment(), naive.v), 0);
+      }
+      EXPECT_GT(bit_mismatches(t.v, Theta(2).v), int64_t(t.v.size() / 2)) << name(cs) << ": θ must have moved";
+    }
+}
+
+TEST(UpdateRules, ReplayEqualsOneByOneAndThreadsDoNotMatter) {
+  const auto entries = make_entries(30, 50, 3);
+  for (const Case& cs : kCases) {
+    const OptimizerConfig cfg = config(cs.rule, cs.allora);
+    Theta one(4), fused(4), halves(4), single(4);
+    ZerothOrderOptimizer o1(cfg, one.set, 2), of(cfg, fused.set, 2), oh(cfg, halves.set, 1), os(cfg, single.set, 1);
+    for (const StepEntry& e : entries) o1.apply(e);
+    of.replay(entries);
+    oh.replay(std::span(entries).first(11));
+    oh.replay(std::span(entries).subspan(11));
+    for (const StepEntry& e : entries) os.apply(e);
+    EXPECT_EQ(bit_mismatches(one.v, fused.v), 0) << name(cs);
+    EXPECT_EQ(bit_mismatches(one.v, halves.v), 0) << name(cs);
+    EXPECT_EQ(bit_mismatches(one.v, single.v), 0) << name(cs) << ": 1 vs 2 threads";
+  }
+}
+
+TEST(UpdateRules, AdaMezoWithAHorizonPastTheRunIsAdam) {
+  const auto entries = make_entries(20, 0, 5);
+  OptimizerConfig adam = config(UpdateRule::Adam), ada = config(UpdateRule::AdaMezo);
+  ada.horizon = 64;
+  Theta a(6), b(6), c(6);
+  ZerothOrderOptimizer(adam, a.set, 2).replay(entries);
+  ZerothOrderOptimizer(ada, b.set, 2).replay(entries);
+  EXPECT_EQ(bit_mismatches(a.v, b.v), 0);
+  ada.horizon = 3;  // a short horizon forgets: it must differ
+  ZerothOrderOptimizer(ada, c.set, 2).replay(entries);
+  EXPECT_GT(bit_mismatches(a.v, c.v), int64_t(a.v.size() / 2));
+}
+
+TEST(UpdateRules, StateAndSnapshots) {
+  EXPECT_EQ(config(UpdateRule::Adam).state_floats(1000), 2000);
+  EXPECT_EQ(config(UpdateRule::AdaMezo).state_floats(1000), 0);
+  EXPECT_EQ(config(UpdateRule::Muon).state_floats(1000), 0);
+  EXPECT_EQ(config(UpdateRule::Momentum).state_floats(1000), 1000);
+  EXPECT_TRUE(config(UpdateRule::Muon).stateless());
+  EXPECT_TRUE(config(UpdateRule::Sgd, 1.0f).stateless());
+  EXPECT_FALSE(config(UpdateRule::Adam).stateless());
+  EXPECT_FALSE(config(UpdateRule::AdaMezo).stateless());
+  Theta t(7);
+  ZerothOrderOptimizer ada(config(UpdateRule::AdaMezo), t.set);
+  EXPECT_TRUE(ada.momentum_buffer().empty()) << "adamezo keeps no buffer the size of θ";
+}
+
+TEST(UpdateRules, ConfigErrorsNameTheKey) {
+  auto message = [](auto&& f) {
+    try {
+      f();
+    } catch (const Error& e) {
+      return std::string(e.what());
+    }
+    return std::string("no error");
+  };
+  EXPECT_NE(message([] { parse_update_rule("lion"); }).find("optimizer.rule"), std::string::npos);
+  EXPECT_NE(message([] { parse_update_rule("lion"); }).find("adamezo"), std::string::npos);
+  EXPECT_EQ(parse_update_rule("muon"), UpdateRule::Muon);
+  OptimizerConfig c;
+  c.horizon = 0;
+  EXPECT_NE(message([&] { c.validate(); }).find("optimizer.horizon"), std::string::npos);
+  c = {};
+  c.beta2 = 1.0f;
+  EXPECT_NE(message([&] { c.validate(); }).find("optimizer.beta2"), std::string::npos);
+  c = {};
+  c.allora_eta = -1;
+  EXPECT_NE(message([&] { c.validate(); }).find("optimizer.allora_eta"), std::string::npos);
+  c = {};
+  c.adam_eps = 0;
+  EXPECT_NE(message([&] { c.validate(); }).find("optimizer.adam_eps"), std::string::npos);
+}
+
+// Newton–Schulz: singular values pushed near 1 (X·Xᵀ ≈ I on the short side),
+// the transpose's result is the result's transpose bit for bit, zero stays zero.
+TEST(NewtonSchulz, OrthogonalizesDeterministically) {
+  std::mt19937 rng(9);
+  std::normal_distribution<float> n01;
+  for (auto [rows, cols] : {std::pair<int64_t, int64_t>{8, 300}, {300, 8}, {40, 40}}) {
+    std::vector<float> g(size_t(rows * cols)), gt(g.size()), o(g.size()), ot(g.size());
+    for (float& x : g) x = n01(rng);
+    for (int64_t i = 0; i < rows; ++i)
+      for (int64_t j = 0; j < cols; ++j) gt[size_t(j * rows + i)] = g[size_t(i * cols + j)];
+    newton_schulz(g.data(), rows, cols, 5, o.data());
+    newton_schulz(gt.data(), cols, rows, 5, ot.data());
+    for (int64_t i = 0; i < rows; ++i)
+      for (int64_t j = 0; j < cols; ++j) ASSERT_EQ(o[size_t(i * cols + j)], ot[size_t(j * rows + i)]);
+    const int64_t r = std::min(rows, cols);
+    const bool wide = rows <= cols;
+    for (int64_t i = 0; i < r; ++i)
+      for (int64_t k = 0; k < r; ++k) {
+        double s = 0;
+        for (int64_t j = 0; j < std::max(rows, cols); ++j)
+          s += wide ? double(o[size_t(i * cols + j)]) * o[size_t(k * cols + j)]
+                    : double(o[size_t(j * cols + i)]) * o[size_t(j * cols + k)];
+        if (i == k) {
+          EXPECT_GT(s, 0.4) << rows << "x" << cols;  // singular values in about [0.7, 1.2]: squares in [0.49, 1.44]
+          EXPECT_LT(s, 1.6) << rows << "x" << cols;
+        } else {
+          EXPECT_LT(std::abs(s), 0.35) << rows << "x" << cols << " (" << i << ", " << k << ")";
+        }
+      }
+  }
+  std::vector<float> zero(64, 0.0f), out(64, 1.0f);
+  newton_schulz(zero.data(), 8, 8, 5, out.data());
+  for (float x : out) EXPECT_EQ(x, 0.0f);
+}
+
+// L(θ) = ½|θ − θ*|² on a 12 × 10 matrix and a vector: g_k = <θ − θ*, z_k>
+// encoded with the codec at the ledger-derived scale. Every rule must descend.
+TEST(UpdateRules, EachDescendsAQuadraticThroughTheCodec) {
+  for (const Case& cs : kCases) {
+    constexpr int64_t rows = 12, cols = 10, vec = 20, d = rows * cols + vec;
+    std::vector<float> th(d, 0.0f), target(d);
+    for (int64_t i = 0; i < d; ++i) target[size_t(i)] = 0.5f * std::sin(float(i));
+    TrainableSet set;
+    set.add("w", {rows, cols}, th.data());
+    set.add("n", {vec}, th.data() + rows * cols);
+    OptimizerConfig cfg = config(cs.rule, cs.allora);
+    cfg.weight_decay = 0;
+    cfg.horizon = 8;
+    cfg.beta2 = 0.99f;
+    const bool normalized = cs.rule != UpdateRule::Sgd && cs.rule != UpdateRule::Momentum;
+    cfg.lr = normalized ? 3e-3f : (cs.rule == UpdateRule::Momentum ? 4e-3f : 2e-2f);
+    if (cs.rule == UpdateRule::Muon) cfg.lr = 2e-2f;
+    if (cs.allora > 0) cfg.lr /= cs.allora;  // ALLoRA multiplies by about η at the start
+    ZerothOrderOptimizer opt(cfg, set, 1);
+    CodecScale scale(CodecConfig{});
+    auto loss = [&] {
+      double s = 0;
+      for (int64_t i = 0; i < d; ++i) s += 0.5 * double(th[size_t(i)] - target[size_t(i)]) * (th[size_t(i)] - target[size_t(i)]);
+      return s;
+    };
+    const double start = loss();
+    std::vector<float> z(d);
+    for (uint32_t step = 0; step < 1500; ++step) {
+      StepEntry e;
+      e.step = step;
+      e.lr = cfg.lr_at(step);
+      e.scale = scale.scale();
+      std::vector<uint8_t> codes;
+      for (uint32_t slot = 0; slot < 4; ++slot) {
+        const PerturbationKey key{cfg.run_seed, step, 0, slot};
+        generate_z(key, cfg.distribution, 0, d, z.data());
+        double g = 0;
+        for (int64_t i = 0; i < d; ++i) g += double(th[size_t(i)] - target[size_t(i)]) * double(z[size_t(i)]);
+        const Encoded enc = encode_gradient(float(g), e.scale, key);
+        ASSERT_NE(enc.status, EncodeStatus::NonFinite);
+        e.records.push_back({0, slot, enc.code, RecordKind::Gradient});
+        codes.push_back(enc.code);
+      }
+      opt.apply(e);
+      scale.update(e.scale, codes.data(), codes.size());
+    }
+    EXPECT_LT(loss(), 0.2 * start) << name(cs) << ": " << start << " -> " << loss();
+  }
+}
+
+}  // namespace
+}  // namespace zeroth
