@@ -146,6 +146,7 @@ TrainConfig parse_train_config(const std::string& yaml_text, const std::string& 
     r.get("q", c.zo.q); r.get("eps", c.zo.eps); r.get("central", c.zo.central); r.get("samples", c.zo.samples);
     r.get("share_samples", c.zo.share_samples); r.get("distribution", dist);
     r.get("exact_gradients", c.zo.exact_gradients); r.get("redundancy", c.zo.redundancy);
+    r.get("lisa_layers", c.zo.lisa_layers);
     c.zo.distribution = parse_distribution(dist, "zo.distribution");
     r.finish();
   }
@@ -236,6 +237,7 @@ TrainConfig parse_train_config(const std::string& yaml_text, const std::string& 
   c.optimizer.run_seed = c.run.seed;
   c.optimizer.distribution = c.zo.distribution;
   c.optimizer.key_group = c.zo.redundancy;
+  c.optimizer.lisa_layers = c.zo.lisa_layers;
   c.robust.group = c.zo.redundancy;
   c.validate();
   return c;
@@ -328,6 +330,10 @@ void TrainConfig::validate() const {
                "{}: roles.grad_slots ({}) differs from zo.q ({}), but zo.redundancy {} needs every member of a "
                "group on the same slots", source, roles.grad_slots, zo.q, zo.redundancy);
   if (!roles.memory.empty()) parse_byte_size(roles.memory, source + ": roles.memory");
+  ZEROTH_CHECK(zo.lisa_layers == 0 || (roles.grad.empty() && roles.jvp.empty() && !roles.auto_roles && mode == "zo"),
+               "{}: zo.lisa_layers ({}) samples the layers of zeroth-order steps; the gradient path (roles.grad, "
+               "roles.jvp, roles.auto) and mode fo project onto every layer: drop one or the other", source,
+               zo.lisa_layers);
   ZEROTH_CHECK((roles.grad.empty() && roles.jvp.empty() && !roles.auto_roles) || !trainable.full,
                "{}: roles.grad/roles.jvp/roles.auto: the gradient path trains LoRA adapters and norms; trainable.full "
                "has no backward or JVP (drop the roles or trainable.full)", source);
@@ -375,7 +381,9 @@ std::string TrainConfig::to_yaml() const {
     << "samples" << YAML::Value << zo.samples << YAML::Key << "share_samples" << YAML::Value << zo.share_samples
     << YAML::Key << "distribution" << YAML::Value << distribution_name(zo.distribution) << YAML::Key
     << "exact_gradients" << YAML::Value << zo.exact_gradients << YAML::Key << "redundancy" << YAML::Value
-    << zo.redundancy << YAML::EndMap;
+    << zo.redundancy;
+  if (zo.lisa_layers > 0) y << YAML::Key << "lisa_layers" << YAML::Value << zo.lisa_layers;
+  y << YAML::EndMap;
   y << YAML::Key << "optimizer" << YAML::Value << YAML::BeginMap << YAML::Key << "rule" << YAML::Value
     << update_rule_name(optimizer.rule) << YAML::Key << "lr" << YAML::Value << optimizer.lr << YAML::Key
     << "weight_decay" << YAML::Value << optimizer.weight_decay << YAML::Key << "momentum" << YAML::Value

@@ -167,6 +167,7 @@ std::unique_ptr<LedgerFile> prepare_run_dir(TrainContext& ctx, const TrainConfig
     same(was.trainable.norms == c.trainable.norms && was.trainable.full == c.trainable.full, "trainable");
     same(was.zo.distribution == c.zo.distribution, "zo.distribution");
     same(was.zo.redundancy == c.zo.redundancy, "zo.redundancy");
+    same(was.zo.lisa_layers == c.zo.lisa_layers, "zo.lisa_layers");
     same(was.optimizer.rule == c.optimizer.rule, "optimizer.rule");
     same(was.optimizer.weight_decay == c.optimizer.weight_decay, "optimizer.weight_decay");
     same(was.optimizer.momentum == c.optimizer.momentum, "optimizer.momentum");

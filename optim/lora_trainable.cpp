@@ -4,6 +4,7 @@
 #include <cstdint>
 
 #include "core/error.h"
+#include "optim/layer_sampling.h"
 
 namespace zeroth {
 
@@ -133,8 +134,20 @@ void LoraTrainable::initialize(uint64_t seed) {
     }
 }
 
-PerturbedLora::PerturbedLora(const LoraTrainable& lora, Distribution d, std::vector<Variant> variants)
-    : lora_(lora), dist_(d), variants_(std::move(variants)) {}
+PerturbedLora::PerturbedLora(const LoraTrainable& lora, Distribution d, std::vector<Variant> variants, int lisa_layers)
+    : lora_(lora), dist_(d), variants_(std::move(variants)) {
+  if (lisa_layers <= 0) return;
+  const int layers = layer_count(lora_.set());
+  for (const Variant& v : variants_) active_.push_back(sampled_layers(v.key.run_seed, v.key.step, layers, lisa_layers));
+}
+
+float PerturbedLora::sigma_eps(int variant, int layer) const {
+  ZEROTH_CHECK(variant >= 0 && size_t(variant) < variants_.size(), "variant {} of {}", variant, variants_.size());
+  const float s = variants_[size_t(variant)].sigma_eps;
+  if (active_.empty() || layer < 0) return s;
+  const auto& act = active_[size_t(variant)];
+  return size_t(layer) < act.size() && !act[size_t(layer)] ? 0.0f : s;
+}
 
 size_t PerturbedLora::scratch_floats(int layer, Proj p) const {
   const auto& ad = lora_.adapters();
@@ -145,7 +158,8 @@ LoraFactors PerturbedLora::get(int layer, Proj p, int variant, float* scratch) c
   LoraFactors f = lora_.adapters().get(layer, p, 0, nullptr);
   ZEROTH_CHECK(variant >= 0 && size_t(variant) < variants_.size(), "variant {} of {}", variant, variants_.size());
   const Variant& v = variants_[size_t(variant)];
-  if (v.sigma_eps == 0.0f) return f;
+  const float se = sigma_eps(variant, layer);
+  if (se == 0.0f) return f;
   const auto& ad = lora_.adapters();
   const int64_t na = int64_t(ad.A(layer, p).size()), nb = int64_t(ad.B(layer, p).size());
   float* a = scratch;
@@ -153,8 +167,8 @@ LoraFactors PerturbedLora::get(int layer, Proj p, int variant, float* scratch) c
   // z over exactly the global indices apply() will use for these tensors.
   generate_z(v.key, dist_, lora_.offset_a(layer, p), lora_.offset_a(layer, p) + na, a);
   generate_z(v.key, dist_, lora_.offset_b(layer, p), lora_.offset_b(layer, p) + nb, b);
-  for (int64_t i = 0; i < na; ++i) a[i] = f.A[i] + v.sigma_eps * a[i];
-  for (int64_t i = 0; i < nb; ++i) b[i] = f.B[i] + v.sigma_eps * b[i];
+  for (int64_t i = 0; i < na; ++i) a[i] = f.A[i] + se * a[i];
+  for (int64_t i = 0; i < nb; ++i) b[i] = f.B[i] + se * b[i];
   f.A = a;
   f.B = b;
   return f;
@@ -168,7 +182,7 @@ bool PerturbedLora::perturbed_factors(int layer, Proj p, int variant, PerturbedF
   out.offset_b = lora_.offset_b(layer, p);
   out.key = v.key;
   out.dist = dist_;
-  out.sigma_eps = v.sigma_eps;
+  out.sigma_eps = sigma_eps(variant, layer);
   return true;
 }
 
@@ -179,10 +193,11 @@ namespace zeroth {
 const float* PerturbedLora::norm(int layer, NormSlot slot, int variant, float* scratch) const {
   const float* g = lora_.norm(layer, slot);
   const Variant& v = variants_[size_t(variant)];
-  if (v.sigma_eps == 0.0f) return g;
+  const float se = sigma_eps(variant, slot == NormSlot::Final ? -1 : layer);
+  if (se == 0.0f) return g;
   const int64_t n = int64_t(lora_.norm_size()), off = lora_.offset_norm(layer, slot);
   generate_z(v.key, dist_, off, off + n, scratch);
-  for (int64_t i = 0; i < n; ++i) scratch[i] = g[i] + v.sigma_eps * scratch[i];
+  for (int64_t i = 0; i < n; ++i) scratch[i] = g[i] + se * scratch[i];
   return scratch;
 }
 
@@ -217,10 +232,11 @@ const float* PerturbedLora::output(int variant, std::vector<float>& scratch) con
 const float* PerturbedLora::weight(int layer, Proj p, int variant, float* scratch) const {
   const float* w = lora_.weight(layer, p);
   const Variant& v = variants_[size_t(variant)];
-  if (v.sigma_eps == 0.0f) return w;
+  const float se = sigma_eps(variant, layer);
+  if (se == 0.0f) return w;
   const int64_t n = int64_t(lora_.weight_size(layer, p)), off = lora_.offset_weight(layer, p);
   generate_z(v.key, dist_, off, off + n, scratch);
-  for (int64_t i = 0; i < n; ++i) scratch[i] = w[i] + v.sigma_eps * scratch[i];
+  for (int64_t i = 0; i < n; ++i) scratch[i] = w[i] + se * scratch[i];
   return scratch;
 }
 

@@ -95,7 +95,9 @@ struct Variant {
 // variant of σε = 0 it is θ itself (evaluation, export).
 class PerturbedLora : public AdapterSet {
  public:
-  PerturbedLora(const LoraTrainable& lora, Distribution d, std::vector<Variant> variants);
+  // lisa_layers K > 0 (zo.lisa_layers): each variant perturbs only the K layers
+  // sampled for its key's step (optim/layer_sampling.h), as apply() moves them.
+  PerturbedLora(const LoraTrainable& lora, Distribution d, std::vector<Variant> variants, int lisa_layers = 0);
   bool has(int layer, Proj p) const override { return lora_.adapters().has(layer, p); }
   LoraFactors get(int layer, Proj p, int variant, float* scratch) const override;
   size_t scratch_floats(int layer, Proj p) const override;
@@ -111,9 +113,12 @@ class PerturbedLora : public AdapterSet {
   const float* output(int variant, std::vector<float>& scratch) const override;
 
  private:
+  // The variant's σε for a tensor of `layer` (-1: outside the layers): 0 where LISA leaves the layer out.
+  float sigma_eps(int variant, int layer) const;
   const LoraTrainable& lora_;
   Distribution dist_;
   std::vector<Variant> variants_;
+  std::vector<std::vector<uint8_t>> active_;  // LISA: per variant, its step's layers (empty: all)
 };
 
 }  // namespace zeroth

@@ -9,6 +9,7 @@
 
 #include "core/error.h"
 #include "core/parallel.h"
+#include "optim/layer_sampling.h"
 
 namespace zeroth {
 
@@ -42,6 +43,9 @@ void OptimizerConfig::validate() const {
   ZEROTH_CHECK(horizon >= 1 && horizon <= 4096, "optimizer.horizon must be in 1..4096 (got {}): adamezo recomputes "
                "its moments from that many entries at every step", horizon);
   ZEROTH_CHECK(muon_steps >= 1 && muon_steps <= 20, "optimizer.muon_steps must be in 1..20 (got {})", muon_steps);
+  ZEROTH_CHECK(lisa_layers >= 0, "zo.lisa_layers must be >= 0 (got {}; 0 samples no layers)", lisa_layers);
+  ZEROTH_CHECK(lisa_layers == 0 || rule != UpdateRule::AdaMezo, "zo.lisa_layers with optimizer.rule adamezo: "
+               "AdaMeZO's window would mix steps in which a layer sat out; use adam, or set zo.lisa_layers 0");
   ZEROTH_CHECK(std::isfinite(allora_eta) && allora_eta >= 0,
                "optimizer.allora_eta must be finite and >= 0 (got {}; 0 turns ALLoRA off)", allora_eta);
   ZEROTH_CHECK(warmup_steps >= 0, "optimizer.warmup_steps must be >= 0 (got {})", warmup_steps);
@@ -78,6 +82,7 @@ ZerothOrderOptimizer::ZerothOrderOptimizer(const OptimizerConfig& cfg, Trainable
   cfg_.validate();
   if (cfg_.rule == UpdateRule::Momentum || cfg_.rule == UpdateRule::Adam) m_.assign(size_t(theta_.size()), 0.0f);
   if (cfg_.rule == UpdateRule::Adam) v_.assign(size_t(theta_.size()), 0.0f);
+  layers_ = layer_count(theta_);
 }
 
 ZerothOrderOptimizer::~ZerothOrderOptimizer() = default;
@@ -91,7 +96,7 @@ void ZerothOrderOptimizer::load_momentum(std::span<const float> m) {
 }
 
 bool ZerothOrderOptimizer::legacy_path() const {
-  return cfg_.allora_eta == 0.0f &&
+  return cfg_.allora_eta == 0.0f && cfg_.lisa_layers == 0 &&
          (cfg_.rule == UpdateRule::Sgd || cfg_.rule == UpdateRule::Momentum || cfg_.rule == UpdateRule::Sign);
 }
 
@@ -100,6 +105,7 @@ ZerothOrderOptimizer::Prepared ZerothOrderOptimizer::prepare(const StepEntry& e)
   ZEROTH_CHECK(std::isfinite(e.lr) && std::isfinite(e.scale), "step {}: lr {} and scale {} must be finite", e.step,
                e.lr, e.scale);
   Prepared p;
+  p.step = e.step;
   p.lr = e.lr;
   p.decay = 1.0f - e.lr * cfg_.weight_decay;
   const float n = float(e.records.size());
@@ -265,7 +271,7 @@ void ZerothOrderOptimizer::replay(std::span<const StepEntry> entries) {
 void ZerothOrderOptimizer::run(std::span<const Prepared> entries) {
   if (legacy_path())
     run_fused(entries);
-  else if (cfg_.allora_eta == 0.0f && cfg_.rule != UpdateRule::Muon)
+  else if (cfg_.allora_eta == 0.0f && cfg_.lisa_layers == 0 && cfg_.rule != UpdateRule::Muon)
     run_fused_adaptive(entries);
   else
     run_tensorwise(entries);

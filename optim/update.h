@@ -21,6 +21,9 @@
 // tensor's rows; a vector is one row) is scaled by ALLoRA's
 //   f_r = 1 / √(‖θ_r‖² + 1/η²)      (‖θ_r‖ at the start of the step)
 // a learning rate inversely proportional to the row's ℓ2 norm, η where the row is 0.
+// With lisa_layers K > 0 (LISA), a step moves only the tensors of the K layers
+// sampled for it (optim/layer_sampling.h) and those outside every layer; the
+// others only decay, and their rule state (m, v) stays as it was.
 //
 // Float operations, each rounded separately (no FMA), with lr = entry.lr (the
 // ledger's, never recomputed from the schedule) and z_k = z(run_seed, step,
@@ -81,6 +84,7 @@ struct OptimizerConfig {
   int horizon = 16;               // adamezo: H, the entries its moments are recomputed from
   int muon_steps = 5;             // muon: Newton–Schulz iterations
   float allora_eta = 0.0f;        // > 0: ALLoRA's per-row learning-rate factor (η: its value at a zero row)
+  int lisa_layers = 0;            // zo.lisa_layers: > 0, only that many sampled layers step (optim/layer_sampling.h)
   LrSchedule schedule = LrSchedule::Constant;
   int64_t warmup_steps = 0;       // linear warmup from 0
   int64_t total_steps = 0;        // for linear/cosine decay to 0 (0 = no decay)
@@ -144,6 +148,7 @@ class ZerothOrderOptimizer {
     std::shared_ptr<const std::vector<ScaledPerturbation>> terms;  // in record order; empty: decay only
     float decay = 1.0f;
     float lr = 0.0f;
+    uint64_t step = 0;
     float bc1 = 1.0f, bc2 = 1.0f;  // adam, adamezo: 1 − β^t
     // adamezo: the terms of the window's entries, oldest first, this one last.
     std::vector<std::shared_ptr<const std::vector<ScaledPerturbation>>> window;
@@ -168,6 +173,7 @@ class ZerothOrderOptimizer {
   int threads_;
   std::vector<float> m_, v_;      // momentum's m; adam's m and v
   uint64_t moment_steps_ = 0;     // non-empty entries applied (adam's t; adamezo's window fill)
+  int layers_ = 0;                // layer_count(θ), for LISA's draw
   std::vector<std::shared_ptr<const std::vector<ScaledPerturbation>>> recent_;  // adamezo: the last H, oldest first
 };
 

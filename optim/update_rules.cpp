@@ -9,6 +9,7 @@
 
 #include "core/error.h"
 #include "core/parallel.h"
+#include "optim/layer_sampling.h"
 #include "optim/newton_schulz.h"
 #include "optim/update.h"
 
@@ -117,10 +118,17 @@ void ZerothOrderOptimizer::run_tensorwise(std::span<const Prepared> entries) {
       decay_only(theta_.spans(), p.decay);
       continue;
     }
+    const std::vector<uint8_t> active = sampled_layers(cfg_.run_seed, p.step, layers_, cfg_.lisa_layers);
     parallel_for(int64_t(tensors.size()), 1, threads_, [&](int64_t tb, int64_t te) {
       std::vector<float> a, mw, vw;
       for (int64_t ti = tb; ti < te; ++ti) {
         const TrainableTensor& t = tensors[size_t(ti)];
+        if (const int layer = tensor_layer(t.name); layer >= 0 && !active[size_t(layer)]) {
+          // LISA: a layer that sits this step out only decays; its state waits.
+          const TrainableSpan span{t.data, t.n, t.offset};
+          decay_only({&span, 1}, p.decay);
+          continue;
+        }
         a.resize(size_t(t.n));
         const TrainableSpan as{a.data(), t.n, t.offset};
         float* d = a.data();  // the direction overwrites ĝ in place

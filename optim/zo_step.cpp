@@ -13,6 +13,7 @@ void ZoConfig::validate() const {
   ZEROTH_CHECK(eps > 0 && std::isfinite(eps), "zo.eps must be positive, got {}", eps);
   ZEROTH_CHECK(samples >= 1, "zo.samples must be >= 1, got {}", samples);
   ZEROTH_CHECK(redundancy >= 1 && redundancy <= 1024, "zo.redundancy must be in 1..1024, got {}", redundancy);
+  ZEROTH_CHECK(lisa_layers >= 0, "zo.lisa_layers must be >= 0 (0 = every layer), got {}", lisa_layers);
 }
 
 std::vector<int64_t> sample_indices(int64_t n_train, int64_t count, uint64_t data_seed, uint64_t draw) {
@@ -90,7 +91,7 @@ MemberStepResult zo_member_step(const CausalLM& model, const Task& task, const L
     else if (!cfg.share_samples) variants.push_back({key(k), 0.0f});
   }
   if (!cfg.central && cfg.share_samples) variants.push_back({key(0), 0.0f});
-  PerturbedLora adapters(lora, cfg.distribution, variants);
+  PerturbedLora adapters(lora, cfg.distribution, variants, cfg.lisa_layers);
 
   BatchScorer scorer(task);
   const uint64_t first_draw = first_sample_draw(cfg, step, member, members, lane);

@@ -28,6 +28,9 @@ struct ZoConfig {
   // samples, so the committing node can take a median per direction
   // (robust.rule median). 1: every member has its own directions.
   uint32_t redundancy = 1;
+  // LISA (optim/layer_sampling.h): > 0, each step perturbs and updates only this
+  // many layers, drawn from (run seed, step); 0 = every layer.
+  int lisa_layers = 0;
   void validate() const;
 };
 

@@ -305,6 +305,10 @@ TEST(TrainConfig, InvalidValuesNameTheKey) {
   expect_error(kMinimal + "optimizer:\n  rule: adam\n  beta2: 1.5\n", {"optimizer.beta2"});
   expect_error(kMinimal + "optimizer:\n  allora_eta: -1\n", {"optimizer.allora_eta"});
   expect_error(kMinimal + "optimizer:\n  muon_step: 3\n", {"muon_step"});
+  expect_error(kMinimal + "zo:\n  lisa_layers: 2\nroles:\n  grad: [1]\nrun:\n  members: 2\n",
+               {"zo.lisa_layers", "roles.grad"});
+  expect_error(kMinimal + "zo:\n  lisa_layers: 2\noptimizer:\n  rule: adamezo\n", {"zo.lisa_layers", "adamezo"});
+  expect_error(kMinimal + "zo:\n  lisa_layers: -1\n", {"zo.lisa_layers"});
   expect_error(kMinimal + "optimizer:\n  schedule: step\n", {"optimizer.schedule"});
   expect_error(kMinimal + "lora:\n  targets: [q, qkv]\n", {"recipe.yaml", "lora.targets", "qkv"});
   expect_error(kMinimal + "lora:\n  targets: [q, q]\n", {"lora.targets"});
@@ -410,7 +414,9 @@ TEST(TrainConfig, ToYamlRoundTrips) {
     } else {
       EXPECT_EQ(back.optimizer.muon_steps, 3);
     }
-    if (c.optimizer.rule == UpdateRule::AdaMezo) EXPECT_EQ(back.optimizer.horizon, 7);
+    if (c.optimizer.rule == UpdateRule::AdaMezo) {
+      EXPECT_EQ(back.optimizer.horizon, 7);
+    }
   }
   // Every key survives, not only the ones compared above (resume is a
   // property of one invocation, not of the run, so it is not stored).

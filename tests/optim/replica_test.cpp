@@ -6,11 +6,13 @@
 #include <cstdint>
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <random>
 #include <vector>
 
 #include "core/error.h"
 #include "models/llama.h"
+#include "optim/layer_sampling.h"
 #include "optim/replica.h"
 
 namespace zeroth {
@@ -148,6 +150,39 @@ TEST_F(ReplicaTest, CommitFilterOfAReplicaRebuiltFromTheLedgerDecidesAsTheLiveOn
   EXPECT_EQ(fa.screened, 1);
   EXPECT_EQ(fa.screened, fb.screened);
   EXPECT_EQ(a, b);
+}
+
+// LISA: a variant perturbs exactly the layers its step samples, the same ones
+// apply() moves, and leaves the others at θ.
+TEST_F(ReplicaTest, LisaPerturbsOnlyTheStepsLayers) {
+  ReplicaConfig c = config(UpdateRule::Sgd);
+  c.trainable.norms = true;
+  Replica r(c, model);
+  const LoraTrainable& lora = r.lora();
+  for (uint32_t step = 0; step < 6; ++step) {
+    const PerturbationKey key{11, step, 0, 0};
+    const PerturbedLora plain(lora, Distribution::Rademacher, {Variant{key, 0.01f}});
+    const PerturbedLora lisa(lora, Distribution::Rademacher, {Variant{key, 0.01f}}, 1);
+    const auto act = sampled_layers(11, step, 2, 1);
+    for (int l = 0; l < 2; ++l) {
+      std::vector<float> s1(plain.scratch_floats(l, Proj::Q)), s2(s1.size());
+      const LoraFactors p = plain.get(l, Proj::Q, 0, s1.data()), q = lisa.get(l, Proj::Q, 0, s2.data());
+      const LoraFactors theta = lora.adapters().get(l, Proj::Q, 0, nullptr);
+      const int64_t na = int64_t(lora.adapters().A(l, Proj::Q).size());
+      if (act[size_t(l)]) {
+        EXPECT_TRUE(std::equal(p.A, p.A + na, q.A)) << "a sampled layer is perturbed as without LISA";
+      } else {
+        EXPECT_EQ(q.A, theta.A) << "layer " << l << " sits out step " << step;
+        std::vector<float> ns(lora.norm_size());
+        EXPECT_EQ(lisa.norm(l, NormSlot::Attention, 0, ns.data()), lora.norm(l, NormSlot::Attention));
+      }
+      PerturbedFactors pf;
+      ASSERT_TRUE(lisa.perturbed_factors(l, Proj::Q, 0, pf));
+      EXPECT_EQ(pf.sigma_eps, act[size_t(l)] ? 0.01f : 0.0f);
+    }
+    std::vector<float> fs(lora.norm_size());
+    EXPECT_NE(lisa.norm(2, NormSlot::Final, 0, fs.data()), lora.norm(2, NormSlot::Final)) << "the final norm always";
+  }
 }
 
 }  // namespace

@@ -9,9 +9,11 @@
 #include <cmath>
 #include <deque>
 #include <random>
+#include <set>
 #include <vector>
 
 #include "core/error.h"
+#include "optim/layer_sampling.h"
 #include "optim/newton_schulz.h"
 #include "optim/update.h"
 
@@ -36,7 +38,9 @@ struct Theta {
     for (size_t t = 0; t < kShapes.size(); ++t) {
       const auto [r, c] = kShapes[t];
       const Shape shape = r > 0 ? Shape{r, c} : Shape{c};
-      set.add("t" + std::to_string(t), shape, v.data() + at);
+      // Layers 0..3 and one tensor outside them (LISA samples the layers).
+      set.add(t + 1 < kShapes.size() ? "layers." + std::to_string(t) + ".w" : std::string("final_norm"), shape,
+              v.data() + at);
       at += shape_numel(shape);
     }
   }
@@ -112,6 +116,25 @@ struct Naive {
       for (float& x : th) x = x * decay;
       return;
     }
+    // LISA: the tensors of layers left out this step only decay; their state waits.
+    std::vector<uint8_t> out(th.size(), 0);
+    if (cfg.lisa_layers > 0) {
+      const auto act = sampled_layers(cfg.run_seed, e.step, layer_count(shape_of), cfg.lisa_layers);
+      for (const TrainableTensor& tt : shape_of.tensors())
+        if (const int l = tensor_layer(tt.name); l >= 0 && !act[size_t(l)])
+          std::fill(out.begin() + tt.offset, out.begin() + tt.offset + tt.n, uint8_t(1));
+    }
+    const std::vector<float> saved_m = m, saved_v = v, kept = th;
+    apply_all(e, th, n, decay);
+    for (size_t i = 0; i < th.size(); ++i)
+      if (out[i]) {
+        th[i] = kept[i] * decay;
+        m[i] = saved_m[i];
+        v[i] = saved_v[i];
+      }
+  }
+
+  void apply_all(const StepEntry& e, std::vector<float>& th, int64_t n, float decay) {
     const std::vector<float> a = estimate(e, n);
     std::vector<float> d(th.size());
     const float omb1 = 1.0f - cfg.beta1, omb2 = 1.0f - cfg.beta2;
@@ -182,20 +205,30 @@ struct Naive {
 struct Case {
   UpdateRule rule;
   float allora;
+  int lisa = 0;
 };
-const Case kCases[] = {{UpdateRule::Adam, 0},     {UpdateRule::AdaMezo, 0},  {UpdateRule::Muon, 0},
-                       {UpdateRule::Sgd, 0.5f},   {UpdateRule::Momentum, 2}, {UpdateRule::Sign, 1},
-                       {UpdateRule::Adam, 0.25f}, {UpdateRule::AdaMezo, 1},  {UpdateRule::Muon, 1}};
+const Case kCases[] = {{UpdateRule::Adam, 0},        {UpdateRule::AdaMezo, 0},    {UpdateRule::Muon, 0},
+                       {UpdateRule::Sgd, 0.5f},      {UpdateRule::Momentum, 2},   {UpdateRule::Sign, 1},
+                       {UpdateRule::Adam, 0.25f},    {UpdateRule::AdaMezo, 1},    {UpdateRule::Muon, 1},
+                       {UpdateRule::Sgd, 0, 2},      {UpdateRule::Momentum, 0, 1}, {UpdateRule::Adam, 0, 2},
+                       {UpdateRule::Muon, 0.5f, 3}};
 
 std::string name(const Case& c) {
-  return std::string(update_rule_name(c.rule)) + (c.allora > 0 ? "+allora" : "");
+  return std::string(update_rule_name(c.rule)) + (c.allora > 0 ? "+allora" : "") +
+         (c.lisa > 0 ? "+lisa" + std::to_string(c.lisa) : "");
+}
+
+OptimizerConfig config(const Case& c, Distribution d = Distribution::Rademacher) {
+  OptimizerConfig cfg = config(c.rule, c.allora, d);
+  cfg.lisa_layers = c.lisa;
+  return cfg;
 }
 
 TEST(UpdateRules, EachMatchesNaiveBitExact) {
   const auto entries = make_entries(10, 0, 1);
   for (const Case& cs : kCases)
     for (Distribution d : {Distribution::Rademacher, Distribution::Gaussian}) {
-      const OptimizerConfig cfg = config(cs.rule, cs.allora, d);
+      const OptimizerConfig cfg = config(cs, d);
       Theta t(2);
       std::vector<float> th = t.v;
       ZerothOrderOptimizer opt(cfg, t.set, 2);
@@ -216,7 +249,7 @@ TEST(UpdateRules, EachMatchesNaiveBitExact) {
 TEST(UpdateRules, ReplayEqualsOneByOneAndThreadsDoNotMatter) {
   const auto entries = make_entries(30, 50, 3);
   for (const Case& cs : kCases) {
-    const OptimizerConfig cfg = config(cs.rule, cs.allora);
+    const OptimizerConfig cfg = config(cs);
     Theta one(4), fused(4), halves(4), single(4);
     ZerothOrderOptimizer o1(cfg, one.set, 2), of(cfg, fused.set, 2), oh(cfg, halves.set, 1), os(cfg, single.set, 1);
     for (const StepEntry& e : entries) o1.apply(e);
@@ -283,6 +316,61 @@ TEST(UpdateRules, ConfigErrorsNameTheKey) {
   EXPECT_NE(message([&] { c.validate(); }).find("optimizer.adam_eps"), std::string::npos);
 }
 
+TEST(LayerSampling, DrawsKLayersPerStepUniformlyAndReproducibly) {
+  constexpr int n = 30, k = 4, steps = 3000;
+  std::vector<int> count(n, 0);
+  std::set<std::vector<uint8_t>> distinct;
+  for (uint64_t step = 0; step < steps; ++step) {
+    const auto a = sampled_layers(7, step, n, k);
+    ASSERT_EQ(a.size(), size_t(n));
+    int on = 0;
+    for (int l = 0; l < n; ++l) {
+      on += a[size_t(l)];
+      count[size_t(l)] += a[size_t(l)];
+    }
+    ASSERT_EQ(on, k) << "step " << step;
+    ASSERT_EQ(a, sampled_layers(7, step, n, k)) << "the same draw every time";
+    distinct.insert(a);
+  }
+  // C(30, 4) = 27,405 sets: 3,000 uniform draws give about 2,842 distinct ones.
+  EXPECT_GT(distinct.size(), size_t(2700)) << "steps draw different layers";
+  for (int l = 0; l < n; ++l)  // each layer in k/n of the steps: 400 ± 4.5 sd
+    EXPECT_NEAR(count[size_t(l)], steps * k / n, 80) << "layer " << l;
+  EXPECT_NE(sampled_layers(7, 5, n, k), sampled_layers(8, 5, n, k)) << "the run seed keys the draw";
+  EXPECT_EQ(sampled_layers(7, 5, n, 0), std::vector<uint8_t>(n, 1));
+  EXPECT_EQ(sampled_layers(7, 5, n, n + 3), std::vector<uint8_t>(n, 1));
+  EXPECT_EQ(tensor_layer("layers.12.q.lora_A"), 12);
+  EXPECT_EQ(tensor_layer("layers.3.attn_norm"), 3);
+  EXPECT_EQ(tensor_layer("final_norm"), -1);
+  EXPECT_EQ(tensor_layer("layers.x.w"), -1);
+  EXPECT_EQ(tensor_layer("tok_embeddings"), -1);
+}
+
+TEST(UpdateRules, LisaLeavesUnsampledLayersToDecay) {
+  OptimizerConfig cfg = config(UpdateRule::Sgd);
+  cfg.lisa_layers = 1;
+  Theta t(8);
+  const std::vector<float> before = t.v;
+  ZerothOrderOptimizer opt(cfg, t.set, 2);
+  StepEntry e = make_entries(1, 11, 9)[0];
+  opt.apply(e);
+  const auto act = sampled_layers(cfg.run_seed, 11, 4, 1);
+  const float decay = 1.0f - e.lr * cfg.weight_decay;
+  int moved = 0;
+  for (const TrainableTensor& tt : t.set.tensors()) {
+    const int l = tensor_layer(tt.name);
+    int64_t same = 0;
+    for (int64_t i = 0; i < tt.n; ++i) same += t.v[size_t(tt.offset + i)] == before[size_t(tt.offset + i)] * decay;
+    if (l >= 0 && !act[size_t(l)]) {
+      EXPECT_EQ(same, tt.n) << tt.name << " sat out and only decays";
+    } else {
+      EXPECT_LT(same, tt.n / 2) << tt.name << " takes the step";
+      ++moved;
+    }
+  }
+  EXPECT_EQ(moved, 2) << "one sampled layer and the final norm";
+}
+
 // Newton–Schulz: singular values pushed near 1 (X·Xᵀ ≈ I on the short side),
 // the transpose's result is the result's transpose bit for bit, zero stays zero.
 TEST(NewtonSchulz, OrthogonalizesDeterministically) {
@@ -328,7 +416,7 @@ TEST(UpdateRules, EachDescendsAQuadraticThroughTheCodec) {
     TrainableSet set;
     set.add("w", {rows, cols}, th.data());
     set.add("n", {vec}, th.data() + rows * cols);
-    OptimizerConfig cfg = config(cs.rule, cs.allora);
+    OptimizerConfig cfg = config(cs);
     cfg.weight_decay = 0;
     cfg.horizon = 8;
     cfg.beta2 = 0.99f;
