@@ -158,7 +158,7 @@ TrainConfig parse_train_config(const std::string& yaml_text, const std::string& 
     r.get("warmup_steps", c.optimizer.warmup_steps);
     r.get("beta1", c.optimizer.beta1); r.get("beta2", c.optimizer.beta2); r.get("adam_eps", c.optimizer.adam_eps);
     r.get("horizon", c.optimizer.horizon); r.get("muon_steps", c.optimizer.muon_steps);
-    r.get("allora_eta", c.optimizer.allora_eta);
+    r.get("allora_eta", c.optimizer.allora_eta); r.get("grad_weight", c.optimizer.grad_weight);
     c.optimizer.rule = parse_update_rule(rule);
     c.optimizer.schedule = parse_schedule(schedule);
     r.finish();
@@ -330,6 +330,10 @@ void TrainConfig::validate() const {
                "{}: roles.grad_slots ({}) differs from zo.q ({}), but zo.redundancy {} needs every member of a "
                "group on the same slots", source, roles.grad_slots, zo.q, zo.redundancy);
   if (!roles.memory.empty()) parse_byte_size(roles.memory, source + ": roles.memory");
+  ZEROTH_CHECK(optimizer.grad_weight < 0 || !roles.grad.empty() || !roles.jvp.empty() || roles.auto_roles,
+               "{}: optimizer.grad_weight ({}) weighs gradient members' records against ZO members', but the run has "
+               "no gradient members: set roles.grad, roles.jvp or roles.auto, or drop optimizer.grad_weight", source,
+               optimizer.grad_weight);
   ZEROTH_CHECK(zo.lisa_layers == 0 || (roles.grad.empty() && roles.jvp.empty() && !roles.auto_roles && mode == "zo"),
                "{}: zo.lisa_layers ({}) samples the layers of zeroth-order steps; the gradient path (roles.grad, "
                "roles.jvp, roles.auto) and mode fo project onto every layer: drop one or the other", source,
@@ -396,6 +400,7 @@ std::string TrainConfig::to_yaml() const {
   if (optimizer.rule == UpdateRule::AdaMezo) y << YAML::Key << "horizon" << YAML::Value << optimizer.horizon;
   if (optimizer.rule == UpdateRule::Muon) y << YAML::Key << "muon_steps" << YAML::Value << optimizer.muon_steps;
   if (optimizer.allora_eta > 0) y << YAML::Key << "allora_eta" << YAML::Value << optimizer.allora_eta;
+  if (optimizer.grad_weight >= 0) y << YAML::Key << "grad_weight" << YAML::Value << optimizer.grad_weight;
   y << YAML::EndMap;
   y << YAML::Key << "codec" << YAML::Value << YAML::BeginMap << YAML::Key << "init_scale" << YAML::Value
     << codec.init_scale << YAML::Key << "range_rms" << YAML::Value << codec.range_rms << YAML::Key << "ema"

@@ -176,6 +176,7 @@ std::unique_ptr<LedgerFile> prepare_run_dir(TrainContext& ctx, const TrainConfig
          "optimizer.beta1/beta2/adam_eps/horizon");
     same(was.optimizer.muon_steps == c.optimizer.muon_steps, "optimizer.muon_steps");
     same(was.optimizer.allora_eta == c.optimizer.allora_eta, "optimizer.allora_eta");
+    same(was.optimizer.grad_weight == c.optimizer.grad_weight, "optimizer.grad_weight");
     same(was.model.quantize == c.model.quantize && was.model.quantize_embeddings == c.model.quantize_embeddings,
          "model.quantize");
     ctx.history = ledger->entries();

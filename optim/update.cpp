@@ -43,6 +43,8 @@ void OptimizerConfig::validate() const {
   ZEROTH_CHECK(horizon >= 1 && horizon <= 4096, "optimizer.horizon must be in 1..4096 (got {}): adamezo recomputes "
                "its moments from that many entries at every step", horizon);
   ZEROTH_CHECK(muon_steps >= 1 && muon_steps <= 20, "optimizer.muon_steps must be in 1..20 (got {})", muon_steps);
+  ZEROTH_CHECK(grad_weight < 0.0f || grad_weight <= 1.0f, "optimizer.grad_weight must be in [0, 1] (got {}; "
+               "unset or -1 turns Addax's mix off)", grad_weight);
   ZEROTH_CHECK(lisa_layers >= 0, "zo.lisa_layers must be >= 0 (got {}; 0 samples no layers)", lisa_layers);
   ZEROTH_CHECK(lisa_layers == 0 || rule != UpdateRule::AdaMezo, "zo.lisa_layers with optimizer.rule adamezo: "
                "AdaMeZO's window would mix steps in which a layer sat out; use adam, or set zo.lisa_layers 0");
@@ -113,8 +115,15 @@ ZerothOrderOptimizer::Prepared ZerothOrderOptimizer::prepare(const StepEntry& e)
   terms->reserve(e.records.size());
   // The sgd fast path folds lr into the coefficients; every other path forms ĝ (c_k = −q_k).
   const bool lr_in_terms = cfg_.rule == UpdateRule::Sgd && legacy_path();
+  // Addax's mix: each kind's mean, weighted, where the entry holds both kinds.
+  size_t n_grad = 0;
+  for (const Record& r : e.records) n_grad += r.kind == RecordKind::Gradient;
+  const bool mix = cfg_.grad_weight >= 0.0f && n_grad > 0 && n_grad < e.records.size();
+  const float w_grad = cfg_.grad_weight, w_zo = 1.0f - cfg_.grad_weight;
+  const float n_g = float(n_grad), n_z = float(e.records.size() - n_grad);
   for (const Record& r : e.records) {
-    const float q = (e.exact ? r.value : decode_gradient(r.code, e.scale)) / n;
+    const float g = e.exact ? r.value : decode_gradient(r.code, e.scale);
+    const float q = !mix ? g / n : (r.kind == RecordKind::Gradient ? (g * w_grad) / n_g : (g * w_zo) / n_z);
     const float c = lr_in_terms ? e.lr * q : -q;
     terms->push_back({PerturbationKey{cfg_.run_seed, uint32_t(e.step), key_member(r.member, cfg_.key_group), r.slot}, c});
   }

@@ -21,6 +21,11 @@
 // tensor's rows; a vector is one row) is scaled by ALLoRA's
 //   f_r = 1 / √(‖θ_r‖² + 1/η²)      (‖θ_r‖ at the start of the step)
 // a learning rate inversely proportional to the row's ℓ2 norm, η where the row is 0.
+// With grad_weight α in [0, 1] (Addax's mix), an entry holding both gradient
+// records (exact projections from members that backpropagate) and ZO records
+// estimates ĝ = α·Σ_grad g_k z_k / N_grad + (1 − α)·Σ_zo g_k z_k / N_zo, i.e.
+// q_k = (g_k · α) / N_grad or (g_k · float(1 − α)) / N_zo; an entry of one kind
+// alone keeps q_k = g_k / N.
 // With lisa_layers K > 0 (LISA), a step moves only the tensors of the K layers
 // sampled for it (optim/layer_sampling.h) and those outside every layer; the
 // others only decay, and their rule state (m, v) stays as it was.
@@ -85,6 +90,7 @@ struct OptimizerConfig {
   int muon_steps = 5;             // muon: Newton–Schulz iterations
   float allora_eta = 0.0f;        // > 0: ALLoRA's per-row learning-rate factor (η: its value at a zero row)
   int lisa_layers = 0;            // zo.lisa_layers: > 0, only that many sampled layers step (optim/layer_sampling.h)
+  float grad_weight = -1.0f;      // α in [0, 1] (Addax): gradient records weigh α, ZO records 1 − α; < 0: off
   LrSchedule schedule = LrSchedule::Constant;
   int64_t warmup_steps = 0;       // linear warmup from 0
   int64_t total_steps = 0;        // for linear/cosine decay to 0 (0 = no decay)

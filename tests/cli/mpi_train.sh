@@ -182,7 +182,13 @@ case "$check" in
     # codec's rounding uniform is keyed by the slot, so most codes are equal.
     mpi 2 zo "$recipe" "${fast[@]}" --set run.steps=20 --set run.dir=zo || fail "all-ZO run"
     ! cmp -s <(entries zo/ledger.zl) <(entries hyb/ledger.zl) || fail "the hybrid ledger equals the all-ZO one"
-    echo "hybrid: final hash $(final_hash hyb) on np 2 = local = replay; all-ZO run: $(final_hash zo)" ;;
+    # Addax's mix (optimizer.grad_weight): the same records weighed by kind; agrees everywhere, moves θ otherwise.
+    mpi 2 mix "$recipe" "${fast[@]}" "${hy[@]}" --set optimizer.grad_weight=0.8 --set run.dir=mix \
+      || { cat mix.err >&2; fail "grad_weight mpirun exited $?"; }
+    local_and_replay mix "$recipe" "${fast[@]}" "${hy[@]}" --set optimizer.grad_weight=0.8
+    [ "$(final_hash mix)" != "$(final_hash hyb)" ] || fail "optimizer.grad_weight changed nothing"
+    echo "hybrid: final hash $(final_hash hyb) on np 2 = local = replay; with grad_weight 0.8: $(final_hash mix);" \
+         "all-ZO run: $(final_hash zo)" ;;
 
   roles)  # more slots per gradient member (roles.grad_slots) and roles.auto: np 2 = local = replay
     gs=(--set 'roles.grad=[1]' --set 'roles.jvp=[2]' --set roles.grad_slots=6 --set run.steps=12)

@@ -309,6 +309,9 @@ TEST(TrainConfig, InvalidValuesNameTheKey) {
                {"zo.lisa_layers", "roles.grad"});
   expect_error(kMinimal + "zo:\n  lisa_layers: 2\noptimizer:\n  rule: adamezo\n", {"zo.lisa_layers", "adamezo"});
   expect_error(kMinimal + "zo:\n  lisa_layers: -1\n", {"zo.lisa_layers"});
+  expect_error(kMinimal + "optimizer:\n  grad_weight: 0.5\n", {"optimizer.grad_weight", "roles.grad"});
+  expect_error(kMinimal + "optimizer:\n  grad_weight: 1.5\nroles:\n  grad: [1]\nrun:\n  members: 2\n",
+               {"optimizer.grad_weight"});
   expect_error(kMinimal + "optimizer:\n  schedule: step\n", {"optimizer.schedule"});
   expect_error(kMinimal + "lora:\n  targets: [q, qkv]\n", {"recipe.yaml", "lora.targets", "qkv"});
   expect_error(kMinimal + "lora:\n  targets: [q, q]\n", {"lora.targets"});

@@ -371,6 +371,50 @@ TEST(UpdateRules, LisaLeavesUnsampledLayersToDecay) {
   EXPECT_EQ(moved, 2) << "one sampled layer and the final norm";
 }
 
+// Addax's mix (optimizer.grad_weight α): gradient records and ZO records each
+// averaged over their own kind and weighted α : 1 − α, on the sgd formula.
+TEST(UpdateRules, GradWeightMixesTheKindsMeans) {
+  StepEntry e;
+  e.step = 3;
+  e.scale = 2e-3f;
+  e.lr = 1e-2f;
+  e.records = {{0, 0, uint8_t(int8_t(40)), RecordKind::ZerothOrder},
+               {0, 1, uint8_t(int8_t(-7)), RecordKind::ZerothOrder},
+               {1, 0, uint8_t(int8_t(90)), RecordKind::Gradient},
+               {2, 0, uint8_t(int8_t(-25)), RecordKind::ZerothOrder}};
+  OptimizerConfig cfg = config(UpdateRule::Sgd);
+  cfg.grad_weight = 0.75f;
+  Theta t(10);
+  std::vector<float> th = t.v;
+  ZerothOrderOptimizer(cfg, t.set, 2).apply(e);
+  const int64_t n = int64_t(th.size());
+  std::vector<float> acc(th.size(), 0.0f), z(th.size());
+  for (const Record& r : e.records) {
+    const float g = float(int8_t(r.code)) * e.scale;
+    const float q = r.kind == RecordKind::Gradient ? (g * 0.75f) / 1.0f : (g * (1.0f - 0.75f)) / 3.0f;
+    const float c = e.lr * q;
+    generate_z_reference({cfg.run_seed, uint32_t(e.step), r.member, r.slot}, cfg.distribution, 0, n, z.data());
+    for (size_t i = 0; i < th.size(); ++i) acc[i] = acc[i] + c * z[i];
+  }
+  const float decay = 1.0f - e.lr * cfg.weight_decay;
+  for (size_t i = 0; i < th.size(); ++i) th[i] = th[i] * decay - acc[i];
+  EXPECT_EQ(bit_mismatches(t.v, th), 0);
+  // One kind alone: the plain mean, as without the mix.
+  StepEntry zo_only = e;
+  zo_only.records.erase(zo_only.records.begin() + 2);
+  Theta a(11), b(11);
+  ZerothOrderOptimizer(cfg, a.set, 2).apply(zo_only);
+  cfg.grad_weight = -1.0f;
+  ZerothOrderOptimizer(cfg, b.set, 2).apply(zo_only);
+  EXPECT_EQ(bit_mismatches(a.v, b.v), 0);
+  // The mix differs from the plain mean where both kinds are there.
+  Theta c(10);
+  ZerothOrderOptimizer(cfg, c.set, 2).apply(e);
+  EXPECT_GT(bit_mismatches(c.v, t.v), int64_t(c.v.size() / 2));
+  cfg.grad_weight = 1.5f;
+  EXPECT_THROW(cfg.validate(), Error);
+}
+
 // Newton–Schulz: singular values pushed near 1 (X·Xᵀ ≈ I on the short side),
 // the transpose's result is the result's transpose bit for bit, zero stays zero.
 TEST(NewtonSchulz, OrthogonalizesDeterministically) {
