@@ -10,8 +10,6 @@ import os
 import statistics
 import subprocess
 
-import yaml
-
 LABELS = {
     "sgd": "MeZO-SGD (reference: best grid cell)",
     "momentum": "ZO-SGD + momentum (β 0.9, lr ÷ 10)",
@@ -26,8 +24,27 @@ LABELS = {
 }
 
 
+def read_config(path):
+    """The two levels of `zeroth train`'s resolved config.yaml that the table needs
+    (section: {key: scalar}); values stay strings except integers and booleans."""
+    cfg, section = {}, None
+    for line in open(path):
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        key, _, value = line.strip().partition(":")
+        value = value.strip()
+        if not line.startswith(" "):
+            section = cfg.setdefault(key, {}) if not value else None
+            if value:
+                cfg[key] = value
+        elif section is not None and line.startswith("  ") and not line.startswith("   "):
+            section[key] = int(value) if value.lstrip("-").isdigit() else \
+                {"true": True, "false": False}.get(value, value)
+    return cfg
+
+
 def load_run(path):
-    cfg = yaml.safe_load(open(os.path.join(path, "config.yaml")))
+    cfg = read_config(os.path.join(path, "config.yaml"))
     evals = {}
     seconds = 0.0
     step_seconds = {0: 0.0}
