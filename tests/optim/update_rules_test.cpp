@@ -16,6 +16,8 @@
 #include "optim/layer_sampling.h"
 #include "optim/newton_schulz.h"
 #include "optim/update.h"
+#include "tests/core/cuda_test_util.h"
+#include "tests/optim/update_test_util.h"
 
 namespace zeroth {
 namespace {
@@ -47,20 +49,7 @@ struct Theta {
 };
 
 std::vector<StepEntry> make_entries(int count, uint64_t first_step, unsigned seed) {
-  std::mt19937 rng(seed);
-  std::uniform_int_distribution<int> ncodes(-127, 127), nrec(1, 12);
-  std::vector<StepEntry> out;
-  for (int i = 0; i < count; ++i) {
-    StepEntry e;
-    e.step = first_step + uint64_t(i);
-    e.scale = 1e-3f * float(1 + i % 4);
-    e.lr = 1e-2f / float(1 + i % 3);
-    const int n = i % 7 == 3 ? 0 : nrec(rng);  // some empty entries
-    for (int k = 0; k < n; ++k)
-      e.records.push_back({uint32_t(k / 3), uint32_t(k % 3), uint8_t(int8_t(ncodes(rng))), RecordKind::ZerothOrder});
-    out.push_back(e);
-  }
-  return out;
+  return test::random_entries(count, first_step, seed, 1, 12, 3);
 }
 
 OptimizerConfig config(UpdateRule rule, float allora = 0, Distribution d = Distribution::Rademacher) {
@@ -79,11 +68,7 @@ OptimizerConfig config(UpdateRule rule, float allora = 0, Distribution d = Distr
   return c;
 }
 
-int64_t bit_mismatches(const std::vector<float>& a, const std::vector<float>& b) {
-  int64_t bad = 0;
-  for (size_t i = 0; i < a.size(); ++i) bad += exact::bits(a[i]) != exact::bits(b[i]);
-  return bad;
-}
+using test::bit_mismatches;
 
 // update.h's formulas written out per element, z from the scalar reference.
 struct Naive {
