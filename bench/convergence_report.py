@@ -20,6 +20,8 @@ LABELS = {
     "allora": "MeZO-SGD + ALLoRA row lr",
     "lisa": "ZO-Adam on LISA's sampled layers",
     "q4": "MeZO-SGD, q 4 slots per member (lr × 2)",
+    "hizoo": "HiZOO (curvature-shaped perturbations)",
+    "adam-epsdecay": "ZO-Adam, ε decaying to ε/10",
     "fo": "mode fo: backprop + AdamW (ceiling)",
 }
 
@@ -61,7 +63,14 @@ def load_run(path):
     if cfg.get("mode", "zo") == "fo":
         fp_per_step = members  # one forward (and one backward) per member
     else:
-        fp_per_step = members * zo["q"] * (2 if zo["central"] else 1)
+        # central: θ ± εz per slot, plus θ itself for hizoo's curvature; forward differences
+        # on shared samples: θ + εz per slot and θ once; on per-slot samples: both per slot.
+        q, rule = zo["q"], cfg["optimizer"].get("rule", "sgd")
+        if zo["central"]:
+            per_member = 2 * q + (1 if rule == "hizoo" else 0)
+        else:
+            per_member = q + 1 if zo.get("share_samples", True) else 2 * q
+        fp_per_step = members * per_member
     return {"cfg": cfg, "evals": evals, "step_seconds": step_seconds, "summary": summary, "rss_mib": rss_kib / 1024,
             "fp_per_step": fp_per_step}
 

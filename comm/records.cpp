@@ -14,6 +14,7 @@ constexpr uint32_t kMagic = 0x3143525a;  // "ZRC1"
 constexpr uint8_t kDroppedCode = 0x80;
 constexpr uint8_t kFlagExact = 1;
 constexpr uint8_t kFlagGradient = 2;  // the records are exact projections ⟨∇L, z⟩ (RecordKind::Gradient)
+constexpr uint8_t kFlagCurvature = 4;  // a second block of per-slot RecordKind::Curvature codes follows
 
 template <typename T>
 void put(std::vector<uint8_t>& out, T v) {
@@ -28,34 +29,53 @@ T get(const uint8_t* p) {
 
 }  // namespace
 
+size_t member_records_bytes(uint32_t slots, bool exact, bool curvature) {
+  return kMemberRecordsHeader + size_t(slots) * (exact ? 4 : 1) * (curvature ? 2 : 1);
+}
+
 std::vector<uint8_t> encode_member_records(uint64_t step, uint32_t epoch, uint32_t member, uint32_t slots, bool exact,
-                                           const std::vector<Record>& records) {
+                                           const std::vector<Record>& records, bool curvature) {
   // One kind per member and step: a message's records all came from one way of
-  // computing them (no records at all: the zeroth-order default).
-  const RecordKind kind = records.empty() ? RecordKind::ZerothOrder : records.front().kind;
+  // computing them (no records at all: the zeroth-order default); curvature
+  // records ride beside zeroth-order ones in their own block.
+  RecordKind kind = RecordKind::ZerothOrder;
   for (const Record& r : records)
-    ZEROTH_CHECK(r.kind == kind, "member {}'s records mix zeroth-order and gradient kinds in one step", member);
+    if (r.kind != RecordKind::Curvature) {
+      kind = r.kind;
+      break;
+    }
+  for (const Record& r : records) {
+    ZEROTH_CHECK(r.kind == kind || r.kind == RecordKind::Curvature,
+                 "member {}'s records mix zeroth-order and gradient kinds in one step", member);
+    ZEROTH_CHECK(r.kind != RecordKind::Curvature || curvature,
+                 "member {} has curvature records but the run's records carry none (optimizer.rule hizoo)", member);
+  }
+  ZEROTH_CHECK(!curvature || kind == RecordKind::ZerothOrder,
+               "member {}: curvature records go with zeroth-order records only", member);
+  const size_t width = exact ? 4 : 1, block = size_t(slots) * width;
   std::vector<uint8_t> out;
-  out.reserve(kMemberRecordsHeader + slots * (exact ? 4 : 1));
+  out.reserve(member_records_bytes(slots, exact, curvature));
   put(out, kMagic);
   put(out, step);
   put(out, epoch);
   put(out, member);
   put(out, slots);
-  put(out, uint8_t((exact ? kFlagExact : 0) | (kind == RecordKind::Gradient ? kFlagGradient : 0)));
+  put(out, uint8_t((exact ? kFlagExact : 0) | (kind == RecordKind::Gradient ? kFlagGradient : 0) |
+                   (curvature ? kFlagCurvature : 0)));
   put(out, uint8_t(0));
   put(out, uint16_t(0));
   const size_t body = out.size();
-  out.resize(body + slots * (exact ? 4 : 1), kDroppedCode);
+  out.resize(member_records_bytes(slots, exact, curvature), kDroppedCode);
   if (exact) {
     const float nan = std::nanf("");
-    for (uint32_t s = 0; s < slots; ++s) std::memcpy(&out[body + 4 * s], &nan, 4);
+    for (size_t s = 0; s < block * (curvature ? 2 : 1) / 4; ++s) std::memcpy(&out[body + 4 * s], &nan, 4);
   }
   for (const Record& r : records) {
     ZEROTH_CHECK(r.member == member && r.slot < slots, "record (member {}, slot {}) does not belong in member {}'s "
                  "{} slots", r.member, r.slot, member, slots);
-    if (exact) std::memcpy(&out[body + 4 * r.slot], &r.value, 4);
-    else out[body + r.slot] = r.code;
+    const size_t at = body + (r.kind == RecordKind::Curvature ? block : 0) + width * r.slot;
+    if (exact) std::memcpy(&out[at], &r.value, 4);
+    else out[at] = r.code;
   }
   return out;
 }
@@ -70,29 +90,33 @@ std::vector<Record> decode_member_records(const uint8_t* data, size_t n, uint64_
   const uint8_t flags = data[24];
   ZEROTH_CHECK(step == expect_step, "records message is for step {}, expected step {}", step, expect_step);
   ZEROTH_CHECK(member == expect_member, "records message claims member {}, expected member {}", member, expect_member);
-  ZEROTH_CHECK((flags & ~(kFlagExact | kFlagGradient)) == 0, "records message has unknown flags {:#x}", flags);
-  const bool exact = flags & kFlagExact;
+  ZEROTH_CHECK((flags & ~(kFlagExact | kFlagGradient | kFlagCurvature)) == 0, "records message has unknown flags {:#x}",
+               flags);
+  const bool exact = flags & kFlagExact, curvature = flags & kFlagCurvature;
   const RecordKind kind = (flags & kFlagGradient) ? RecordKind::Gradient : RecordKind::ZerothOrder;
+  ZEROTH_CHECK(!curvature || kind == RecordKind::ZerothOrder,
+               "records message has curvature codes beside gradient projections (flags {:#x})", flags);
   const size_t per = exact ? 4 : 1;
-  ZEROTH_CHECK(n - kMemberRecordsHeader == size_t(slots) * per,
+  ZEROTH_CHECK(n == member_records_bytes(slots, exact, curvature),
                "records message of {} bytes does not hold its {} slots", n, slots);
   std::vector<Record> out;
-  for (uint32_t s = 0; s < slots; ++s) {
-    const uint8_t* p = data + kMemberRecordsHeader + s * per;
-    Record r;
-    r.member = member;
-    r.slot = s;
-    r.kind = kind;
-    if (exact) {
-      std::memcpy(&r.value, p, 4);
-      if (!std::isfinite(r.value)) continue;
-      r.exact = true;
-    } else {
-      if (*p == kDroppedCode) continue;
-      r.code = *p;
+  for (uint32_t s = 0; s < slots; ++s)
+    for (int block = 0; block < (curvature ? 2 : 1); ++block) {  // (member, slot, kind) order
+      const uint8_t* p = data + kMemberRecordsHeader + (size_t(block) * slots + s) * per;
+      Record r;
+      r.member = member;
+      r.slot = s;
+      r.kind = block == 0 ? kind : RecordKind::Curvature;
+      if (exact) {
+        std::memcpy(&r.value, p, 4);
+        if (!std::isfinite(r.value)) continue;
+        r.exact = true;
+      } else {
+        if (*p == kDroppedCode) continue;
+        r.code = *p;
+      }
+      out.push_back(r);
     }
-    out.push_back(r);
-  }
   return out;
 }
 
@@ -104,7 +128,7 @@ std::vector<uint8_t> encode_participant_records(uint64_t step, uint32_t epoch, c
     mine.clear();
     for (const Record& r : records)
       if (r.member == m) mine.push_back(r);
-    const auto msg = encode_member_records(step, epoch, m, layout.slots_of(m), layout.exact, mine);
+    const auto msg = encode_member_records(step, epoch, m, layout.slots_of(m), layout.exact, mine, layout.curvature);
     out.insert(out.end(), msg.begin(), msg.end());
   }
   size_t placed = 0;
@@ -125,9 +149,11 @@ std::vector<Record> decode_participant_records(const uint8_t* data, size_t n, ui
   const uint8_t* p = data;
   for (const uint32_t m : hosted) {
     const size_t each = layout.message_bytes(m);
-    ZEROTH_CHECK(get<uint32_t>(p + 20) == layout.slots_of(m) && bool(p[24] & kFlagExact) == layout.exact,
-                 "member {}'s records message has {} slot(s){}, expected {}{}", m, get<uint32_t>(p + 20),
-                 (p[24] & kFlagExact) ? " (exact)" : "", layout.slots_of(m), layout.exact ? " (exact)" : "");
+    ZEROTH_CHECK(get<uint32_t>(p + 20) == layout.slots_of(m) && bool(p[24] & kFlagExact) == layout.exact &&
+                     bool(p[24] & kFlagCurvature) == layout.curvature,
+                 "member {}'s records message has {} slot(s){}{}, expected {}{}{}", m, get<uint32_t>(p + 20),
+                 (p[24] & kFlagExact) ? " (exact)" : "", (p[24] & kFlagCurvature) ? " with curvature" : "",
+                 layout.slots_of(m), layout.exact ? " (exact)" : "", layout.curvature ? " with curvature" : "");
     const auto recs = decode_member_records(p, each, expect_step, m);
     out.insert(out.end(), recs.begin(), recs.end());
     p += each;
@@ -136,7 +162,7 @@ std::vector<Record> decode_participant_records(const uint8_t* data, size_t n, ui
 }
 
 size_t RecordLayout::message_bytes(uint32_t member) const {
-  return kMemberRecordsHeader + size_t(slots_of(member)) * (exact ? 4 : 1);
+  return member_records_bytes(slots_of(member), exact, curvature);
 }
 
 void Transport::set_layout(const RecordLayout& layout) {

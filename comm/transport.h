@@ -24,7 +24,7 @@ struct Commit {
 // sample and perturbation assignment a config fixes), `slots` records each
 // (or, where roles differ, member m has member_slots[m]: a gradient member's
 // one backward pays for many projections), one byte (or 4 for exact fp32
-// comparison runs) per slot.
+// comparison runs) per slot, twice that with HiZOO's curvature codes.
 struct RecordLayout {
   RecordLayout() = default;
   RecordLayout(uint32_t members_, uint32_t slots_, bool exact_, std::vector<uint32_t> member_slots_ = {})
@@ -33,6 +33,7 @@ struct RecordLayout {
   uint32_t slots = 1;
   bool exact = false;
   std::vector<uint32_t> member_slots;  // empty: `slots` for every member
+  bool curvature = false;              // each slot also carries a RecordKind::Curvature code (HiZOO)
   uint32_t slots_of(uint32_t member) const {
     return member < member_slots.size() ? member_slots[member] : slots;
   }
@@ -97,13 +98,19 @@ class Transport {
 // The wire form of one member's contribution to a step: a 28-byte header
 // (magic "ZRC1", step, epoch, member, slot count, flags: bit 0 exact fp32 values,
 // bit 1 the records are gradient projections ⟨∇L, z⟩ rather than zeroth-order
-// differences; other bits are rejected) then ONE BYTE PER SLOT:
-// the codec code, or 0x80 (the code the codec never emits) for a slot whose
-// gradient was dropped as non-finite. Exact (fp32 comparison) runs send 4 bytes
-// per slot instead. Slots are implied by position: 0 .. count-1.
+// differences, bit 2 HiZOO's curvature codes follow; other bits are rejected)
+// then ONE BYTE PER SLOT: the codec code, or 0x80 (the code the codec never
+// emits) for a slot whose gradient was dropped as non-finite. Exact (fp32
+// comparison) runs send 4 bytes per slot instead. Slots are implied by
+// position: 0 .. count-1. With bit 2 a second block of the same width follows:
+// each slot's RecordKind::Curvature code (or 0x80 / NaN where none was sent).
 constexpr size_t kMemberRecordsHeader = 28;
+// Bytes of one member's message of `slots` slots.
+size_t member_records_bytes(uint32_t slots, bool exact, bool curvature);
+// `curvature`: the message carries the curvature block (a run with HiZOO's
+// rule), whichever records of that kind are present.
 std::vector<uint8_t> encode_member_records(uint64_t step, uint32_t epoch, uint32_t member, uint32_t slots,
-                                           bool exact, const std::vector<Record>& records);
+                                           bool exact, const std::vector<Record>& records, bool curvature = false);
 // Throws zeroth::Error naming what is malformed (never trusts counts).
 std::vector<Record> decode_member_records(const uint8_t* data, size_t n, uint64_t expect_step, uint32_t expect_member);
 

@@ -60,9 +60,11 @@ json measure(const std::string& config_path, const std::vector<std::string>& set
   const ThreadsOverride use(threads > 0 ? threads : default_threads());
   json codes = json::array(), losses = json::array();
   const auto t0 = std::chrono::steady_clock::now();
+  ZoConfig gradient_only = c.zo;  // the codes of the gradient codec alone (hizoo's curvature codes are fixed)
+  gradient_only.curvature = false;
   for (int t = 0; t < steps; ++t)
     for (int m = 0; m < c.run.members; ++m) {
-      const MemberStepResult r = zo_member_step(model, ctx.task_of(uint32_t(m)), lora, c.zo, c.run.seed,
+      const MemberStepResult r = zo_member_step(model, ctx.task_of(uint32_t(m)), lora, gradient_only, c.run.seed,
                                                 c.task.data_seed, uint64_t(t), uint32_t(m), uint32_t(c.run.members),
                                                 scale);
       json row = json::array();

@@ -185,6 +185,7 @@ Runner add_coordinator(CLI::App& app) {
     o.slots = uint32_t(c.zo.q);
     o.grad_slots = uint32_t(c.roles.slots_of_grad(c.zo.q));
     o.exact = c.zo.exact_gradients;
+    o.curvature = c.curvature_records();
     o.base_hash = ctx.base_hash;
     o.config_yaml = c.to_yaml();
     o.first_member_id = first_free_member_id(ctx.history);

@@ -107,7 +107,8 @@ void print_outcome(const TrainConfig& c, const TrainContext& ctx, const MemberOu
   fmt::print("bytes per member per step: {:.1f} for records (q = {} slot(s){}: {} byte(s) each + a {}-byte header); "
              "{:.1f} with the loss and hash exchanges\n",
              double(o.record_bytes_sent) / steps, c.zo.q,
-             any_grad && gs != c.zo.q ? fmt::format(", {} per gradient/JVP member", gs) : "", c.zo.exact_gradients ? 4 : 1,
+             any_grad && gs != c.zo.q ? fmt::format(", {} per gradient/JVP member", gs) : "",
+             (c.zo.exact_gradients ? 4 : 1) * (c.curvature_records() ? 2 : 1),
              kMemberRecordsHeader, double(o.bytes_sent) / steps);
   const std::string who = uint32_t(c.run.members) == participants && std::string(noun) == "member"
                               ? fmt::format("{} members", c.run.members)

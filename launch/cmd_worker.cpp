@@ -410,7 +410,8 @@ class Worker {
         if (std::uniform_real_distribution<double>(0, 1)(lie_rng_) < o_.lie) rec.code = attack_code(Attack::SignFlip, rec.code);
     ResultMsg r;
     r.member = member_;
-    r.records = encode_member_records(s.step, uint32_t(h.epoch), member_, slots(), c.zo.exact_gradients, res.records);
+    r.records = encode_member_records(s.step, uint32_t(h.epoch), member_, slots(), c.zo.exact_gradients, res.records,
+                                      c.curvature_records());
     // Spot checks asked of this worker: another member's records, recomputed.
     for (const auto& chk : s.checks) {
       if (chk.checker != member_) continue;
@@ -418,7 +419,8 @@ class Worker {
       // computed the way ours are, on its key and lane.
       const MemberStepResult other = member_step(s, chk.target, chk.lane);
       r.checks.emplace_back(chk.target, encode_member_records(s.step, uint32_t(h.epoch), chk.target, slots(),
-                                                              c.zo.exact_gradients, other.records));
+                                                              c.zo.exact_gradients, other.records,
+                                                              c.curvature_records()));
     }
     r.loss = res.loss;
     r.tokens = res.tokens;

@@ -180,6 +180,7 @@ std::vector<MemberRole> resolve_roles(const TrainContext& ctx, const std::vector
 
 RecordLayout record_layout(const TrainConfig& c, const std::vector<MemberRole>& roles) {
   RecordLayout l(uint32_t(c.run.members), uint32_t(c.zo.q), c.zo.exact_gradients);
+  l.curvature = c.curvature_records();
   const int gs = c.roles.slots_of_grad(c.zo.q);
   if (gs != c.zo.q) {
     l.member_slots.assign(size_t(c.run.members), uint32_t(c.zo.q));

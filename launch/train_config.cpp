@@ -1,5 +1,6 @@
 #include "launch/train_config.h"
 
+#include <cmath>
 #include <cstdint>
 #include <cstdlib>
 #include <fstream>
@@ -138,6 +139,7 @@ TrainConfig parse_train_config(const std::string& yaml_text, const std::string& 
   {
     auto r = top.child("trainable");
     r.get("norms", c.trainable.norms); r.get("full", c.trainable.full);
+    r.get("sparse_density", c.trainable.sparse_density);
     r.finish();
   }
   {
@@ -147,6 +149,7 @@ TrainConfig parse_train_config(const std::string& yaml_text, const std::string& 
     r.get("share_samples", c.zo.share_samples); r.get("distribution", dist);
     r.get("exact_gradients", c.zo.exact_gradients); r.get("redundancy", c.zo.redundancy);
     r.get("lisa_layers", c.zo.lisa_layers);
+    r.get("eps_final", c.zo.eps_final); r.get("eps_steps", c.zo.eps_steps);
     c.zo.distribution = parse_distribution(dist, "zo.distribution");
     r.finish();
   }
@@ -159,6 +162,7 @@ TrainConfig parse_train_config(const std::string& yaml_text, const std::string& 
     r.get("beta1", c.optimizer.beta1); r.get("beta2", c.optimizer.beta2); r.get("adam_eps", c.optimizer.adam_eps);
     r.get("horizon", c.optimizer.horizon); r.get("muon_steps", c.optimizer.muon_steps);
     r.get("allora_eta", c.optimizer.allora_eta); r.get("grad_weight", c.optimizer.grad_weight);
+    r.get("hessian_smooth", c.optimizer.hessian_smooth);
     c.optimizer.rule = parse_update_rule(rule);
     c.optimizer.schedule = parse_schedule(schedule);
     r.finish();
@@ -238,6 +242,7 @@ TrainConfig parse_train_config(const std::string& yaml_text, const std::string& 
   c.optimizer.distribution = c.zo.distribution;
   c.optimizer.key_group = c.zo.redundancy;
   c.optimizer.lisa_layers = c.zo.lisa_layers;
+  c.zo.curvature = c.optimizer.rule == UpdateRule::HiZoo;
   c.robust.group = c.zo.redundancy;
   c.validate();
   return c;
@@ -278,6 +283,13 @@ void TrainConfig::validate() const {
                "{}: run.members ({}) must be a multiple of zo.redundancy ({}): the members of a group share their "
                "directions",
                source, run.members, zo.redundancy);
+  ZEROTH_CHECK(std::isfinite(trainable.sparse_density) && trainable.sparse_density >= 0 &&
+                   trainable.sparse_density <= 1,
+               "{}: trainable.sparse_density must be in [0, 1] (got {}; 0 = no mask, every element moves)", source,
+               trainable.sparse_density);
+  ZEROTH_CHECK(trainable.sparse_density == 0 || trainable.full,
+               "{}: trainable.sparse_density ({}) masks full weights by their magnitude; it needs trainable.full: "
+               "true (LoRA's B starts at zero, so its magnitudes rank nothing)", source, trainable.sparse_density);
   ZEROTH_CHECK(!trainable.full || model.quantize.empty(),
                "{}: trainable.full trains every weight in f32: it cannot run on a quantized base (model.quantize)",
                source);
@@ -334,6 +346,17 @@ void TrainConfig::validate() const {
                "{}: optimizer.grad_weight ({}) weighs gradient members' records against ZO members', but the run has "
                "no gradient members: set roles.grad, roles.jvp or roles.auto, or drop optimizer.grad_weight", source,
                optimizer.grad_weight);
+  if (optimizer.rule == UpdateRule::HiZoo) {
+    ZEROTH_CHECK(roles.grad.empty() && roles.jvp.empty() && !roles.auto_roles && mode == "zo",
+                 "{}: optimizer.rule hizoo estimates curvature from zeroth-order evaluations; the gradient path "
+                 "(roles.grad, roles.jvp, roles.auto) and mode fo send none: drop one or the other", source);
+    ZEROTH_CHECK(robust.rule == "none" && !robust.screen,
+                 "{}: optimizer.rule hizoo with robust.rule {} / robust.screen {}: the robust filters read one "
+                 "gradient code per slot and know nothing of curvature codes; use robust.rule none and screen false",
+                 source, robust.rule, robust.screen);
+    ZEROTH_CHECK(trainable.sparse_density == 0, "{}: optimizer.rule hizoo with trainable.sparse_density: the "
+                 "curvature estimate does not follow the mask; drop one", source);
+  }
   ZEROTH_CHECK(zo.lisa_layers == 0 || (roles.grad.empty() && roles.jvp.empty() && !roles.auto_roles && mode == "zo"),
                "{}: zo.lisa_layers ({}) samples the layers of zeroth-order steps; the gradient path (roles.grad, "
                "roles.jvp, roles.auto) and mode fo project onto every layer: drop one or the other", source,
@@ -379,7 +402,9 @@ std::string TrainConfig::to_yaml() const {
   for (Proj p : lora.targets) y << std::string(proj_name(p));
   y << YAML::EndSeq << YAML::EndMap;
   y << YAML::Key << "trainable" << YAML::Value << YAML::BeginMap << YAML::Key << "norms" << YAML::Value
-    << trainable.norms << YAML::Key << "full" << YAML::Value << trainable.full << YAML::EndMap;
+    << trainable.norms << YAML::Key << "full" << YAML::Value << trainable.full;
+  if (trainable.sparse_density > 0) y << YAML::Key << "sparse_density" << YAML::Value << trainable.sparse_density;
+  y << YAML::EndMap;
   y << YAML::Key << "zo" << YAML::Value << YAML::BeginMap << YAML::Key << "q" << YAML::Value << zo.q << YAML::Key
     << "eps" << YAML::Value << zo.eps << YAML::Key << "central" << YAML::Value << zo.central << YAML::Key
     << "samples" << YAML::Value << zo.samples << YAML::Key << "share_samples" << YAML::Value << zo.share_samples
@@ -387,6 +412,9 @@ std::string TrainConfig::to_yaml() const {
     << "exact_gradients" << YAML::Value << zo.exact_gradients << YAML::Key << "redundancy" << YAML::Value
     << zo.redundancy;
   if (zo.lisa_layers > 0) y << YAML::Key << "lisa_layers" << YAML::Value << zo.lisa_layers;
+  if (zo.eps_final > 0)
+    y << YAML::Key << "eps_final" << YAML::Value << zo.eps_final << YAML::Key << "eps_steps" << YAML::Value
+      << zo.eps_steps;
   y << YAML::EndMap;
   y << YAML::Key << "optimizer" << YAML::Value << YAML::BeginMap << YAML::Key << "rule" << YAML::Value
     << update_rule_name(optimizer.rule) << YAML::Key << "lr" << YAML::Value << optimizer.lr << YAML::Key
@@ -401,6 +429,8 @@ std::string TrainConfig::to_yaml() const {
   if (optimizer.rule == UpdateRule::Muon) y << YAML::Key << "muon_steps" << YAML::Value << optimizer.muon_steps;
   if (optimizer.allora_eta > 0) y << YAML::Key << "allora_eta" << YAML::Value << optimizer.allora_eta;
   if (optimizer.grad_weight >= 0) y << YAML::Key << "grad_weight" << YAML::Value << optimizer.grad_weight;
+  if (optimizer.rule == UpdateRule::HiZoo)
+    y << YAML::Key << "hessian_smooth" << YAML::Value << optimizer.hessian_smooth;
   y << YAML::EndMap;
   y << YAML::Key << "codec" << YAML::Value << YAML::BeginMap << YAML::Key << "init_scale" << YAML::Value
     << codec.init_scale << YAML::Key << "range_rms" << YAML::Value << codec.range_rms << YAML::Key << "ema"

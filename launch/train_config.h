@@ -128,6 +128,8 @@ struct TrainConfig {
   // What a replica of θ needs: the lora, trainable, optimizer, codec and robust
   // sections and run.seed.
   ReplicaConfig replica() const { return {lora, trainable, optimizer, codec, robust, run.seed}; }
+  // Members send HiZOO's curvature codes beside their gradient codes (optimizer.rule hizoo).
+  bool curvature_records() const { return optimizer.rule == UpdateRule::HiZoo; }
 };
 
 // Reads `yaml_text` (from `source`), applies overrides, validates. In path

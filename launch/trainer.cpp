@@ -164,7 +164,9 @@ std::unique_ptr<LedgerFile> prepare_run_dir(TrainContext& ctx, const TrainConfig
                    "to change it)", c.source, key);
     };
     same(was.lora.rank == c.lora.rank && was.lora.alpha == c.lora.alpha && was.lora.targets == c.lora.targets, "lora");
-    same(was.trainable.norms == c.trainable.norms && was.trainable.full == c.trainable.full, "trainable");
+    same(was.trainable.norms == c.trainable.norms && was.trainable.full == c.trainable.full &&
+             was.trainable.sparse_density == c.trainable.sparse_density,
+         "trainable");
     same(was.zo.distribution == c.zo.distribution, "zo.distribution");
     same(was.zo.redundancy == c.zo.redundancy, "zo.redundancy");
     same(was.zo.lisa_layers == c.zo.lisa_layers, "zo.lisa_layers");
@@ -177,6 +179,7 @@ std::unique_ptr<LedgerFile> prepare_run_dir(TrainContext& ctx, const TrainConfig
     same(was.optimizer.muon_steps == c.optimizer.muon_steps, "optimizer.muon_steps");
     same(was.optimizer.allora_eta == c.optimizer.allora_eta, "optimizer.allora_eta");
     same(was.optimizer.grad_weight == c.optimizer.grad_weight, "optimizer.grad_weight");
+    same(was.optimizer.hessian_smooth == c.optimizer.hessian_smooth, "optimizer.hessian_smooth");
     same(was.model.quantize == c.model.quantize && was.model.quantize_embeddings == c.model.quantize_embeddings,
          "model.quantize");
     ctx.history = ledger->entries();
@@ -334,7 +337,14 @@ MemberOutcome run_member(const TrainContext& ctx, Transport& tr) {
     if (leader) {
       double g2 = 0, gabs = 0;
       int ng = 0, grad_records = 0;
+      double h_sum = 0;
+      int nh = 0;
       for (const auto& r : commit.entry.records) {
+        if (r.kind == RecordKind::Curvature) {  // hizoo's curvature codes are no gradients
+          h_sum += commit.entry.exact ? r.value : decode_curvature(r.code);
+          ++nh;
+          continue;
+        }
         grad_records += r.kind == RecordKind::Gradient;
         const float g = commit.entry.exact ? r.value : decode_gradient(r.code, commit.entry.scale);
         g2 += double(g) * g;
@@ -342,14 +352,16 @@ MemberOutcome run_member(const TrainContext& ctx, Transport& tr) {
         ++ng;
       }
       const uint64_t bytes = tr.record_bytes_sent() - records_at_start;
-      log_json({{"event", "step"}, {"step", t}, {"loss", mean_loss}, {"lr", lr}, {"scale", scale},
+      json step_line = {{"event", "step"}, {"step", t}, {"loss", mean_loss}, {"lr", lr}, {"scale", scale},
                 {"records", commit.entry.records.size()}, {"grad_records", grad_records}, {"g_rms", ng ? std::sqrt(g2 / ng) : 0.0},
                 {"g_mean_abs", ng ? gabs / ng : 0.0}, {"clipped", clipped}, {"dropped", dropped},
                 {"robust_clipped", filtered.robust.clipped}, {"robust_trimmed", filtered.robust.trimmed},
                 {"screened", filtered.screened},
                 {"record_bytes_per_member", double(bytes) / double(out.steps_run) / double(hosted.size())},
                 {"step_seconds", step_s}, {"comm_seconds", comm_s},
-                {"tokens_per_second", double(tokens) / step_s}});
+                {"tokens_per_second", double(tokens) / step_s}};
+      if (nh > 0) step_line["curvature_mean"] = h_sum / nh;  // hizoo: the step's mean decoded h
+      log_json(step_line);
       const double elapsed = std::chrono::duration<double>(Clock::now() - t_run).count();
       const double eta = elapsed / double(out.steps_run) * double(uint64_t(c.run.steps) - t - 1);
       if (tty) {

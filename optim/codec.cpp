@@ -50,6 +50,25 @@ float decode_gradient(uint8_t code, float scale) {
   return float(int8_t(code)) * scale;
 }
 
+Encoded encode_curvature(float h) {
+  if (!std::isfinite(h) || h < 0) return {0, EncodeStatus::NonFinite};
+  if (h == 0) return {uint8_t(int8_t(-127)), EncodeStatus::Clipped};
+  const double c = std::nearbyint(4.0 * std::log2(double(h)));
+  if (c > 127) return {uint8_t(int8_t(127)), EncodeStatus::Clipped};
+  if (c < -127) return {uint8_t(int8_t(-127)), EncodeStatus::Clipped};
+  return {uint8_t(int8_t(c)), EncodeStatus::Ok};
+}
+
+float decode_curvature(uint8_t code) {
+  ZEROTH_CHECK(code != 0x80, "decode_curvature: code 0x80 (-128) is not a codec value; the record is malformed");
+  // 2^(k/4) for k = 0..3: decimal literals the compiler rounds to the nearest float, the same bits everywhere.
+  static constexpr float kQuarter[4] = {1.0f, 1.18920711500272106672f, 1.41421356237309504880f,
+                                        1.68179283050742908606f};
+  const int c = int(int8_t(code));
+  const int octave = c >= 0 ? c / 4 : -((-c + 3) / 4);  // floor(c / 4)
+  return std::ldexp(kQuarter[c - 4 * octave], octave);
+}
+
 CodecScale::CodecScale(const CodecConfig& cfg) : cfg_(cfg) { cfg_.validate(); }
 
 float CodecScale::scale() const {
@@ -64,7 +83,8 @@ float CodecScale::scale() const {
 void CodecScale::update(const StepEntry& e) {
   std::vector<uint8_t> codes;
   if (!e.exact)
-    for (const auto& r : e.records) codes.push_back(r.code);
+    for (const auto& r : e.records)
+      if (r.kind != RecordKind::Curvature) codes.push_back(r.code);  // curvature codes have their own fixed grid
   update(e.scale, codes.data(), codes.size());
 }
 

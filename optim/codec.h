@@ -51,6 +51,16 @@ Encoded encode_gradient(float g, float scale, const PerturbationKey& key);
 // float(int8(code)) · scale, one float multiply. Code 0x80 (−128) is never
 // produced; decoding it throws zeroth::Error.
 float decode_gradient(uint8_t code, float scale);
+
+// HiZOO's curvature records (RecordKind::Curvature): h >= 0 on a fixed
+// logarithmic grid of four codes per octave, h ≈ 2^(code/4) for codes
+// −127..127 (about 2.8e-10 to 3.6e9, within 9 % of h), with no scale, so no
+// state is involved. h below the grid encodes as −127, above as 127 (Clipped);
+// a non-finite or negative h is NonFinite (no record is sent).
+Encoded encode_curvature(float h);
+// 2^(code/4) exactly: a power of two times one of four float constants
+// (std::ldexp), the same bits everywhere. Code 0x80 throws zeroth::Error.
+float decode_curvature(uint8_t code);
 // The uniform in [0, 1) (multiples of 2^-53) that rounds the record of `key`.
 double codec_uniform(const PerturbationKey& key);
 

@@ -15,6 +15,10 @@ namespace zeroth {
 enum class RecordKind : uint8_t {
   ZerothOrder = 0,  // SPSA finite difference (L(θ+εz) − L(θ−εz)) / 2ε
   Gradient = 1,     // exact projection ⟨∇L, z⟩ from a member that backpropagates
+  // HiZOO's curvature along the slot's perturbation, |L(θ+εu) + L(θ−εu) − 2L(θ)| / 2ε²,
+  // beside the slot's ZerothOrder record (optim/codec.h encode_curvature: a
+  // fixed logarithmic code, no scale). Records sort by (member, slot, kind).
+  Curvature = 2,
 };
 
 // One member's one-byte report for one perturbation slot.
@@ -28,7 +32,7 @@ struct Record {
   bool operator==(const Record&) const = default;
 };
 
-// A committed step. Records are sorted by (member, slot); scale is the codec
+// A committed step. Records are sorted by (member, slot, kind); scale is the codec
 // scale of this step (a deterministic function of the earlier entries, stored so
 // a reader can check it), lr the learning rate applied.
 struct StepEntry {
@@ -40,7 +44,7 @@ struct StepEntry {
   std::vector<Record> records;
   bool operator==(const StepEntry&) const = default;
 
-  void sort_records();                 // into (member, slot) order
+  void sort_records();                 // into (member, slot, kind) order
   // Body bytes (little-endian, versioned), without framing:
   //   u32 version=1 | u64 step | u32 epoch | f32 scale | f32 lr | u32 count |
   //   count × (u32 member | u32 slot | u8 code | u8 kind)

@@ -99,6 +99,11 @@ LoraTrainable::LoraTrainable(const LoraConfig& cfg_in, const CausalLM& model, co
     ooff_ = set_.size();
     set_.add("output", {vocab_, hidden_}, output_.data());
   }
+  if (opt.sparse_density > 0) {
+    ZEROTH_CHECK(opt.full, "trainable.sparse_density needs trainable.full: the magnitude mask ranks full weights "
+                 "(LoRA's B starts at zero, so its magnitudes rank nothing)");
+    set_.set_mask(magnitude_mask(set_, opt.sparse_density));
+  }
 }
 
 void LoraTrainable::initialize(uint64_t seed) {
@@ -165,17 +170,34 @@ LoraFactors PerturbedLora::get(int layer, Proj p, int variant, float* scratch) c
   float* a = scratch;
   float* b = scratch + na;
   // z over exactly the global indices apply() will use for these tensors.
-  generate_z(v.key, dist_, lora_.offset_a(layer, p), lora_.offset_a(layer, p) + na, a);
-  generate_z(v.key, dist_, lora_.offset_b(layer, p), lora_.offset_b(layer, p) + nb, b);
-  for (int64_t i = 0; i < na; ++i) a[i] = f.A[i] + se * a[i];
-  for (int64_t i = 0; i < nb; ++i) b[i] = f.B[i] + se * b[i];
+  perturb(f.A, se, v.key, lora_.offset_a(layer, p), na, a);
+  perturb(f.B, se, v.key, lora_.offset_b(layer, p), nb, b);
   f.A = a;
   f.B = b;
   return f;
 }
 
+void PerturbedLora::perturb(const float* theta, float se, const PerturbationKey& key, int64_t off, int64_t n,
+                            float* out) const {
+  generate_z(key, dist_, off, off + n, out);
+  const std::span<const float> curvature = lora_.set().curvature();
+  if (!curvature.empty()) {  // HiZOO: u = z/√D
+    const float* d = curvature.data() + off;
+    for (int64_t i = 0; i < n; ++i) out[i] = out[i] / std::sqrt(d[i]);
+  }
+  const std::vector<uint8_t>& mask = lora_.set().mask();
+  if (mask.empty()) {
+    for (int64_t i = 0; i < n; ++i) out[i] = theta[i] + se * out[i];
+    return;
+  }
+  const uint8_t* m = mask.data() + off;
+  for (int64_t i = 0; i < n; ++i) out[i] = m[i] ? theta[i] + se * out[i] : theta[i];
+}
+
 bool PerturbedLora::perturbed_factors(int layer, Proj p, int variant, PerturbedFactors& out) const {
   ZEROTH_CHECK(variant >= 0 && size_t(variant) < variants_.size(), "variant {} of {}", variant, variants_.size());
+  // The device kernel knows no mask or curvature: the host forms those factors (get).
+  if (lora_.set().masked() || !lora_.set().curvature().empty()) return false;
   const Variant& v = variants_[size_t(variant)];
   out.theta = lora_.adapters().get(layer, p, 0, nullptr);
   out.offset_a = lora_.offset_a(layer, p);
@@ -196,8 +218,7 @@ const float* PerturbedLora::norm(int layer, NormSlot slot, int variant, float* s
   const float se = sigma_eps(variant, slot == NormSlot::Final ? -1 : layer);
   if (se == 0.0f) return g;
   const int64_t n = int64_t(lora_.norm_size()), off = lora_.offset_norm(layer, slot);
-  generate_z(v.key, dist_, off, off + n, scratch);
-  for (int64_t i = 0; i < n; ++i) scratch[i] = g[i] + se * scratch[i];
+  perturb(g, se, v.key, off, n, scratch);
   return scratch;
 }
 
@@ -212,8 +233,7 @@ const float* PerturbedLora::embedding_row(int32_t token, int variant, float* scr
   // z over this row's global indices only: the same values generate_z over the
   // whole tensor gives there (z is random-access), so the same as apply() uses.
   const int64_t off = lora_.offset_embedding() + int64_t(token) * d;
-  generate_z(v.key, dist_, off, off + d, scratch);
-  for (int64_t i = 0; i < d; ++i) scratch[i] = e[i] + v.sigma_eps * scratch[i];
+  perturb(e, v.sigma_eps, v.key, off, d, scratch);
   return scratch;
 }
 
@@ -224,8 +244,7 @@ const float* PerturbedLora::output(int variant, std::vector<float>& scratch) con
   if (v.sigma_eps == 0.0f) return w;
   const int64_t n = lora_.vocab_size() * lora_.hidden_size(), off = lora_.offset_output();
   scratch.resize(size_t(n));
-  generate_z(v.key, dist_, off, off + n, scratch.data());
-  for (int64_t i = 0; i < n; ++i) scratch[i] = w[i] + v.sigma_eps * scratch[i];
+  perturb(w, v.sigma_eps, v.key, off, n, scratch.data());
   return scratch.data();
 }
 
@@ -235,8 +254,7 @@ const float* PerturbedLora::weight(int layer, Proj p, int variant, float* scratc
   const float se = sigma_eps(variant, layer);
   if (se == 0.0f) return w;
   const int64_t n = int64_t(lora_.weight_size(layer, p)), off = lora_.offset_weight(layer, p);
-  generate_z(v.key, dist_, off, off + n, scratch);
-  for (int64_t i = 0; i < n; ++i) scratch[i] = w[i] + se * scratch[i];
+  perturb(w, se, v.key, off, n, scratch);
   return scratch;
 }
 

@@ -22,6 +22,10 @@ struct TrainableOptions {
   bool full = false;   // every weight in f32 (MeZO "full"; needs a full-precision base): the token
                        // embedding, every projection matrix and the output layer (the embedding
                        // itself when tied); LoRA targets are then ignored
+  // > 0 (trainable.sparse_density, full mode only): SparseMeZO's static mask, the
+  // fraction of each tensor's elements with the smallest |θ_0|
+  // (optim/trainable.h magnitude_mask); only those are perturbed and updated.
+  float sparse_density = 0.0f;
 };
 
 // The trainable set of a run, registered in a TrainableSet in this order:
@@ -115,6 +119,10 @@ class PerturbedLora : public AdapterSet {
  private:
   // The variant's σε for a tensor of `layer` (-1: outside the layers): 0 where LISA leaves the layer out.
   float sigma_eps(int variant, int layer) const;
+  // out = θ + σε·u over global indices [off, off + n) of the variant's key, with
+  // u = z, or z/√D where θ lends HiZOO's curvature D; where θ has a mask, only
+  // on it (θ itself elsewhere).
+  void perturb(const float* theta, float se, const PerturbationKey& key, int64_t off, int64_t n, float* out) const;
   const LoraTrainable& lora_;
   Distribution dist_;
   std::vector<Variant> variants_;

@@ -40,7 +40,8 @@ float bits_float(uint32_t u) {
 }
 
 bool record_less(const Record& a, const Record& b) {
-  return a.member != b.member ? a.member < b.member : a.slot < b.slot;
+  if (a.member != b.member) return a.member < b.member;
+  return a.slot != b.slot ? a.slot < b.slot : a.kind < b.kind;
 }
 
 // The checks shared by serialize and deserialize; `who` prefixes the message.
@@ -57,11 +58,11 @@ void check_entry(const StepEntry& e, const char* who) {
     else
       ZEROTH_CHECK(r.code != kUnusedCode, "{} step {}: record {} (member {}, slot {}) has the unused code -128", who,
                    e.step, i, r.member, r.slot);
-    ZEROTH_CHECK(r.kind == RecordKind::ZerothOrder || r.kind == RecordKind::Gradient,
+    ZEROTH_CHECK(r.kind == RecordKind::ZerothOrder || r.kind == RecordKind::Gradient || r.kind == RecordKind::Curvature,
                  "{} step {}: record {} (member {}, slot {}) has unknown kind {}", who, e.step, i, r.member, r.slot,
                  int(r.kind));
     ZEROTH_CHECK(i == 0 || record_less(e.records[i - 1], r),
-                 "{} step {}: record {} (member {}, slot {}) is out of (member, slot) order or duplicated{}", who,
+                 "{} step {}: record {} (member {}, slot {}) is out of (member, slot, kind) order or duplicated{}", who,
                  e.step, i, r.member, r.slot, " (call sort_records() before committing)");
   }
 }

@@ -3,7 +3,9 @@
 #include "optim/trainable.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
+#include <numeric>
 #include <cstring>
 #include <unordered_map>
 
@@ -114,6 +116,41 @@ void TrainableSet::copy_from(const TrainableSet& other) {
   for (size_t i = 0; i < tensors_.size(); ++i)
     if (tensors_[i].n > 0 && tensors_[i].data != other.tensors_[i].data)
       std::memcpy(tensors_[i].data, other.tensors_[i].data, size_t(tensors_[i].n) * sizeof(float));
+}
+
+void TrainableSet::set_mask(std::vector<uint8_t> mask) {
+  ZEROTH_CHECK(mask.empty() || int64_t(mask.size()) == size_, "TrainableSet::set_mask: {} flags for {} elements",
+               mask.size(), size_);
+  mask_ = std::move(mask);
+}
+
+void TrainableSet::set_curvature(std::span<const float> d) {
+  ZEROTH_CHECK(d.empty() || int64_t(d.size()) == size_, "TrainableSet::set_curvature: {} values for {} elements",
+               d.size(), size_);
+  curvature_ = d;
+}
+
+std::vector<uint8_t> magnitude_mask(const TrainableSet& theta, double density) {
+  ZEROTH_CHECK(density > 0 && density <= 1, "trainable.sparse_density must be in (0, 1] (got {})", density);
+  std::vector<uint8_t> mask(size_t(theta.size()), 0);
+  std::vector<int64_t> order;
+  for (const TrainableTensor& t : theta.tensors()) {
+    if (t.n == 0) continue;
+    const int64_t k = std::clamp<int64_t>(std::llround(density * double(t.n)), 1, t.n);
+    order.resize(size_t(t.n));
+    std::iota(order.begin(), order.end(), int64_t(0));
+    const float* x = t.data;
+    for (int64_t i = 0; i < t.n; ++i)
+      ZEROTH_CHECK(std::isfinite(x[i]), "trainable.sparse_density: {}[{}] is {}; the magnitude mask needs finite "
+                   "weights", t.name, i, x[i]);
+    // A strict total order on (|x|, index): the k smallest are the same set on every machine.
+    std::nth_element(order.begin(), order.begin() + (k - 1), order.end(), [x](int64_t a, int64_t b) {
+      const float fa = std::fabs(x[a]), fb = std::fabs(x[b]);
+      return fa < fb || (fa == fb && a < b);
+    });
+    for (int64_t j = 0; j < k; ++j) mask[size_t(t.offset + order[size_t(j)])] = 1;
+  }
+  return mask;
 }
 
 }  // namespace zeroth

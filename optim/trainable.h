@@ -3,6 +3,7 @@
 // with their global offsets — the index space the perturbations z live in.
 #pragma once
 #include <cstdint>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -45,9 +46,30 @@ class TrainableSet {
   void restore(const TensorList& saved, const std::string& source);
   void copy_from(const TrainableSet& other);  // same names and shapes in order required
 
+  // A static sparse mask over the index space (trainable.sparse_density): one
+  // byte per element, 1 where the element is perturbed and updated; empty (the
+  // default) for every element. Only the masked coordinates move: PerturbedLora
+  // perturbs θ along z ⊙ mask and the optimizer steps along ĝ ⊙ mask.
+  void set_mask(std::vector<uint8_t> mask);
+  const std::vector<uint8_t>& mask() const { return mask_; }
+  bool masked() const { return !mask_.empty(); }
+
+  // HiZOO's diagonal curvature estimate D over the index space, lent by the
+  // optimizer that owns it (optimizer.rule hizoo; empty otherwise): members
+  // perturb θ along z/√D (PerturbedLora). The optimizer sets and clears it.
+  void set_curvature(std::span<const float> d);
+  std::span<const float> curvature() const { return curvature_; }
+
  private:
   std::vector<TrainableTensor> tensors_;
   int64_t size_ = 0;
+  std::vector<uint8_t> mask_;
+  std::span<const float> curvature_;
 };
+
+// SparseMeZO's static mask: in every tensor the round(density·n) (at least one)
+// of its n elements with the smallest |θ|, density in (0, 1]; ties go to the
+// lower index, so the mask is a function of θ's bits alone.
+std::vector<uint8_t> magnitude_mask(const TrainableSet& theta, double density);
 
 }  // namespace zeroth

@@ -16,7 +16,8 @@ namespace zeroth {
 namespace {
 constexpr std::pair<UpdateRule, const char*> kRuleNames[] = {
     {UpdateRule::Sgd, "sgd"},   {UpdateRule::Momentum, "momentum"}, {UpdateRule::Sign, "sign"},
-    {UpdateRule::Adam, "adam"}, {UpdateRule::AdaMezo, "adamezo"},   {UpdateRule::Muon, "muon"}};
+    {UpdateRule::Adam, "adam"}, {UpdateRule::AdaMezo, "adamezo"},   {UpdateRule::Muon, "muon"},
+    {UpdateRule::HiZoo, "hizoo"}};
 }  // namespace
 
 const char* update_rule_name(UpdateRule r) {
@@ -28,7 +29,7 @@ const char* update_rule_name(UpdateRule r) {
 UpdateRule parse_update_rule(const std::string& name, const char* key) {
   for (const auto& [rule, n] : kRuleNames)
     if (name == n) return rule;
-  throw Error(fmt::format("{}: \"{}\" is not an update rule (sgd, momentum, sign, adam, adamezo or muon)", key, name));
+  throw Error(fmt::format("{}: \"{}\" is not an update rule (sgd, momentum, sign, adam, adamezo, muon or hizoo)", key, name));
 }
 
 void OptimizerConfig::validate() const {
@@ -48,6 +49,11 @@ void OptimizerConfig::validate() const {
   ZEROTH_CHECK(lisa_layers >= 0, "zo.lisa_layers must be >= 0 (got {}; 0 samples no layers)", lisa_layers);
   ZEROTH_CHECK(lisa_layers == 0 || rule != UpdateRule::AdaMezo, "zo.lisa_layers with optimizer.rule adamezo: "
                "AdaMeZO's window would mix steps in which a layer sat out; use adam, or set zo.lisa_layers 0");
+  ZEROTH_CHECK(lisa_layers == 0 || rule != UpdateRule::HiZoo, "zo.lisa_layers with optimizer.rule hizoo: the "
+               "curvature estimate of a layer that sat a step out would take that step's curvature; set zo.lisa_layers 0");
+  ZEROTH_CHECK(std::isfinite(hessian_smooth) && hessian_smooth > 0 && hessian_smooth < 1,
+               "optimizer.hessian_smooth must be in (0, 1) (got {}): hizoo's EMA weight of each step's curvature",
+               hessian_smooth);
   ZEROTH_CHECK(std::isfinite(allora_eta) && allora_eta >= 0,
                "optimizer.allora_eta must be finite and >= 0 (got {}; 0 turns ALLoRA off)", allora_eta);
   ZEROTH_CHECK(warmup_steps >= 0, "optimizer.warmup_steps must be >= 0 (got {})", warmup_steps);
@@ -59,7 +65,7 @@ void OptimizerConfig::validate() const {
 
 int64_t OptimizerConfig::state_floats(int64_t theta_size) const {
   if (rule == UpdateRule::Adam) return 2 * theta_size;
-  if (rule == UpdateRule::Momentum) return theta_size;
+  if (rule == UpdateRule::Momentum || rule == UpdateRule::HiZoo) return theta_size;
   return 0;
 }
 
@@ -84,10 +90,16 @@ ZerothOrderOptimizer::ZerothOrderOptimizer(const OptimizerConfig& cfg, Trainable
   cfg_.validate();
   if (cfg_.rule == UpdateRule::Momentum || cfg_.rule == UpdateRule::Adam) m_.assign(size_t(theta_.size()), 0.0f);
   if (cfg_.rule == UpdateRule::Adam) v_.assign(size_t(theta_.size()), 0.0f);
+  if (cfg_.rule == UpdateRule::HiZoo) {
+    d_.assign(size_t(theta_.size()), 1.0f);
+    theta_.set_curvature(d_);  // members perturb θ along z/√D
+  }
   layers_ = layer_count(theta_);
 }
 
-ZerothOrderOptimizer::~ZerothOrderOptimizer() = default;
+ZerothOrderOptimizer::~ZerothOrderOptimizer() {
+  if (!d_.empty()) theta_.set_curvature({});
+}
 
 void ZerothOrderOptimizer::load_momentum(std::span<const float> m) {
   ZEROTH_CHECK(cfg_.rule == UpdateRule::Momentum, "load_momentum: the {} rule has no momentum buffer",
@@ -98,7 +110,7 @@ void ZerothOrderOptimizer::load_momentum(std::span<const float> m) {
 }
 
 bool ZerothOrderOptimizer::legacy_path() const {
-  return cfg_.allora_eta == 0.0f && cfg_.lisa_layers == 0 &&
+  return cfg_.allora_eta == 0.0f && cfg_.lisa_layers == 0 && !theta_.masked() &&
          (cfg_.rule == UpdateRule::Sgd || cfg_.rule == UpdateRule::Momentum || cfg_.rule == UpdateRule::Sign);
 }
 
@@ -110,18 +122,33 @@ ZerothOrderOptimizer::Prepared ZerothOrderOptimizer::prepare(const StepEntry& e)
   p.step = e.step;
   p.lr = e.lr;
   p.decay = 1.0f - e.lr * cfg_.weight_decay;
-  const float n = float(e.records.size());
+  // hizoo's curvature records move D, not θ: they stay out of ĝ and its counts.
+  size_t n_curv = 0;
+  for (const Record& r : e.records) n_curv += r.kind == RecordKind::Curvature;
+  ZEROTH_CHECK(n_curv == 0 || cfg_.rule == UpdateRule::HiZoo, "step {}: {} curvature record(s) in a run of the {} rule "
+               "(only hizoo reads them)", e.step, n_curv, update_rule_name(cfg_.rule));
+  const size_t n_rec = e.records.size() - n_curv;
+  const float n = float(n_rec);
   auto terms = std::make_shared<std::vector<ScaledPerturbation>>();
-  terms->reserve(e.records.size());
+  terms->reserve(n_rec);
   // The sgd fast path folds lr into the coefficients; every other path forms ĝ (c_k = −q_k).
   const bool lr_in_terms = cfg_.rule == UpdateRule::Sgd && legacy_path();
   // Addax's mix: each kind's mean, weighted, where the entry holds both kinds.
   size_t n_grad = 0;
   for (const Record& r : e.records) n_grad += r.kind == RecordKind::Gradient;
-  const bool mix = cfg_.grad_weight >= 0.0f && n_grad > 0 && n_grad < e.records.size();
+  const bool mix = cfg_.grad_weight >= 0.0f && n_grad > 0 && n_grad < n_rec;
   const float w_grad = cfg_.grad_weight, w_zo = 1.0f - cfg_.grad_weight;
-  const float n_g = float(n_grad), n_z = float(e.records.size() - n_grad);
+  const float n_g = float(n_grad), n_z = float(n_rec - n_grad);
   for (const Record& r : e.records) {
+    if (r.kind == RecordKind::Curvature) {
+      const float h = e.exact ? r.value : decode_curvature(r.code);
+      ZEROTH_CHECK(std::isfinite(h) && h >= 0, "step {}: curvature record (member {}, slot {}) holds {}", e.step,
+                   r.member, r.slot, h);
+      p.curvature.push_back(
+          {PerturbationKey{cfg_.run_seed, uint32_t(e.step), key_member(r.member, cfg_.key_group), r.slot},
+           h / float(n_curv)});
+      continue;
+    }
     const float g = e.exact ? r.value : decode_gradient(r.code, e.scale);
     const float q = !mix ? g / n : (r.kind == RecordKind::Gradient ? (g * w_grad) / n_g : (g * w_zo) / n_z);
     const float c = lr_in_terms ? e.lr * q : -q;
@@ -188,7 +215,8 @@ void ZerothOrderOptimizer::apply_cuda(const StepEntry& e, std::span<const Traina
     ZEROTH_CHECK(device_tensors[i].offset == host[i].offset && device_tensors[i].n == host[i].n,
                  "step {}: device tensor {} holds [{}, +{}) but θ's {} is [{}, +{})", e.step, i,
                  device_tensors[i].offset, device_tensors[i].n, host[i].name, host[i].offset, host[i].n);
-  ZEROTH_CHECK(legacy_path(), "step {}: θ on a GPU takes the plain sgd rule (optimizer.allora_eta 0)", e.step);
+  ZEROTH_CHECK(legacy_path(), "step {}: θ on a GPU takes the plain sgd rule (no optimizer.allora_eta, "
+               "zo.lisa_layers or trainable.sparse_density)", e.step);
   const Prepared p = prepare(e);
   for (const TrainableSpan& t : device_tensors)
     apply_perturbations_cuda(*p.terms, cfg_.distribution, t.offset, t.n, t.data, p.decay);
@@ -280,7 +308,8 @@ void ZerothOrderOptimizer::replay(std::span<const StepEntry> entries) {
 void ZerothOrderOptimizer::run(std::span<const Prepared> entries) {
   if (legacy_path())
     run_fused(entries);
-  else if (cfg_.allora_eta == 0.0f && cfg_.lisa_layers == 0 && cfg_.rule != UpdateRule::Muon)
+  else if (cfg_.allora_eta == 0.0f && cfg_.lisa_layers == 0 && !theta_.masked() && cfg_.rule != UpdateRule::Muon &&
+           cfg_.rule != UpdateRule::HiZoo)
     run_fused_adaptive(entries);
   else
     run_tensorwise(entries);

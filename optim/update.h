@@ -17,6 +17,11 @@
 //   muon:     ZO-Muon: per matrix, ĝ's block (rows × cols) is orthogonalized by
 //             Newton–Schulz (optim/newton_schulz.h) and scaled by √max(1, rows/cols);
 //             vectors (norms) take ĝ itself
+//   hizoo:    HiZOO: a diagonal curvature estimate D (|θ| floats, D_0 = 1) shapes
+//             the perturbations, u_k = z_k/√D (members: optim/zo_step.h), so
+//             ĝ = Σ_k g_k u_k / N and θ ← θ·decay − lr·ĝ; each entry's curvature
+//             records h_k ≈ |L(θ+εu)+L(θ−εu)−2L(θ)|/2ε² then move D toward
+//             h·D⊙z²: D ← (1−α)·D + α·(Σ_k h_k z_k² / N_h)·D  (α = hessian_smooth)
 // and, with allora_eta η > 0, any rule's step per row r of a tensor (a 2-D
 // tensor's rows; a vector is one row) is scaled by ALLoRA's
 //   f_r = 1 / √(‖θ_r‖² + 1/η²)      (‖θ_r‖ at the start of the step)
@@ -26,6 +31,9 @@
 // estimates ĝ = α·Σ_grad g_k z_k / N_grad + (1 − α)·Σ_zo g_k z_k / N_zo, i.e.
 // q_k = (g_k · α) / N_grad or (g_k · float(1 − α)) / N_zo; an entry of one kind
 // alone keeps q_k = g_k / N.
+// With a sparse mask on θ (TrainableSet::mask, trainable.sparse_density), ĝ and
+// the direction are zero off the mask and those coordinates keep their bits
+// (no weight decay either): only the masked coordinates ever move.
 // With lisa_layers K > 0 (LISA), a step moves only the tensors of the K layers
 // sampled for it (optim/layer_sampling.h) and those outside every layer; the
 // others only decay, and their rule state (m, v) stays as it was.
@@ -52,6 +60,9 @@
 //     adamezo: the same from m = v = 0 over the window's entries, oldest first,
 //              t = the window's length
 //     muon (matrices): d = newton_schulz(a) · float(√max(1, rows/cols))
+//     hizoo:   d = a / sqrt(D); then, where the entry has curvature records
+//              (c_k = h_k / float(N_h), h_k = decode_curvature(code_k), in record
+//              order): b = Σ_k c_k·(z_k·z_k), D = D·float(1 − α) + α·(b·D)
 //   and θ = θ·decay − lr·d, or θ = θ·decay − (lr·f_r)·d with ALLoRA (f_r in
 //   double from Σ θ² in element order, rounded to float once).
 // An entry with no records (nobody answered) only decays θ: θ = θ·decay; the
@@ -71,7 +82,7 @@
 
 namespace zeroth {
 
-enum class UpdateRule : uint8_t { Sgd, Momentum, Sign, Adam, AdaMezo, Muon };
+enum class UpdateRule : uint8_t { Sgd, Momentum, Sign, Adam, AdaMezo, Muon, HiZoo };
 const char* update_rule_name(UpdateRule r);
 // "sgd", "momentum", … → the rule; throws zeroth::Error naming the choices.
 UpdateRule parse_update_rule(const std::string& name, const char* key = "optimizer.rule");
@@ -91,6 +102,7 @@ struct OptimizerConfig {
   float allora_eta = 0.0f;        // > 0: ALLoRA's per-row learning-rate factor (η: its value at a zero row)
   int lisa_layers = 0;            // zo.lisa_layers: > 0, only that many sampled layers step (optim/layer_sampling.h)
   float grad_weight = -1.0f;      // α in [0, 1] (Addax): gradient records weigh α, ZO records 1 − α; < 0: off
+  float hessian_smooth = 1e-6f;   // hizoo: α, the EMA weight of each step's curvature in the diagonal estimate D
   LrSchedule schedule = LrSchedule::Constant;
   int64_t warmup_steps = 0;       // linear warmup from 0
   int64_t total_steps = 0;        // for linear/cosine decay to 0 (0 = no decay)
@@ -99,7 +111,7 @@ struct OptimizerConfig {
   uint32_t key_group = 1;  // zo.redundancy: a record of member m moves along z of key_member(m, key_group)
   void validate() const;
   // What the rule keeps beside θ, in floats (for the memory figures): 2|θ| for
-  // adam, |θ| for momentum, 0 for the others.
+  // adam, |θ| for momentum and hizoo, 0 for the others.
   int64_t state_floats(int64_t theta_size) const;
   // True when a snapshot of θ alone stands for a prefix of the ledger (the rule
   // keeps no state beside θ that later steps read).
@@ -143,6 +155,8 @@ class ZerothOrderOptimizer {
   // momentum: m; adam: the first moment m (second_moment() is v).
   const std::vector<float>& momentum_buffer() const { return m_; }
   const std::vector<float>& second_moment() const { return v_; }
+  // hizoo: the diagonal curvature estimate D (also lent to θ: TrainableSet::curvature).
+  const std::vector<float>& curvature() const { return d_; }
   // Restores m (e.g. saved beside a snapshot); size must be θ's.
   void load_momentum(std::span<const float> m);
 
@@ -152,6 +166,7 @@ class ZerothOrderOptimizer {
  private:
   struct Prepared {
     std::shared_ptr<const std::vector<ScaledPerturbation>> terms;  // in record order; empty: decay only
+    std::vector<ScaledPerturbation> curvature;  // hizoo: (key, h_k / N_h) of the curvature records
     float decay = 1.0f;
     float lr = 0.0f;
     uint64_t step = 0;
@@ -178,6 +193,7 @@ class ZerothOrderOptimizer {
   TrainableSet& theta_;
   int threads_;
   std::vector<float> m_, v_;      // momentum's m; adam's m and v
+  std::vector<float> d_;          // hizoo's D
   uint64_t moment_steps_ = 0;     // non-empty entries applied (adam's t; adamezo's window fill)
   int layers_ = 0;                // layer_count(θ), for LISA's draw
   std::vector<std::shared_ptr<const std::vector<ScaledPerturbation>>> recent_;  // adamezo: the last H, oldest first

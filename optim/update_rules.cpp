@@ -53,10 +53,32 @@ std::vector<TrainableSpan> spans_over(float* buffer, int64_t base, std::span<con
   return out;
 }
 
-void decay_only(std::span<const TrainableSpan> spans, float decay) {
+// x = 0 where the mask (from x's first element) is off: trainable.sparse_density.
+void mask_out(float* x, const uint8_t* mask, int64_t n) {
+  if (mask == nullptr) return;
+  for (int64_t i = 0; i < n; ++i) x[i] = mask[i] ? x[i] : 0.0f;
+}
+
+// θ = θ·decay; with a sparse mask (indexed by global offset) only its coordinates.
+void decay_only(std::span<const TrainableSpan> spans, float decay, const uint8_t* mask = nullptr) {
   if (decay == 1.0f) return;
-  for (const TrainableSpan& s : spans)
-    for (int64_t i = 0; i < s.n; ++i) s.data[i] = s.data[i] * decay;
+  for (const TrainableSpan& s : spans) {
+    if (mask == nullptr) {
+      for (int64_t i = 0; i < s.n; ++i) s.data[i] = s.data[i] * decay;
+    } else {
+      const uint8_t* m = mask + s.offset;
+      for (int64_t i = 0; i < s.n; ++i) s.data[i] = m[i] ? s.data[i] * decay : s.data[i];
+    }
+  }
+}
+
+// θ = θ·decay − lr·d; with a mask (from θ's first element) the other coordinates stay as they are.
+void step(float* theta, const float* d, float decay, float lr, const uint8_t* mask, int64_t n) {
+  if (mask == nullptr) {
+    for (int64_t i = 0; i < n; ++i) theta[i] = theta[i] * decay - lr * d[i];
+  } else {
+    for (int64_t i = 0; i < n; ++i) theta[i] = mask[i] ? theta[i] * decay - lr * d[i] : theta[i];
+  }
 }
 
 }  // namespace
@@ -113,41 +135,48 @@ void ZerothOrderOptimizer::run_tensorwise(std::span<const Prepared> entries) {
   const Moments mom = moments_of(cfg_);
   const float eps = cfg_.adam_eps, beta = cfg_.momentum;
   const double inv_eta2 = cfg_.allora_eta > 0 ? 1.0 / (double(cfg_.allora_eta) * double(cfg_.allora_eta)) : 0.0;
+  const uint8_t* mask0 = theta_.masked() ? theta_.mask().data() : nullptr;  // trainable.sparse_density
   for (const Prepared& p : entries) {
     if (p.terms->empty()) {
-      decay_only(theta_.spans(), p.decay);
+      decay_only(theta_.spans(), p.decay, mask0);
       continue;
     }
     const std::vector<uint8_t> active = sampled_layers(cfg_.run_seed, p.step, layers_, cfg_.lisa_layers);
     parallel_for(int64_t(tensors.size()), 1, threads_, [&](int64_t tb, int64_t te) {
-      std::vector<float> a, mw, vw;
+      std::vector<float> a, mw, vw, b, z;
       for (int64_t ti = tb; ti < te; ++ti) {
         const TrainableTensor& t = tensors[size_t(ti)];
         if (const int layer = tensor_layer(t.name); layer >= 0 && !active[size_t(layer)]) {
           // LISA: a layer that sits this step out only decays; its state waits.
           const TrainableSpan span{t.data, t.n, t.offset};
-          decay_only({&span, 1}, p.decay);
+          decay_only({&span, 1}, p.decay, mask0);
           continue;
         }
         a.resize(size_t(t.n));
         const TrainableSpan as{a.data(), t.n, t.offset};
         float* d = a.data();  // the direction overwrites ĝ in place
+        // ĝ, where a sparse mask is set only on its coordinates (the others' state stays 0).
+        const uint8_t* mask = mask0 != nullptr ? mask0 + t.offset : nullptr;
+        auto estimate = [&](const Terms& terms) {
+          zeroth::estimate(terms, dist, {&as, 1});
+          mask_out(a.data(), mask, t.n);
+        };
         switch (cfg_.rule) {
           case UpdateRule::Sgd:
-            estimate(*p.terms, dist, {&as, 1});
+            estimate(*p.terms);
             break;
           case UpdateRule::Momentum: {
-            estimate(*p.terms, dist, {&as, 1});
+            estimate(*p.terms);
             float* m = m_.data() + t.offset;
             for (int64_t i = 0; i < t.n; ++i) d[i] = m[i] = m[i] * beta + a[i];
             break;
           }
           case UpdateRule::Sign:
-            estimate(*p.terms, dist, {&as, 1});
+            estimate(*p.terms);
             for (int64_t i = 0; i < t.n; ++i) d[i] = a[i] > 0.0f ? 1.0f : (a[i] < 0.0f ? -1.0f : 0.0f);
             break;
           case UpdateRule::Adam:
-            estimate(*p.terms, dist, {&as, 1});
+            estimate(*p.terms);
             mom.fold(a.data(), m_.data() + t.offset, v_.data() + t.offset, t.n);
             adam_direction(m_.data() + t.offset, v_.data() + t.offset, t.n, p.bc1, p.bc2, eps, d);
             break;
@@ -155,23 +184,40 @@ void ZerothOrderOptimizer::run_tensorwise(std::span<const Prepared> entries) {
             mw.assign(size_t(t.n), 0.0f);
             vw.assign(size_t(t.n), 0.0f);
             for (const auto& terms : p.window) {
-              estimate(*terms, dist, {&as, 1});
+              estimate(*terms);
               mom.fold(a.data(), mw.data(), vw.data(), t.n);
             }
             adam_direction(mw.data(), vw.data(), t.n, p.bc1, p.bc2, eps, d);
             break;
           case UpdateRule::Muon:
-            estimate(*p.terms, dist, {&as, 1});
+            estimate(*p.terms);
             if (t.shape.size() == 2 && t.shape[0] > 1 && t.shape[1] > 1) {
               const int64_t rows = t.shape[0], cols = t.shape[1];
               newton_schulz(a.data(), rows, cols, cfg_.muon_steps, d);
               const float scale = float(std::sqrt(std::max(1.0, double(rows) / double(cols))));
               for (int64_t i = 0; i < t.n; ++i) d[i] = d[i] * scale;
+              mask_out(d, mask, t.n);  // orthogonalization spreads ĝ over every coordinate
             }
             break;
+          case UpdateRule::HiZoo: {
+            estimate(*p.terms);
+            float* D = d_.data() + t.offset;
+            for (int64_t i = 0; i < t.n; ++i) d[i] = a[i] / std::sqrt(D[i]);
+            if (p.curvature.empty()) break;
+            // D moves toward h·D⊙z² (the direction d was formed from the D the members used).
+            b.assign(size_t(t.n), 0.0f);
+            z.resize(size_t(t.n));
+            for (const ScaledPerturbation& c : p.curvature) {
+              generate_z(c.key, dist, t.offset, t.offset + t.n, z.data());
+              for (int64_t i = 0; i < t.n; ++i) b[size_t(i)] = b[size_t(i)] + c.coeff * (z[size_t(i)] * z[size_t(i)]);
+            }
+            const float keep = float(1.0f - cfg_.hessian_smooth), alpha = cfg_.hessian_smooth;
+            for (int64_t i = 0; i < t.n; ++i) D[i] = D[i] * keep + alpha * (b[size_t(i)] * D[i]);
+            break;
+          }
         }
         if (inv_eta2 == 0.0) {
-          for (int64_t i = 0; i < t.n; ++i) t.data[i] = t.data[i] * p.decay - p.lr * d[i];
+          step(t.data, d, p.decay, p.lr, mask, t.n);
           continue;
         }
         // ALLoRA: rows of a matrix (a vector is one row), norms before the step.
@@ -180,7 +226,7 @@ void ZerothOrderOptimizer::run_tensorwise(std::span<const Prepared> entries) {
           double sq = 0;
           for (int64_t i = r0; i < r0 + cols; ++i) sq = sq + double(t.data[i]) * double(t.data[i]);
           const float lr_row = p.lr * float(1.0 / std::sqrt(sq + inv_eta2));
-          for (int64_t i = r0; i < r0 + cols; ++i) t.data[i] = t.data[i] * p.decay - lr_row * d[i];
+          step(t.data + r0, d + r0, p.decay, lr_row, mask != nullptr ? mask + r0 : nullptr, cols);
         }
       }
     });

@@ -1,5 +1,6 @@
 #include "optim/zo_step.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 
@@ -14,6 +15,19 @@ void ZoConfig::validate() const {
   ZEROTH_CHECK(samples >= 1, "zo.samples must be >= 1, got {}", samples);
   ZEROTH_CHECK(redundancy >= 1 && redundancy <= 1024, "zo.redundancy must be in 1..1024, got {}", redundancy);
   ZEROTH_CHECK(lisa_layers >= 0, "zo.lisa_layers must be >= 0 (0 = every layer), got {}", lisa_layers);
+  ZEROTH_CHECK(std::isfinite(eps_final) && eps_final >= 0,
+               "zo.eps_final must be finite and > 0 (or 0: ε stays zo.eps), got {}", eps_final);
+  ZEROTH_CHECK((eps_final == 0) == (eps_steps == 0), "zo.eps_final ({}) and zo.eps_steps ({}) go together: ε moves "
+               "from zo.eps to zo.eps_final over zo.eps_steps steps (set both, or neither)", eps_final, eps_steps);
+  ZEROTH_CHECK(eps_steps >= 0, "zo.eps_steps must be >= 0, got {}", eps_steps);
+  ZEROTH_CHECK(!curvature || (central && share_samples), "optimizer.rule hizoo estimates curvature from L(θ+εu), "
+               "L(θ−εu) and L(θ) on the same examples: it needs zo.central: true and zo.share_samples: true");
+}
+
+float ZoConfig::eps_at(uint64_t step) const {
+  if (eps_final <= 0 || eps_steps <= 0) return eps;
+  const double p = std::min(1.0, double(step) / double(eps_steps));
+  return float(double(eps) * std::pow(double(eps_final) / double(eps), p));
 }
 
 std::vector<int64_t> sample_indices(int64_t n_train, int64_t count, uint64_t data_seed, uint64_t draw) {
@@ -85,12 +99,14 @@ MemberStepResult zo_member_step(const CausalLM& model, const Task& task, const L
   const uint32_t owner = key_member(member, cfg.redundancy);
   auto key = [&](int slot) { return PerturbationKey{run_seed, uint32_t(step), owner, uint32_t(slot)}; };
   auto own_key = [&](int slot) { return PerturbationKey{run_seed, uint32_t(step), member, uint32_t(slot)}; };
+  const float eps = cfg.eps_at(step);
   for (int k = 0; k < q; ++k) {
-    variants.push_back({key(k), cfg.eps});
-    if (cfg.central) variants.push_back({key(k), -cfg.eps});
+    variants.push_back({key(k), eps});
+    if (cfg.central) variants.push_back({key(k), -eps});
     else if (!cfg.share_samples) variants.push_back({key(k), 0.0f});
   }
   if (!cfg.central && cfg.share_samples) variants.push_back({key(0), 0.0f});
+  if (cfg.curvature) variants.push_back({key(0), 0.0f});  // HiZOO's L(θ), after every slot's pair
   PerturbedLora adapters(lora, cfg.distribution, variants, cfg.lisa_layers);
 
   BatchScorer scorer(task);
@@ -106,7 +122,7 @@ MemberStepResult zo_member_step(const CausalLM& model, const Task& task, const L
     for (int j = 0; j < per_slot; ++j, ++v)
       for (int64_t i : idx) scorer.add(train[size_t(i)], v);
   }
-  if (!cfg.central && cfg.share_samples)
+  if ((!cfg.central && cfg.share_samples) || cfg.curvature)
     for (int64_t i : shared) scorer.add(train[size_t(i)], v);
   const BatchScorer::Result r = scorer.run(model, &adapters);
 
@@ -117,11 +133,29 @@ MemberStepResult zo_member_step(const CausalLM& model, const Task& task, const L
   out.loss = sum / double(r.loss.size());
   for (int k = 0; k < q; ++k) {
     double g;
-    if (cfg.central) g = (r.loss[size_t(2 * k)] - r.loss[size_t(2 * k + 1)]) / (2.0 * double(cfg.eps));
-    else if (!cfg.share_samples) g = (r.loss[size_t(2 * k)] - r.loss[size_t(2 * k + 1)]) / double(cfg.eps);
-    else g = (r.loss[size_t(k)] - r.loss[size_t(q)]) / double(cfg.eps);
+    if (cfg.central) g = (r.loss[size_t(2 * k)] - r.loss[size_t(2 * k + 1)]) / (2.0 * double(eps));
+    else if (!cfg.share_samples) g = (r.loss[size_t(2 * k)] - r.loss[size_t(2 * k + 1)]) / double(eps);
+    else g = (r.loss[size_t(k)] - r.loss[size_t(q)]) / double(eps);
     add_slot_record(out, float(g), member, uint32_t(k), RecordKind::ZerothOrder, cfg.exact_gradients, codec_scale,
                     own_key(k));
+    if (!cfg.curvature) continue;
+    const double l0 = r.loss[size_t(2 * q)];
+    const float h = float(std::abs(r.loss[size_t(2 * k)] + r.loss[size_t(2 * k + 1)] - 2.0 * l0) /
+                          (2.0 * double(eps) * double(eps)));
+    Record rec;
+    rec.member = member;
+    rec.slot = uint32_t(k);
+    rec.kind = RecordKind::Curvature;
+    if (cfg.exact_gradients) {
+      if (!std::isfinite(h)) continue;
+      rec.value = h;
+      rec.exact = true;
+    } else {
+      const Encoded e = encode_curvature(h);
+      if (e.status == EncodeStatus::NonFinite) continue;
+      rec.code = e.code;
+    }
+    out.records.push_back(rec);
   }
   return out;
 }

@@ -17,7 +17,11 @@ namespace zeroth {
 
 struct ZoConfig {
   int q = 1;                  // perturbations (slots) per member per step
-  float eps = 1e-3f;          // ε
+  float eps = 1e-3f;          // ε (at step 0 with an ε schedule)
+  // ε schedule (eps_at): with eps_final > 0, ε moves geometrically from eps to
+  // eps_final over eps_steps steps and stays there; ≤ 0: ε is constant.
+  float eps_final = 0.0f;
+  int64_t eps_steps = 0;
   bool central = true;        // central (2 evaluations per slot) or forward differences
   int samples = 16;           // examples per perturbation: 1 = "one seed per sample"
   bool share_samples = true;  // all slots of a member score the same examples (MeZO's minibatch)
@@ -31,7 +35,15 @@ struct ZoConfig {
   // LISA (optim/layer_sampling.h): > 0, each step perturbs and updates only this
   // many layers, drawn from (run seed, step); 0 = every layer.
   int lisa_layers = 0;
+  // HiZOO (optimizer.rule hizoo; needs central differences on shared samples):
+  // θ itself is evaluated too (one more variant), and each slot also sends its
+  // curvature h = |L+ + L− − 2·L0| / 2ε² as a RecordKind::Curvature record. The
+  // perturbations run along z/√D where θ lends the optimizer's D (PerturbedLora).
+  bool curvature = false;
   void validate() const;
+  // The step's ε: eps·(eps_final/eps)^min(1, step/eps_steps) in double, rounded
+  // to float once; every member evaluates it the same way from the step alone.
+  float eps_at(uint64_t step) const;
 };
 
 // Example indices (into the train split) of the draw-th group of `count`
@@ -41,7 +53,7 @@ struct ZoConfig {
 std::vector<int64_t> sample_indices(int64_t n_train, int64_t count, uint64_t data_seed, uint64_t draw);
 
 struct MemberStepResult {
-  std::vector<Record> records;   // one per slot whose gradient was finite
+  std::vector<Record> records;   // one per slot whose gradient was finite (and its curvature record, if any)
   std::vector<float> gradients;  // raw projected gradients per slot (NaN if dropped)
   double loss = 0;               // mean over variants: an estimate of L(θ) on these samples
   int64_t tokens = 0;            // rows run through the model

@@ -367,7 +367,7 @@ void Coordinator::on_result(Member* m, const FrameHeader& h, const std::vector<u
   std::vector<Record> recs;
   try {
     recs = decode_member_records(r.records.data(), r.records.size(), step_, m->id);
-    const size_t each = kMemberRecordsHeader + size_t(slots_of(*m)) * (opt_.exact ? 4 : 1);
+    const size_t each = member_records_bytes(slots_of(*m), opt_.exact, opt_.curvature);
     ZEROTH_CHECK(r.records.size() == each, "records message of {} bytes, expected {}", r.records.size(), each);
   } catch (const Error& e) {
     rejections_.add("malformed");

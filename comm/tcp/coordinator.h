@@ -56,6 +56,7 @@ struct CoordinatorOptions {
   uint32_t slots = 1;             // records per member per step (zo.q)
   uint32_t grad_slots = 1;        // records per gradient or JVP member (ReadyMsg::role) per step (roles.grad_slots)
   bool exact = false;
+  bool curvature = false;  // records carry HiZOO's curvature block (optimizer.rule hizoo)
   std::string base_hash, config_yaml;
   uint32_t first_member_id = 0;   // ids never reused within a ledger
   // Authentication (comm/tcp/auth.h): with a secret, every connection must

@@ -68,13 +68,21 @@ case "$check" in
     [ "$(entries np1/ledger.zl | wc -c)" -gt 1000 ] || fail "the ledger holds almost nothing"
     echo "np 1, 2, 4 and local: identical ledgers, final hash $want" ;;
 
-  rules)  # every update rule with state or structure (adam, adamezo, muon, ALLoRA, LISA): np 2 and np 4 end on the
+  rules)  # every update rule with state or structure (adam, adamezo, muon, ALLoRA, LISA, the sparse mask, the ε
+          # schedule): np 2 and np 4 end on the
           # local run's ledger and hash, replay reaches it, and a run resumed halfway ends on it too
     for rule in "adam" "adamezo --set optimizer.horizon=4" "muon" "sgd --set optimizer.allora_eta=2" \
-                "adam --set optimizer.allora_eta=2" "sgd --set zo.lisa_layers=2" "adam --set zo.lisa_layers=2"; do
+                "adam --set optimizer.allora_eta=2" "sgd --set zo.lisa_layers=2" "adam --set zo.lisa_layers=2" \
+                "sgd --set trainable.full=true --set trainable.sparse_density=0.1" \
+                "adam --set trainable.full=true --set trainable.sparse_density=0.1" \
+                "sgd --set zo.eps_final=1e-4 --set zo.eps_steps=20" "hizoo --set optimizer.hessian_smooth=1e-2" \
+                "hizoo --set zo.distribution=gaussian --set optimizer.hessian_smooth=1e-2"; do
       name=${rule%% *}
       if [[ $rule == *allora* ]]; then name=$name-allora; fi
       if [[ $rule == *lisa* ]]; then name=$name-lisa; fi
+      if [[ $rule == *sparse* ]]; then name=$name-sparse; fi
+      if [[ $rule == *eps_final* ]]; then name=$name-epsdecay; fi
+      if [[ $rule == *gaussian* ]]; then name=$name-gaussian; fi
       args=("$recipe" "${fast[@]}" --set run.steps=30 --set optimizer.lr=1e-3 --set optimizer.rule=$rule)
       for np in 2 4; do
         mpi "$np" "$name-np$np" "${args[@]}" --set run.dir="$name-np$np" \

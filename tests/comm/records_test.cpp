@@ -177,11 +177,61 @@ TEST(MemberRecords, MalformedMessagesAreErrors) {
   huge[20] = huge[21] = huge[22] = huge[23] = 0xff;
   expect_error(huge, 5, 2, "does not hold");
   // Unknown flags.
-  for (uint8_t f : {uint8_t(4), uint8_t(0x80), uint8_t(6)}) {
+  for (uint8_t f : {uint8_t(8), uint8_t(0x80), uint8_t(9)}) {
     auto flags = good;
     flags[24] = f;
     expect_error(flags, 5, 2, "unknown flags");
   }
+  // The curvature flag promises a second block; with gradient projections it is refused.
+  auto curv = good;
+  curv[24] = 4;
+  expect_error(curv, 5, 2, "does not hold its 3 slots");
+  curv[24] = 6;
+  expect_error(curv, 5, 2, "beside gradient projections");
+}
+
+// HiZOO's records: each slot's gradient code, then a second block with each
+// slot's curvature code; either may be dropped on its own.
+TEST(MemberRecords, CurvatureBlockFollowsTheGradientCodes) {
+  auto curv = [](uint32_t slot, uint8_t code) {
+    Record r = code_record(2, slot, code);
+    r.kind = RecordKind::Curvature;
+    return r;
+  };
+  const std::vector<Record> mine = {code_record(2, 0, 0x11), curv(0, 0xf0), curv(1, 0x05), code_record(2, 2, 0x7f)};
+  const auto msg = encode_member_records(9, 0, 2, 3, false, mine, true);
+  ASSERT_EQ(msg.size(), member_records_bytes(3, false, true));
+  ASSERT_EQ(msg.size(), kMemberRecordsHeader + 6);
+  EXPECT_EQ(msg[24], 4);
+  EXPECT_EQ(std::vector<uint8_t>(msg.begin() + 28, msg.end()),
+            (std::vector<uint8_t>{0x11, 0x80, 0x7f, 0xf0, 0x05, 0x80}));
+  EXPECT_EQ(decode_member_records(msg.data(), msg.size(), 9, 2), mine);  // (member, slot, kind) order
+  // Exact runs: two blocks of 4-byte values.
+  std::vector<Record> exact = {exact_record(2, 1, 0.25f), exact_record(2, 1, 3.0f)};
+  exact[1].kind = RecordKind::Curvature;
+  const auto emsg = encode_member_records(9, 0, 2, 2, true, exact, true);
+  ASSERT_EQ(emsg.size(), kMemberRecordsHeader + 16);
+  EXPECT_EQ(decode_member_records(emsg.data(), emsg.size(), 9, 2), exact);
+  // A message without the block keeps its size whatever the records; curvature
+  // records need the block, and never go with gradient projections.
+  EXPECT_EQ(encode_member_records(9, 0, 2, 3, false, {}, true).size(), kMemberRecordsHeader + 6);
+  EXPECT_THROW(encode_member_records(9, 0, 2, 3, false, mine), Error);
+  std::vector<Record> grad = {code_record(2, 0, 1)};
+  grad[0].kind = RecordKind::Gradient;
+  EXPECT_THROW(encode_member_records(9, 0, 2, 3, false, grad, true), Error);
+  // A participant's layout says whether the block is there.
+  RecordLayout layout{2, 3, false};
+  layout.curvature = true;
+  Record other = curv(2, 0x22);
+  other.member = 1;
+  const std::vector<Record> recs = {code_record(0, 1, 3), other};
+  const auto part = encode_participant_records(9, 0, {0, 1}, layout, recs);
+  ASSERT_EQ(part.size(), 2 * layout.message_bytes(0));
+  EXPECT_EQ(decode_participant_records(part.data(), part.size(), 9, {0, 1}, layout), recs);
+  layout.curvature = false;
+  const auto plain = encode_participant_records(9, 0, {0, 1}, layout, {code_record(1, 1, 3)});
+  layout.curvature = true;
+  EXPECT_THROW(decode_participant_records(plain.data(), plain.size(), 9, {0, 1}, layout), Error);
 }
 
 // A participant's message: its hosted members' messages back to back, each

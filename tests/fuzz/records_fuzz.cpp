@@ -7,6 +7,7 @@
 //       bit 1: the participant layout is exact (4 bytes per slot)
 //       bit 2: expect step 7 and member p2, instead of what the message claims
 //              (so both the mismatch checks and the paths after them are reached)
+//       bit 3: the participant layout carries HiZOO's curvature block
 //   p1  participants (1 + p1 % 4) and members per participant (1 + (p1 / 4) % 3)
 //   p2  this participant's rank (p2 % participants)
 //   p3  slots per member (1 + p3 % 64)
@@ -38,8 +39,8 @@ void member(const uint8_t* msg, size_t n, bool own_claims, uint32_t rank) {
   const std::vector<Record> recs = zeroth::decode_member_records(msg, n, step, who);
   // It decoded, so the header is whole: slots and the exact flag are in it.
   const uint32_t slots = uint32_t(le(msg + 20, 4));
-  const bool exact = msg[24] & 1;
-  const auto again = zeroth::encode_member_records(step, 0, who, slots, exact, recs);
+  const bool exact = msg[24] & 1, curvature = msg[24] & 4;
+  const auto again = zeroth::encode_member_records(step, 0, who, slots, exact, recs, curvature);
   ZEROTH_FUZZ_REQUIRE(zeroth::decode_member_records(again.data(), again.size(), step, who) == recs,
                       "member records do not survive encode(decode(message))");
 }
@@ -50,6 +51,7 @@ void participant(const uint8_t* msg, size_t n, bool own_claims, const uint8_t* p
   layout.members = ranks * per;
   layout.slots = 1 + prefix[3] % 64;
   layout.exact = prefix[0] & 2;
+  layout.curvature = prefix[0] & 8;
   std::vector<uint32_t> hosted;
   for (uint32_t m = rank; m < layout.members; m += ranks) hosted.push_back(m);
   const uint64_t step = own_claims && n >= 12 ? le(msg + 4, 8) : 7;

@@ -309,6 +309,19 @@ TEST(TrainConfig, InvalidValuesNameTheKey) {
                {"zo.lisa_layers", "roles.grad"});
   expect_error(kMinimal + "zo:\n  lisa_layers: 2\noptimizer:\n  rule: adamezo\n", {"zo.lisa_layers", "adamezo"});
   expect_error(kMinimal + "zo:\n  lisa_layers: -1\n", {"zo.lisa_layers"});
+  expect_error(kMinimal + "trainable:\n  sparse_density: 0.1\n", {"trainable.sparse_density", "trainable.full"});
+  expect_error(kMinimal + "trainable:\n  full: true\n  sparse_density: 1.5\n", {"trainable.sparse_density"});
+  expect_error(kMinimal + "zo:\n  eps_final: 1e-4\n", {"zo.eps_final", "zo.eps_steps"});
+  expect_error(kMinimal + "zo:\n  eps_steps: 100\n", {"zo.eps_final", "zo.eps_steps"});
+  expect_error(kMinimal + "zo:\n  eps_final: -1\n  eps_steps: 100\n", {"zo.eps_final"});
+  const std::string hizoo = kMinimal + "optimizer:\n  rule: hizoo\n";
+  expect_error(hizoo + "zo:\n  central: false\n", {"hizoo", "zo.central"});
+  expect_error(hizoo + "zo:\n  share_samples: false\n", {"hizoo", "zo.share_samples"});
+  expect_error(hizoo + "robust:\n  rule: clip\n", {"hizoo", "robust.rule"});
+  expect_error(hizoo + "robust:\n  screen: true\n", {"hizoo", "robust.screen"});
+  expect_error(hizoo + "roles:\n  grad: [1]\nrun:\n  members: 2\n", {"hizoo", "roles.grad"});
+  expect_error(hizoo + "zo:\n  lisa_layers: 2\n", {"hizoo", "zo.lisa_layers"});
+  expect_error(kMinimal + "optimizer:\n  rule: hizoo\n  hessian_smooth: 2\n", {"optimizer.hessian_smooth"});
   expect_error(kMinimal + "optimizer:\n  grad_weight: 0.5\n", {"optimizer.grad_weight", "roles.grad"});
   expect_error(kMinimal + "optimizer:\n  grad_weight: 1.5\nroles:\n  grad: [1]\nrun:\n  members: 2\n",
                {"optimizer.grad_weight"});
@@ -420,6 +433,23 @@ TEST(TrainConfig, ToYamlRoundTrips) {
     if (c.optimizer.rule == UpdateRule::AdaMezo) {
       EXPECT_EQ(back.optimizer.horizon, 7);
     }
+  }
+  // The sparse mask's density and the ε schedule are stored (a resumed run and replay read them).
+  {
+    const TrainConfig c = parse_train_config(kMinimal, "a.yaml",
+                                             {"trainable.full=true", "trainable.sparse_density=0.05",
+                                              "zo.eps_final=1e-4", "zo.eps_steps=300"});
+    const TrainConfig back = parse_train_config(c.to_yaml(), "b.yaml", {});
+    EXPECT_EQ(back.trainable.sparse_density, 0.05f);
+    EXPECT_EQ(back.zo.eps_final, 1e-4f);
+    EXPECT_EQ(back.zo.eps_steps, 300);
+    EXPECT_EQ(back.replica().trainable.sparse_density, 0.05f);
+    const TrainConfig h = parse_train_config(kMinimal, "a.yaml", {"optimizer.rule=hizoo", "optimizer.hessian_smooth=1e-4"});
+    const TrainConfig hb = parse_train_config(h.to_yaml(), "b.yaml", {});
+    EXPECT_EQ(hb.optimizer.hessian_smooth, 1e-4f);
+    EXPECT_TRUE(hb.zo.curvature);
+    EXPECT_TRUE(hb.curvature_records());
+    EXPECT_FALSE(back.zo.curvature);
   }
   // Every key survives, not only the ones compared above (resume is a
   // property of one invocation, not of the run, so it is not stored).

@@ -108,6 +108,23 @@ TEST(StepEntry, MalformedBodiesAreNamed) {
   EXPECT_THROW(nan.serialize(), Error);
 }
 
+// HiZOO's curvature record shares its slot with the slot's gradient record:
+// entries sort by (member, slot, kind), and only the same kind twice is a duplicate.
+TEST(StepEntry, CurvatureRecordsShareTheirSlot) {
+  StepEntry e = make_entry(4, 2);
+  Record c = e.records[0];
+  c.kind = RecordKind::Curvature;
+  c.code = 0x10;
+  e.records.insert(e.records.begin(), c);  // before its gradient record: out of order
+  EXPECT_THROW(e.serialize(), Error);
+  e.sort_records();
+  ASSERT_EQ(e.records[1].kind, RecordKind::Curvature);
+  const auto b = e.serialize();
+  EXPECT_EQ(StepEntry::deserialize(b.data(), b.size()), e);
+  e.records.insert(e.records.begin() + 2, c);  // the same curvature record twice
+  EXPECT_THROW(e.serialize(), Error);
+}
+
 TEST(LedgerFile, RoundTripAndAppendAfterReopen) {
   const auto dir = test::temp_dir("ledger-roundtrip");
   const fs::path p = dir / "ledger.zl";

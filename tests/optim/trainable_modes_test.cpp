@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <random>
 
@@ -29,6 +30,7 @@ LlamaConfig tiny(bool tied = true) {
 
 // The base weights with every tensor of the trainable set replaced by
 // θ + σε·z (z at the tensor's global indices, computed as PerturbedLora does).
+// With a sparse mask on θ only the masked elements move.
 LlamaWeights moved_weights(const LlamaWeights& w, const LoraTrainable& t, const PerturbationKey& key, float se) {
   LlamaWeights moved = w;
   for (const auto& tt : t.set().tensors()) {
@@ -48,7 +50,9 @@ LlamaWeights moved_weights(const LlamaWeights& w, const LoraTrainable& t, const 
     EXPECT_NE(dst, nullptr) << tt.name;
     if (!dst) continue;
     Tensor copy = Tensor::empty(DType::F32, dst->shape());
-    for (int64_t i = 0; i < tt.n; ++i) copy.data<float>()[i] = tt.data[i] + se * z[size_t(i)];
+    const std::vector<uint8_t>& mask = t.set().mask();
+    for (int64_t i = 0; i < tt.n; ++i)
+      copy.data<float>()[i] = mask.empty() || mask[size_t(tt.offset + i)] ? tt.data[i] + se * z[size_t(i)] : tt.data[i];
     *dst = copy;
   }
   if (w.config.tie_embeddings) moved.output = moved.tok_embeddings;
@@ -321,6 +325,86 @@ TEST(TrainableModes, FullTrainingNeedsAFullPrecisionBase) {
     EXPECT_NE(std::string(e.what()).find("token embedding"), std::string::npos) << e.what();
   }
   EXPECT_NO_THROW(LoraTrainable(LoraConfig{}, qe, {true, false}));  // norms alone do not need it
+}
+
+// trainable.sparse_density (SparseMeZO): the perturbed views equal a model
+// whose masked elements alone were set to θ ± εz, and a committed step moves
+// only those; the rest keep their bits, weight decay included.
+TEST(TrainableModes, SparseMaskPerturbsAndStepsOnlyItsElements) {
+  const LlamaWeights w = make_random_llama(tiny(false), 21);
+  LlamaModel model(w, 1);
+  TrainableOptions opt{true, true};
+  opt.sparse_density = 0.2f;
+  LoraTrainable t(LoraConfig{}, model, opt);
+  t.initialize(1);
+  ASSERT_TRUE(t.set().masked());
+  EXPECT_EQ(t.set().mask(), magnitude_mask(t.set(), 0.2));
+  std::vector<Example> docs;
+  std::mt19937 rng(6);
+  std::uniform_int_distribution<int32_t> tok(3, 39);
+  for (int i = 0; i < 4; ++i) {
+    Example e;
+    e.tokens.push_back(1);
+    for (int k = 0; k < 9; ++k) e.tokens.push_back(tok(rng));
+    docs.push_back(e);
+  }
+  const auto task = make_task_from_examples(TaskConfig{}, docs, {}, {});
+  const PerturbationKey key{7, 0, 0, 0};
+  const float se = 0.05f;
+  const PerturbedLora variants(t, Distribution::Rademacher, {Variant{key, se}, Variant{key, -se}});
+  BatchScorer both(*task);
+  for (int v : {0, 1})
+    for (const Example& e : docs) both.add(e, v);
+  const auto r = both.run(model, &variants);
+  for (int v : {0, 1}) {
+    LlamaModel moved(moved_weights(w, t, key, v == 0 ? se : -se), 1);
+    BatchScorer one(*task);
+    for (const Example& e : docs) one.add(e, 0);
+    EXPECT_EQ(r.loss[size_t(v)], one.run(moved, nullptr).loss[0]) << v;
+  }
+
+  ZoConfig zc;
+  zc.samples = 4;
+  zc.eps = 1e-2f;
+  const MemberStepResult step = zo_member_step(model, *task, t, zc, 7, 3, 0, 0, 1, 0.05f);
+  ASSERT_EQ(step.records.size(), 1u);
+  const std::vector<float> before = [&] {
+    std::vector<float> all;
+    for (const auto& tt : t.set().tensors()) all.insert(all.end(), tt.data, tt.data + tt.n);
+    return all;
+  }();
+  for (UpdateRule rule : {UpdateRule::Sgd, UpdateRule::Adam}) {
+    OptimizerConfig oc;
+    oc.rule = rule;
+    oc.lr = 1e-3f;
+    oc.weight_decay = 0.5f;
+    oc.run_seed = 7;
+    ZerothOrderOptimizer o(oc, t.set(), 1);
+    StepEntry e;
+    e.lr = oc.lr;
+    e.scale = 0.05f;
+    e.records = step.records;
+    o.apply(e);
+    int64_t on = 0, moved = 0;
+    size_t k = 0;
+    for (const auto& tt : t.set().tensors())
+      for (int64_t i = 0; i < tt.n; ++i, ++k) {
+        if (!t.set().mask()[k]) {
+          ASSERT_EQ(tt.data[i], before[k]) << update_rule_name(rule) << " " << tt.name << "[" << i << "] is off the mask";
+        } else {
+          ++on;
+          moved += tt.data[i] != before[k];
+        }
+      }
+    EXPECT_GT(moved, on * 9 / 10) << update_rule_name(rule);
+    for (const auto& tt : t.set().tensors()) {  // back to θ_0 for the next rule
+      const size_t off = size_t(tt.offset);
+      std::copy(before.begin() + off, before.begin() + off + size_t(tt.n), tt.data);
+    }
+  }
+  TrainableOptions lora_only;
+  lora_only.sparse_density = 0.2f;
+  EXPECT_THROW(LoraTrainable(LoraConfig{}, model, lora_only), Error);  // needs trainable.full
 }
 
 }  // namespace

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <deque>
 #include <random>
@@ -13,6 +14,7 @@
 #include <vector>
 
 #include "core/error.h"
+#include "optim/codec.h"
 #include "optim/layer_sampling.h"
 #include "optim/newton_schulz.h"
 #include "optim/update.h"
@@ -62,6 +64,7 @@ OptimizerConfig config(UpdateRule rule, float allora = 0, Distribution d = Distr
   c.adam_eps = 1e-6f;
   c.horizon = 3;
   c.muon_steps = 4;
+  c.hessian_smooth = 0.05f;
   c.allora_eta = allora;
   c.distribution = d;
   c.run_seed = 0x5eedull;
@@ -74,7 +77,7 @@ using test::bit_mismatches;
 struct Naive {
   OptimizerConfig cfg;
   const TrainableSet& shape_of;  // tensor shapes and offsets
-  std::vector<float> m, v;
+  std::vector<float> m, v, D;  // D: hizoo's curvature estimate
   uint64_t t = 0;
   std::deque<std::vector<float>> recent;  // adamezo: ĝ of the last H entries
   Naive(const OptimizerConfig& c, const TrainableSet& set) : cfg(c), shape_of(set) {}
@@ -82,23 +85,29 @@ struct Naive {
   std::vector<float> estimate(const StepEntry& e, int64_t n) const {
     const size_t len = static_cast<size_t>(n);
     std::vector<float> acc(len, 0.0f), z(len), a(len);
-    const float count = float(e.records.size());
+    size_t grads = 0;
+    for (const Record& r : e.records) grads += r.kind != RecordKind::Curvature;
+    const float count = float(grads);
     for (const Record& r : e.records) {
+      if (r.kind == RecordKind::Curvature) continue;
       const float q = float(int8_t(r.code)) * e.scale / count;
       const float c = -q;
       generate_z_reference({cfg.run_seed, uint32_t(e.step), r.member, r.slot}, cfg.distribution, 0, n, z.data());
       for (int64_t i = 0; i < n; ++i) acc[size_t(i)] = acc[size_t(i)] + c * z[size_t(i)];
     }
     for (int64_t i = 0; i < n; ++i) a[size_t(i)] = 0.0f * 1.0f - acc[size_t(i)];
+    for (size_t i = 0; i < shape_of.mask().size(); ++i)
+      if (!shape_of.mask()[i]) a[i] = 0.0f;
     return a;
   }
 
   void apply(const StepEntry& e, std::vector<float>& th) {
     const int64_t n = int64_t(th.size());
     const float decay = 1.0f - e.lr * cfg.weight_decay;
-    if (m.empty()) m.assign(th.size(), 0.0f), v.assign(th.size(), 0.0f);
+    if (m.empty()) m.assign(th.size(), 0.0f), v.assign(th.size(), 0.0f), D.assign(th.size(), 1.0f);
     if (e.records.empty()) {
-      for (float& x : th) x = x * decay;
+      for (size_t i = 0; i < th.size(); ++i)
+        if (shape_of.mask().empty() || shape_of.mask()[i]) th[i] = th[i] * decay;
       return;
     }
     // LISA: the tensors of layers left out this step only decay; their state waits.
@@ -117,6 +126,9 @@ struct Naive {
         m[i] = saved_m[i];
         v[i] = saved_v[i];
       }
+    // A sparse mask: the coordinates off it keep their bits (no decay either).
+    for (size_t i = 0; i < shape_of.mask().size(); ++i)
+      if (!shape_of.mask()[i]) th[i] = kept[i];
   }
 
   void apply_all(const StepEntry& e, std::vector<float>& th, int64_t n, float decay) {
@@ -159,6 +171,22 @@ struct Naive {
         for (size_t i = 0; i < d.size(); ++i) d[i] = (mm[i] / b1) / (std::sqrt(vv[i] / b2) + cfg.adam_eps);
         break;
       }
+      case UpdateRule::HiZoo: {
+        for (size_t i = 0; i < d.size(); ++i) d[i] = a[i] / std::sqrt(D[i]);
+        std::vector<const Record*> curv;
+        for (const Record& r : e.records)
+          if (r.kind == RecordKind::Curvature) curv.push_back(&r);
+        if (curv.empty()) break;
+        std::vector<float> b(th.size(), 0.0f), z(th.size());
+        for (const Record* r : curv) {
+          const float c = decode_curvature(r->code) / float(curv.size());
+          generate_z_reference({cfg.run_seed, uint32_t(e.step), r->member, r->slot}, cfg.distribution, 0, n, z.data());
+          for (size_t i = 0; i < b.size(); ++i) b[i] = b[i] + c * (z[i] * z[i]);
+        }
+        const float keep = 1.0f - cfg.hessian_smooth;
+        for (size_t i = 0; i < D.size(); ++i) D[i] = D[i] * keep + cfg.hessian_smooth * (b[i] * D[i]);
+        break;
+      }
       case UpdateRule::Muon:
         d = a;
         for (const TrainableTensor& tt : shape_of.tensors())
@@ -166,6 +194,8 @@ struct Naive {
             newton_schulz(a.data() + tt.offset, tt.shape[0], tt.shape[1], cfg.muon_steps, d.data() + tt.offset);
             const float s = float(std::sqrt(std::max(1.0, double(tt.shape[0]) / double(tt.shape[1]))));
             for (int64_t i = 0; i < tt.n; ++i) d[size_t(tt.offset + i)] = d[size_t(tt.offset + i)] * s;
+            for (int64_t i = 0; i < tt.n && shape_of.masked(); ++i)
+              if (!shape_of.mask()[size_t(tt.offset + i)]) d[size_t(tt.offset + i)] = 0.0f;
           }
         break;
     }
@@ -191,16 +221,20 @@ struct Case {
   UpdateRule rule;
   float allora;
   int lisa = 0;
+  bool sparse = false;  // θ carries a magnitude mask of density 0.3
 };
 const Case kCases[] = {{UpdateRule::Adam, 0},        {UpdateRule::AdaMezo, 0},    {UpdateRule::Muon, 0},
                        {UpdateRule::Sgd, 0.5f},      {UpdateRule::Momentum, 2},   {UpdateRule::Sign, 1},
                        {UpdateRule::Adam, 0.25f},    {UpdateRule::AdaMezo, 1},    {UpdateRule::Muon, 1},
                        {UpdateRule::Sgd, 0, 2},      {UpdateRule::Momentum, 0, 1}, {UpdateRule::Adam, 0, 2},
-                       {UpdateRule::Muon, 0.5f, 3}};
+                       {UpdateRule::Muon, 0.5f, 3},  {UpdateRule::Sgd, 0, 0, true}, {UpdateRule::Momentum, 0, 0, true},
+                       {UpdateRule::Adam, 0, 0, true}, {UpdateRule::AdaMezo, 0, 0, true},
+                       {UpdateRule::Muon, 0.5f, 0, true}, {UpdateRule::Sign, 0, 2, true}, {UpdateRule::HiZoo, 0},
+                       {UpdateRule::HiZoo, 0.5f}};
 
 std::string name(const Case& c) {
   return std::string(update_rule_name(c.rule)) + (c.allora > 0 ? "+allora" : "") +
-         (c.lisa > 0 ? "+lisa" + std::to_string(c.lisa) : "");
+         (c.lisa > 0 ? "+lisa" + std::to_string(c.lisa) : "") + (c.sparse ? "+sparse" : "");
 }
 
 OptimizerConfig config(const Case& c, Distribution d = Distribution::Rademacher) {
@@ -209,12 +243,18 @@ OptimizerConfig config(const Case& c, Distribution d = Distribution::Rademacher)
   return cfg;
 }
 
+// The entries a case's rule reads: hizoo's carry curvature records too.
+std::vector<StepEntry> entries_for(const Case& cs, std::vector<StepEntry> entries) {
+  return cs.rule == UpdateRule::HiZoo ? test::with_curvature(std::move(entries), 17) : entries;
+}
+
 TEST(UpdateRules, EachMatchesNaiveBitExact) {
-  const auto entries = make_entries(10, 0, 1);
   for (const Case& cs : kCases)
     for (Distribution d : {Distribution::Rademacher, Distribution::Gaussian}) {
+      const auto entries = entries_for(cs, make_entries(10, 0, 1));
       const OptimizerConfig cfg = config(cs, d);
       Theta t(2);
+      if (cs.sparse) t.set.set_mask(magnitude_mask(t.set, 0.3));
       std::vector<float> th = t.v;
       ZerothOrderOptimizer opt(cfg, t.set, 2);
       Naive naive(cfg, t.set);
@@ -227,15 +267,35 @@ TEST(UpdateRules, EachMatchesNaiveBitExact) {
         EXPECT_EQ(bit_mismatches(opt.momentum_buffer(), naive.m), 0);
         EXPECT_EQ(bit_mismatches(opt.second_moment(), naive.v), 0);
       }
-      EXPECT_GT(bit_mismatches(t.v, Theta(2).v), int64_t(t.v.size() / 2)) << name(cs) << ": θ must have moved";
+      if (cs.rule == UpdateRule::HiZoo) {
+        EXPECT_EQ(bit_mismatches(opt.curvature(), naive.D), 0);
+        EXPECT_EQ(t.set.curvature().data(), opt.curvature().data());  // lent to θ for the members
+        if (d == Distribution::Gaussian) {  // z² varies: so does D
+          const auto [lo, hi] = std::minmax_element(naive.D.begin(), naive.D.end());
+          EXPECT_LT(*lo, *hi);
+        }
+      }
+      const Theta start(2);
+      const int64_t moved = bit_mismatches(t.v, start.v);
+      if (cs.sparse)  // about 0.3 of θ (the mask), every one of them
+        EXPECT_GT(moved, int64_t(t.v.size() / 4)) << name(cs) << ": θ must have moved";
+      else
+        EXPECT_GT(moved, int64_t(t.v.size() / 2)) << name(cs) << ": θ must have moved";
+      for (size_t i = 0; i < t.set.mask().size(); ++i) {
+        if (!t.set.mask()[i]) {
+          ASSERT_EQ(t.v[i], start.v[i]) << name(cs) << ": off the mask at " << i;
+        }
+      }
     }
 }
 
 TEST(UpdateRules, ReplayEqualsOneByOneAndThreadsDoNotMatter) {
-  const auto entries = make_entries(30, 50, 3);
   for (const Case& cs : kCases) {
+    const auto entries = entries_for(cs, make_entries(30, 50, 3));
     const OptimizerConfig cfg = config(cs);
     Theta one(4), fused(4), halves(4), single(4);
+    if (cs.sparse)
+      for (Theta* t : {&one, &fused, &halves, &single}) t->set.set_mask(magnitude_mask(t->set, 0.3));
     ZerothOrderOptimizer o1(cfg, one.set, 2), of(cfg, fused.set, 2), oh(cfg, halves.set, 1), os(cfg, single.set, 1);
     for (const StepEntry& e : entries) o1.apply(e);
     of.replay(entries);
@@ -270,9 +330,78 @@ TEST(UpdateRules, StateAndSnapshots) {
   EXPECT_TRUE(config(UpdateRule::Sgd, 1.0f).stateless());
   EXPECT_FALSE(config(UpdateRule::Adam).stateless());
   EXPECT_FALSE(config(UpdateRule::AdaMezo).stateless());
+  EXPECT_EQ(config(UpdateRule::HiZoo).state_floats(1000), 1000);
+  EXPECT_FALSE(config(UpdateRule::HiZoo).stateless());
   Theta t(7);
   ZerothOrderOptimizer ada(config(UpdateRule::AdaMezo), t.set);
   EXPECT_TRUE(ada.momentum_buffer().empty()) << "adamezo keeps no buffer the size of θ";
+  // Curvature records are hizoo's alone; θ's lent D goes with its optimizer.
+  const auto curved = test::with_curvature(make_entries(3, 0, 9), 2);
+  EXPECT_THROW(ada.apply(curved[0]), Error);
+  {
+    ZerothOrderOptimizer hz(config(UpdateRule::HiZoo), t.set);
+    EXPECT_EQ(t.set.curvature().size(), size_t(t.set.size()));
+    EXPECT_NO_THROW(hz.apply(curved[0]));
+  }
+  EXPECT_TRUE(t.set.curvature().empty());
+}
+
+// HiZOO's curvature codes: four per octave, 2^(code/4) exactly on decode.
+TEST(CurvatureCodec, LogGridRoundTrips) {
+  for (int c = -127; c <= 127; ++c) {
+    const float h = decode_curvature(uint8_t(int8_t(c)));
+    EXPECT_EQ(h, float(std::exp2(double(c) / 4.0))) << c;
+    EXPECT_EQ(int(int8_t(encode_curvature(h).code)), c) << c;
+  }
+  std::mt19937 rng(3);
+  std::uniform_real_distribution<double> e(-30, 30);
+  for (int i = 0; i < 1000; ++i) {
+    const float h = float(std::exp2(e(rng)));
+    const Encoded x = encode_curvature(h);
+    EXPECT_EQ(x.status, EncodeStatus::Ok);
+    EXPECT_NEAR(decode_curvature(x.code) / h, 1.0, 0.091) << h;
+  }
+  EXPECT_EQ(encode_curvature(0.0f).status, EncodeStatus::Clipped);
+  EXPECT_EQ(int(int8_t(encode_curvature(0.0f).code)), -127);
+  EXPECT_EQ(int(int8_t(encode_curvature(1e30f).code)), 127);
+  EXPECT_EQ(encode_curvature(-1.0f).status, EncodeStatus::NonFinite);
+  EXPECT_EQ(encode_curvature(NAN).status, EncodeStatus::NonFinite);
+  EXPECT_THROW(decode_curvature(0x80), Error);
+}
+
+// SparseMeZO's magnitude mask: per tensor the round(ρ·n) (at least one)
+// smallest |θ|, ties to the lower index, and the same bits give the same mask.
+TEST(SparseMask, SmallestMagnitudesPerTensor) {
+  Theta t(5);
+  for (double rho : {0.3, 0.01, 1.0}) {
+    const std::vector<uint8_t> mask = magnitude_mask(t.set, rho);
+    ASSERT_EQ(int64_t(mask.size()), t.set.size());
+    for (const TrainableTensor& tt : t.set.tensors()) {
+      int64_t on = 0;
+      float max_on = 0, min_off = INFINITY;
+      for (int64_t i = 0; i < tt.n; ++i) {
+        const float a = std::fabs(tt.data[i]);
+        if (mask[size_t(tt.offset + i)]) {
+          ++on;
+          max_on = std::max(max_on, a);
+        } else {
+          min_off = std::min(min_off, a);
+        }
+      }
+      EXPECT_EQ(on, std::max<int64_t>(1, std::llround(rho * double(tt.n)))) << tt.name << " ρ " << rho;
+      EXPECT_LE(max_on, min_off) << tt.name << " ρ " << rho;
+    }
+    EXPECT_EQ(mask, magnitude_mask(Theta(5).set, rho));
+  }
+  // Ties: all-zero tensors take the first round(ρ·n) elements.
+  std::vector<float> zeros(10, 0.0f);
+  TrainableSet z;
+  z.add("b", {10}, zeros.data());
+  EXPECT_EQ(magnitude_mask(z, 0.3), (std::vector<uint8_t>{1, 1, 1, 0, 0, 0, 0, 0, 0, 0}));
+  EXPECT_EQ(magnitude_mask(z, 0.01), (std::vector<uint8_t>{1, 0, 0, 0, 0, 0, 0, 0, 0, 0}));
+  EXPECT_THROW(magnitude_mask(z, 0.0), Error);
+  EXPECT_THROW(magnitude_mask(z, 1.5), Error);
+  EXPECT_THROW(z.set_mask(std::vector<uint8_t>(3, 1)), Error);
 }
 
 TEST(UpdateRules, ConfigErrorsNameTheKey) {
@@ -299,6 +428,14 @@ TEST(UpdateRules, ConfigErrorsNameTheKey) {
   c = {};
   c.adam_eps = 0;
   EXPECT_NE(message([&] { c.validate(); }).find("optimizer.adam_eps"), std::string::npos);
+  EXPECT_EQ(parse_update_rule("hizoo"), UpdateRule::HiZoo);
+  c = {};
+  c.rule = UpdateRule::HiZoo;
+  c.hessian_smooth = 0;
+  EXPECT_NE(message([&] { c.validate(); }).find("optimizer.hessian_smooth"), std::string::npos);
+  c.hessian_smooth = 1e-3f;
+  c.lisa_layers = 2;
+  EXPECT_NE(message([&] { c.validate(); }).find("zo.lisa_layers"), std::string::npos);
 }
 
 TEST(LayerSampling, DrawsKLayersPerStepUniformlyAndReproducibly) {

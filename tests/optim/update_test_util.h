@@ -29,4 +29,25 @@ inline std::vector<StepEntry> random_entries(int count, uint64_t first_step, uns
   return out;
 }
 
+// HiZOO's entries: beside each record (but one in five, as if dropped), a
+// RecordKind::Curvature record of a random code in −40..40 (h ≈ 1e-3..1e3), in
+// (member, slot, kind) order.
+inline std::vector<StepEntry> with_curvature(std::vector<StepEntry> entries, unsigned seed) {
+  std::mt19937 rng(seed);
+  std::uniform_int_distribution<int> code(-40, 40), drop(0, 4);
+  for (StepEntry& e : entries) {
+    std::vector<Record> recs;
+    for (const Record& r : e.records) {
+      recs.push_back(r);
+      if (drop(rng) == 0) continue;
+      Record c = r;
+      c.kind = RecordKind::Curvature;
+      c.code = uint8_t(int8_t(code(rng)));
+      recs.push_back(c);
+    }
+    e.records = std::move(recs);
+  }
+  return entries;
+}
+
 }  // namespace zeroth::test

@@ -97,9 +97,10 @@ void expect_batched_equals_separate(const ZoConfig& cfg) {
     const auto idx = sample_indices(n, cfg.samples, kDataSeed,
                                     (step * members + member) * groups + (cfg.share_samples ? 0 : uint64_t(k)));
     const PerturbationKey key = key_of(step, member, uint32_t(k));
-    const double lp = f.loss_at(key, cfg.eps, idx);
-    const double other = cfg.central ? f.loss_at(key, -cfg.eps, idx) : f.loss(&f.lora.adapters(), idx);
-    const double g = cfg.central ? (lp - other) / (2.0 * double(cfg.eps)) : (lp - other) / double(cfg.eps);
+    const float eps = cfg.eps_at(step);
+    const double lp = f.loss_at(key, eps, idx);
+    const double other = cfg.central ? f.loss_at(key, -eps, idx) : f.loss(&f.lora.adapters(), idx);
+    const double g = cfg.central ? (lp - other) / (2.0 * double(eps)) : (lp - other) / double(eps);
     // The rows of one variant see the same arithmetic in a batch as alone, so
     // the losses (and g) agree to rounding of the final float conversion.
     EXPECT_NEAR(r.gradients[size_t(k)], g, 1e-6 * std::abs(g)) << "slot " << k;
@@ -119,6 +120,86 @@ TEST(ZoMemberStep, BatchedVariantsEqualSeparateRuns) {
   expect_batched_equals_separate(exact_config(3, 2, true, false));
   expect_batched_equals_separate(exact_config(3, 4, false, true));
   expect_batched_equals_separate(exact_config(2, 3, false, false));
+  ZoConfig scheduled = exact_config(3, 4, true, true);  // ε moves: the step's ε perturbs and divides
+  scheduled.eps = 1e-2f;
+  scheduled.eps_final = 1e-3f;
+  scheduled.eps_steps = 4;
+  expect_batched_equals_separate(scheduled);
+}
+
+// HiZOO (zo.curvature): with θ lending a curvature estimate D, the variants
+// perturb along u = z/√D; each slot sends g = (L+ − L−)/2ε and a curvature
+// record h = |L+ + L− − 2·L0|/2ε², all from one batched forward.
+TEST(ZoMemberStep, CurvatureRecordsAndPreconditionedPerturbations) {
+  Fixture f;
+  std::vector<float> d(size_t(f.lora.set().size()));
+  std::mt19937 rng(4);
+  std::uniform_real_distribution<float> u(0.25f, 4.0f);
+  for (float& x : d) x = u(rng);
+  f.lora.set().set_curvature(d);
+  // The perturbed factors are θ + σε·z/√D, element by element.
+  const PerturbationKey key = key_of(2, 1, 0);
+  const PerturbedLora pl(f.lora, Distribution::Rademacher, {Variant{key, 0.5f}});
+  std::vector<float> scratch(pl.scratch_floats(0, Proj::Q)), z(scratch.size());
+  const LoraFactors pf = pl.get(0, Proj::Q, 0, scratch.data());
+  const LoraFactors th = f.lora.adapters().get(0, Proj::Q, 0, nullptr);
+  const int64_t na = int64_t(f.lora.adapters().A(0, Proj::Q).size()), off = f.lora.offset_a(0, Proj::Q);
+  generate_z(key, Distribution::Rademacher, off, off + na, z.data());
+  for (int64_t i = 0; i < na; ++i)
+    ASSERT_EQ(pf.A[i], th.A[i] + 0.5f * (z[size_t(i)] / std::sqrt(d[size_t(off + i)]))) << i;
+  PerturbedFactors dev;
+  EXPECT_FALSE(pl.perturbed_factors(0, Proj::Q, 0, dev));  // the GPU kernel knows no D: the host forms them
+
+  ZoConfig cfg = exact_config(3, 4, true, true);
+  cfg.curvature = true;
+  const uint64_t step = 2;
+  const uint32_t member = 1, members = 2;
+  const MemberStepResult r = zo_member_step(f.model, *f.task, f.lora, cfg, kRunSeed, kDataSeed, step, member, members, 1.0f);
+  ASSERT_EQ(r.records.size(), 6u);
+  const auto idx = sample_indices(int64_t(f.train().size()), cfg.samples, kDataSeed, step * members + member);
+  const double l0 = f.loss(&f.lora.adapters(), idx);
+  for (int k = 0; k < cfg.q; ++k) {
+    const Record& g = r.records[size_t(2 * k)];
+    const Record& h = r.records[size_t(2 * k + 1)];
+    EXPECT_EQ(g.kind, RecordKind::ZerothOrder);
+    EXPECT_EQ(h.kind, RecordKind::Curvature);
+    EXPECT_EQ(g.slot, uint32_t(k));
+    EXPECT_EQ(h.slot, uint32_t(k));
+    const double lp = f.loss_at(key_of(step, member, uint32_t(k)), cfg.eps, idx);
+    const double lm = f.loss_at(key_of(step, member, uint32_t(k)), -cfg.eps, idx);
+    const double want_g = (lp - lm) / (2.0 * double(cfg.eps));
+    const double want_h = std::abs(lp + lm - 2.0 * l0) / (2.0 * double(cfg.eps) * double(cfg.eps));
+    EXPECT_NEAR(g.value, want_g, 1e-6 * std::abs(want_g)) << k;
+    EXPECT_NEAR(h.value, want_h, 1e-5 * want_h + 1e-3) << k;
+    EXPECT_GT(h.value, 0.0f) << k;
+  }
+  // Without D lent the same keys perturb along z: different gradients.
+  f.lora.set().set_curvature({});
+  const MemberStepResult plain = zo_member_step(f.model, *f.task, f.lora, cfg, kRunSeed, kDataSeed, step, member, members, 1.0f);
+  EXPECT_NE(plain.records[0].value, r.records[0].value);
+  // One-byte records: the curvature code is encode_curvature's.
+  cfg.exact_gradients = false;
+  const MemberStepResult coded = zo_member_step(f.model, *f.task, f.lora, cfg, kRunSeed, kDataSeed, step, member, members, 0.05f);
+  ASSERT_EQ(coded.records.size(), 6u);
+  EXPECT_EQ(coded.records[1].code, encode_curvature(plain.records[1].value).code);
+}
+
+// zo.eps_final / zo.eps_steps: ε goes geometrically from eps to eps_final and stays.
+TEST(ZoMemberStep, EpsScheduleIsGeometricThenHeld) {
+  ZoConfig c;
+  c.eps = 1e-2f;
+  EXPECT_EQ(c.eps_at(0), 1e-2f);
+  EXPECT_EQ(c.eps_at(1000), 1e-2f);  // no schedule: constant
+  c.eps_final = 1e-4f;
+  c.eps_steps = 100;
+  EXPECT_NO_THROW(c.validate());
+  EXPECT_EQ(c.eps_at(0), 1e-2f);
+  EXPECT_FLOAT_EQ(c.eps_at(50), 1e-3f);
+  EXPECT_FLOAT_EQ(c.eps_at(100), 1e-4f);
+  EXPECT_EQ(c.eps_at(100), c.eps_at(5000));
+  for (uint64_t t = 1; t <= 100; ++t) EXPECT_LT(c.eps_at(t), c.eps_at(t - 1)) << t;
+  c.eps_steps = 0;
+  EXPECT_THROW(c.validate(), Error);
 }
 
 // g is the derivative of the loss along z: a central difference with a 10×
