@@ -12,6 +12,7 @@
 #include "core/perturb.h"
 #include "models/causal_lm.h"
 #include "models/lora.h"
+#include "optim/low_rank.h"
 #include "optim/trainable.h"
 
 namespace zeroth {
@@ -101,7 +102,9 @@ class PerturbedLora : public AdapterSet {
  public:
   // lisa_layers K > 0 (zo.lisa_layers): each variant perturbs only the K layers
   // sampled for its key's step (optim/layer_sampling.h), as apply() moves them.
-  PerturbedLora(const LoraTrainable& lora, Distribution d, std::vector<Variant> variants, int lisa_layers = 0);
+  // low_rank (zo.lozo_rank): matrices take LOZO's rank-r z (optim/low_rank.h).
+  PerturbedLora(const LoraTrainable& lora, Distribution d, std::vector<Variant> variants, int lisa_layers = 0,
+                LowRank low_rank = {});
   bool has(int layer, Proj p) const override { return lora_.adapters().has(layer, p); }
   LoraFactors get(int layer, Proj p, int variant, float* scratch) const override;
   size_t scratch_floats(int layer, Proj p) const override;
@@ -120,13 +123,14 @@ class PerturbedLora : public AdapterSet {
   // The variant's σε for a tensor of `layer` (-1: outside the layers): 0 where LISA leaves the layer out.
   float sigma_eps(int variant, int layer) const;
   // out = θ + σε·u over global indices [off, off + n) of the variant's key, with
-  // u = z, or z/√D where θ lends HiZOO's curvature D; where θ has a mask, only
-  // on it (θ itself elsewhere).
+  // u = z (LOZO's low-rank z on matrices where on), or z/√D where θ lends
+  // HiZOO's curvature D; where θ has a mask, only on it (θ itself elsewhere).
   void perturb(const float* theta, float se, const PerturbationKey& key, int64_t off, int64_t n, float* out) const;
   const LoraTrainable& lora_;
   Distribution dist_;
   std::vector<Variant> variants_;
   std::vector<std::vector<uint8_t>> active_;  // LISA: per variant, its step's layers (empty: all)
+  LowRank low_rank_;
 };
 
 }  // namespace zeroth

@@ -11,6 +11,7 @@
 #include "optim/codec.h"
 #include "optim/ledger.h"
 #include "optim/lora_trainable.h"
+#include "optim/low_rank.h"
 #include "optim/update.h"
 
 namespace zeroth {
@@ -40,6 +41,9 @@ struct ZoConfig {
   // curvature h = |L+ + L− − 2·L0| / 2ε² as a RecordKind::Curvature record. The
   // perturbations run along z/√D where θ lends the optimizer's D (PerturbedLora).
   bool curvature = false;
+  // LOZO (zo.lozo_rank, zo.lozo_period): matrices perturbed along rank-r
+  // z = U·Vᵀ/√r (optim/low_rank.h); off at rank 0.
+  LowRank low_rank;
   void validate() const;
   // The step's ε: eps·(eps_final/eps)^min(1, step/eps_steps) in double, rounded
   // to float once; every member evaluates it the same way from the step alone.

@@ -76,13 +76,16 @@ case "$check" in
                 "sgd --set trainable.full=true --set trainable.sparse_density=0.1" \
                 "adam --set trainable.full=true --set trainable.sparse_density=0.1" \
                 "sgd --set zo.eps_final=1e-4 --set zo.eps_steps=20" "hizoo --set optimizer.hessian_smooth=1e-2" \
-                "hizoo --set zo.distribution=gaussian --set optimizer.hessian_smooth=1e-2"; do
+                "hizoo --set zo.distribution=gaussian --set optimizer.hessian_smooth=1e-2" \
+                "sgd --set zo.lozo_rank=2 --set zo.lozo_period=5" \
+                "adam --set trainable.full=true --set zo.lozo_rank=2"; do
       name=${rule%% *}
       if [[ $rule == *allora* ]]; then name=$name-allora; fi
       if [[ $rule == *lisa* ]]; then name=$name-lisa; fi
       if [[ $rule == *sparse* ]]; then name=$name-sparse; fi
       if [[ $rule == *eps_final* ]]; then name=$name-epsdecay; fi
       if [[ $rule == *gaussian* ]]; then name=$name-gaussian; fi
+      if [[ $rule == *lozo* ]]; then name=$name-lozo; fi
       args=("$recipe" "${fast[@]}" --set run.steps=30 --set optimizer.lr=1e-3 --set optimizer.rule=$rule)
       for np in 2 4; do
         mpi "$np" "$name-np$np" "${args[@]}" --set run.dir="$name-np$np" \

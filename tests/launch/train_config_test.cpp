@@ -322,6 +322,11 @@ TEST(TrainConfig, InvalidValuesNameTheKey) {
   expect_error(hizoo + "roles:\n  grad: [1]\nrun:\n  members: 2\n", {"hizoo", "roles.grad"});
   expect_error(hizoo + "zo:\n  lisa_layers: 2\n", {"hizoo", "zo.lisa_layers"});
   expect_error(kMinimal + "optimizer:\n  rule: hizoo\n  hessian_smooth: 2\n", {"optimizer.hessian_smooth"});
+  expect_error(kMinimal + "zo:\n  lozo_rank: -1\n", {"zo.lozo_rank"});
+  expect_error(kMinimal + "zo:\n  lozo_rank: 2\n  lozo_period: 0\n", {"zo.lozo_period"});
+  expect_error(kMinimal + "zo:\n  lozo_rank: 2\nroles:\n  grad: [1]\nrun:\n  members: 2\n",
+               {"zo.lozo_rank", "roles.grad"});
+  expect_error(hizoo + "zo:\n  lozo_rank: 2\n", {"zo.lozo_rank", "hizoo"});
   expect_error(kMinimal + "optimizer:\n  grad_weight: 0.5\n", {"optimizer.grad_weight", "roles.grad"});
   expect_error(kMinimal + "optimizer:\n  grad_weight: 1.5\nroles:\n  grad: [1]\nrun:\n  members: 2\n",
                {"optimizer.grad_weight"});
@@ -450,6 +455,12 @@ TEST(TrainConfig, ToYamlRoundTrips) {
     EXPECT_TRUE(hb.zo.curvature);
     EXPECT_TRUE(hb.curvature_records());
     EXPECT_FALSE(back.zo.curvature);
+    const TrainConfig l = parse_train_config(kMinimal, "a.yaml", {"zo.lozo_rank=3", "zo.lozo_period=7"});
+    const TrainConfig lb = parse_train_config(l.to_yaml(), "b.yaml", {});
+    EXPECT_EQ(lb.zo.low_rank.rank, 3);
+    EXPECT_EQ(lb.zo.low_rank.period, 7);
+    EXPECT_EQ(lb.optimizer.low_rank.rank, 3);
+    EXPECT_EQ(lb.optimizer.low_rank.period, 7);
   }
   // Every key survives, not only the ones compared above (resume is a
   // property of one invocation, not of the run, so it is not stored).

@@ -16,6 +16,7 @@
 #include "core/error.h"
 #include "optim/codec.h"
 #include "optim/layer_sampling.h"
+#include "optim/low_rank.h"
 #include "optim/newton_schulz.h"
 #include "optim/update.h"
 #include "tests/core/cuda_test_util.h"
@@ -82,6 +83,29 @@ struct Naive {
   std::deque<std::vector<float>> recent;  // adamezo: ĝ of the last H entries
   Naive(const OptimizerConfig& c, const TrainableSet& set) : cfg(c), shape_of(set) {}
 
+  // z of record key over θ, written out: LOZO's U·Vᵀ/√r on the matrices it
+  // applies to (U, V from the scalar reference streams), the plain z elsewhere.
+  void z_of(const PerturbationKey& key, int64_t n, float* z) const {
+    generate_z_reference(key, cfg.distribution, 0, n, z);
+    if (!cfg.low_rank.on()) return;
+    const auto [ku, kv] = low_rank_factor_keys(key, cfg.low_rank);
+    const int64_t r = cfg.low_rank.rank;
+    for (const TrainableTensor& tt : shape_of.tensors()) {
+      if (!(tt.shape.size() == 2 && tt.shape[0] > r && tt.shape[1] > r)) continue;
+      const int64_t rows = tt.shape[0], cols = tt.shape[1];
+      std::vector<float> u(size_t(rows * r)), v(size_t(cols * r));
+      generate_z_reference(ku, cfg.distribution, tt.offset, tt.offset + rows * r, u.data());
+      generate_z_reference(kv, cfg.distribution, tt.offset, tt.offset + cols * r, v.data());
+      const float inv = float(1.0 / std::sqrt(double(r)));
+      for (int64_t i = 0; i < rows; ++i)
+        for (int64_t c = 0; c < cols; ++c) {
+          float s = 0.0f;
+          for (int64_t j = 0; j < r; ++j) s = s + u[size_t(i * r + j)] * v[size_t(c * r + j)];
+          z[tt.offset + i * cols + c] = s * inv;
+        }
+    }
+  }
+
   std::vector<float> estimate(const StepEntry& e, int64_t n) const {
     const size_t len = static_cast<size_t>(n);
     std::vector<float> acc(len, 0.0f), z(len), a(len);
@@ -92,7 +116,7 @@ struct Naive {
       if (r.kind == RecordKind::Curvature) continue;
       const float q = float(int8_t(r.code)) * e.scale / count;
       const float c = -q;
-      generate_z_reference({cfg.run_seed, uint32_t(e.step), r.member, r.slot}, cfg.distribution, 0, n, z.data());
+      z_of({cfg.run_seed, uint32_t(e.step), r.member, r.slot}, n, z.data());
       for (int64_t i = 0; i < n; ++i) acc[size_t(i)] = acc[size_t(i)] + c * z[size_t(i)];
     }
     for (int64_t i = 0; i < n; ++i) a[size_t(i)] = 0.0f * 1.0f - acc[size_t(i)];
@@ -222,6 +246,7 @@ struct Case {
   float allora;
   int lisa = 0;
   bool sparse = false;  // θ carries a magnitude mask of density 0.3
+  int lozo = 0;         // LOZO's rank (period 3)
 };
 const Case kCases[] = {{UpdateRule::Adam, 0},        {UpdateRule::AdaMezo, 0},    {UpdateRule::Muon, 0},
                        {UpdateRule::Sgd, 0.5f},      {UpdateRule::Momentum, 2},   {UpdateRule::Sign, 1},
@@ -230,16 +255,20 @@ const Case kCases[] = {{UpdateRule::Adam, 0},        {UpdateRule::AdaMezo, 0},  
                        {UpdateRule::Muon, 0.5f, 3},  {UpdateRule::Sgd, 0, 0, true}, {UpdateRule::Momentum, 0, 0, true},
                        {UpdateRule::Adam, 0, 0, true}, {UpdateRule::AdaMezo, 0, 0, true},
                        {UpdateRule::Muon, 0.5f, 0, true}, {UpdateRule::Sign, 0, 2, true}, {UpdateRule::HiZoo, 0},
-                       {UpdateRule::HiZoo, 0.5f}};
+                       {UpdateRule::HiZoo, 0.5f},     {UpdateRule::Sgd, 0, 0, false, 2},
+                       {UpdateRule::Adam, 0, 0, false, 3}, {UpdateRule::Muon, 0.5f, 0, false, 2},
+                       {UpdateRule::Momentum, 0, 2, true, 1}};
 
 std::string name(const Case& c) {
   return std::string(update_rule_name(c.rule)) + (c.allora > 0 ? "+allora" : "") +
-         (c.lisa > 0 ? "+lisa" + std::to_string(c.lisa) : "") + (c.sparse ? "+sparse" : "");
+         (c.lisa > 0 ? "+lisa" + std::to_string(c.lisa) : "") + (c.sparse ? "+sparse" : "") +
+         (c.lozo > 0 ? "+lozo" + std::to_string(c.lozo) : "");
 }
 
 OptimizerConfig config(const Case& c, Distribution d = Distribution::Rademacher) {
   OptimizerConfig cfg = config(c.rule, c.allora, d);
   cfg.lisa_layers = c.lisa;
+  cfg.low_rank = {c.lozo, 3};
   return cfg;
 }
 
@@ -404,6 +433,54 @@ TEST(SparseMask, SmallestMagnitudesPerTensor) {
   EXPECT_THROW(z.set_mask(std::vector<uint8_t>(3, 1)), Error);
 }
 
+// LOZO: a matrix's z is U·Vᵀ/√r, V kept for `period` steps; rows of it are
+// the same wherever they are asked for; vectors and thin matrices keep z.
+TEST(LowRank, FactorsRankAndPeriod) {
+  Theta t(3);
+  const LowRank lr{2, 5};
+  const TrainableTensor& m = t.set.tensors()[3];  // 150 × 130
+  ASSERT_TRUE(low_rank_applies(m, lr));
+  EXPECT_FALSE(low_rank_applies(t.set.tensors()[2], lr));  // 1 × 17
+  EXPECT_FALSE(low_rank_applies(t.set.tensors()[4], lr));  // a vector
+  EXPECT_FALSE(low_rank_applies(m, LowRank{}));
+  const PerturbationKey key{9, 12, 3, 1};
+  std::vector<float> z(size_t(m.n)), rows(size_t(4 * 130));
+  low_rank_z(key, Distribution::Gaussian, lr, m, 0, 150, z.data());
+  low_rank_z(key, Distribution::Gaussian, lr, m, 20, 24, rows.data());
+  EXPECT_EQ(0, bit_mismatches(rows, std::vector<float>(z.begin() + 20 * 130, z.begin() + 24 * 130)));
+  // Rank 2: every 3 × 3 minor vanishes (to rounding), while the rows are not all parallel.
+  auto at = [&](int64_t i, int64_t c) { return double(z[size_t(i * 130 + c)]); };
+  for (int64_t i = 0; i + 2 < 150; i += 37) {
+    const double det = at(i, 0) * (at(i + 1, 1) * at(i + 2, 2) - at(i + 1, 2) * at(i + 2, 1)) -
+                       at(i, 1) * (at(i + 1, 0) * at(i + 2, 2) - at(i + 1, 2) * at(i + 2, 0)) +
+                       at(i, 2) * (at(i + 1, 0) * at(i + 2, 1) - at(i + 1, 1) * at(i + 2, 0));
+    EXPECT_NEAR(det, 0.0, 1e-4) << i;
+  }
+  EXPECT_GT(std::abs(at(0, 0) * at(1, 1) - at(0, 1) * at(1, 0)), 1e-6);
+  // Unit variance per element, about.
+  double sq = 0;
+  for (float x : z) sq += double(x) * x;
+  EXPECT_NEAR(sq / double(z.size()), 1.0, 0.3);
+  // V is kept for steps 10..14 and redrawn at 15; U is new every step.
+  for (uint32_t s : {10u, 11u, 14u})
+    EXPECT_EQ(low_rank_factor_keys({9, s, 3, 1}, lr).second.step, 2u) << s;
+  EXPECT_EQ(low_rank_factor_keys({9, 15, 3, 1}, lr).second.step, 3u);
+  EXPECT_NE(low_rank_factor_keys(key, lr).first.run_seed, key.run_seed);
+  // Over θ: low-rank pieces where they apply, generate_z's values elsewhere.
+  std::vector<float> all(size_t(t.set.size())), plain(all.size());
+  perturbation_z(t.set, key, Distribution::Rademacher, lr, 0, t.set.size(), all.data());
+  generate_z(key, Distribution::Rademacher, 0, t.set.size(), plain.data());
+  const TrainableTensor& vec = t.set.tensors()[4];
+  for (int64_t i = vec.offset; i < vec.offset + vec.n; ++i) ASSERT_EQ(all[size_t(i)], plain[size_t(i)]);
+  std::vector<float> mz(size_t(m.n));
+  low_rank_z(key, Distribution::Rademacher, lr, m, 0, 150, mz.data());
+  EXPECT_EQ(0, bit_mismatches(mz, std::vector<float>(all.begin() + m.offset, all.begin() + m.offset + m.n)));
+  EXPECT_THROW(perturbation_z(t.set, key, Distribution::Rademacher, lr, m.offset + 1, m.offset + 131, all.data()),
+               Error);  // cuts a row
+  EXPECT_THROW((LowRank{-1, 5}.validate()), Error);
+  EXPECT_THROW((LowRank{2, 0}.validate()), Error);
+}
+
 TEST(UpdateRules, ConfigErrorsNameTheKey) {
   auto message = [](auto&& f) {
     try {
@@ -436,6 +513,9 @@ TEST(UpdateRules, ConfigErrorsNameTheKey) {
   c.hessian_smooth = 1e-3f;
   c.lisa_layers = 2;
   EXPECT_NE(message([&] { c.validate(); }).find("zo.lisa_layers"), std::string::npos);
+  c.lisa_layers = 0;
+  c.low_rank = {2, 10};
+  EXPECT_NE(message([&] { c.validate(); }).find("zo.lozo_rank"), std::string::npos);
 }
 
 TEST(LayerSampling, DrawsKLayersPerStepUniformlyAndReproducibly) {
@@ -609,7 +689,7 @@ TEST(UpdateRules, EachDescendsAQuadraticThroughTheCodec) {
       std::vector<uint8_t> codes;
       for (uint32_t slot = 0; slot < 4; ++slot) {
         const PerturbationKey key{cfg.run_seed, step, 0, slot};
-        generate_z(key, cfg.distribution, 0, d, z.data());
+        perturbation_z(set, key, cfg.distribution, cfg.low_rank, 0, d, z.data());  // LOZO's z where on
         double g = 0;
         for (int64_t i = 0; i < d; ++i) g += double(th[size_t(i)] - target[size_t(i)]) * double(z[size_t(i)]);
         const Encoded enc = encode_gradient(float(g), e.scale, key);

@@ -16,6 +16,7 @@
 #include <limits>
 #include <random>
 #include <set>
+#include <tuple>
 #include <vector>
 
 #include "core/error.h"
@@ -182,6 +183,41 @@ TEST(ZoMemberStep, CurvatureRecordsAndPreconditionedPerturbations) {
   const MemberStepResult coded = zo_member_step(f.model, *f.task, f.lora, cfg, kRunSeed, kDataSeed, step, member, members, 0.05f);
   ASSERT_EQ(coded.records.size(), 6u);
   EXPECT_EQ(coded.records[1].code, encode_curvature(plain.records[1].value).code);
+}
+
+// LOZO (zo.lozo_rank): the variants perturb each LoRA factor along its rank-r
+// z of optim/low_rank.h, and the step's gradient is the derivative along it.
+TEST(ZoMemberStep, LowRankPerturbationsOfTheFactors) {
+  Fixture f;
+  const LowRank lr{2, 4};
+  const PerturbationKey key = key_of(5, 0, 1);
+  const PerturbedLora pl(f.lora, Distribution::Rademacher, {Variant{key, 0.5f}}, 0, lr);
+  std::vector<float> scratch(pl.scratch_floats(1, Proj::Down));
+  const LoraFactors pf = pl.get(1, Proj::Down, 0, scratch.data());
+  const LoraFactors th = f.lora.adapters().get(1, Proj::Down, 0, nullptr);
+  for (const auto& [off, base, got] : {std::tuple{f.lora.offset_a(1, Proj::Down), th.A, pf.A},
+                                       std::tuple{f.lora.offset_b(1, Proj::Down), th.B, pf.B}}) {
+    const TrainableTensor* t = f.lora.set().at_index(off);
+    ASSERT_NE(t, nullptr);
+    ASSERT_TRUE(low_rank_applies(*t, lr)) << t->name;
+    std::vector<float> z(size_t(t->n));
+    low_rank_z(key, Distribution::Rademacher, lr, *t, 0, t->shape[0], z.data());
+    for (int64_t i = 0; i < t->n; ++i) ASSERT_EQ(got[i], base[i] + 0.5f * z[size_t(i)]) << t->name << " " << i;
+  }
+  PerturbedFactors dev;
+  EXPECT_FALSE(pl.perturbed_factors(1, Proj::Down, 0, dev));  // formed on the host for GPU members
+  ZoConfig cfg = exact_config(2, 4, true, true);
+  cfg.low_rank = lr;
+  const MemberStepResult r = zo_member_step(f.model, *f.task, f.lora, cfg, kRunSeed, kDataSeed, 5, 0, 1, 1.0f);
+  ASSERT_EQ(r.records.size(), 2u);
+  const auto idx = sample_indices(int64_t(f.train().size()), cfg.samples, kDataSeed, 5);
+  for (int k = 0; k < 2; ++k) {
+    const PerturbationKey kk = key_of(5, 0, uint32_t(k));
+    const PerturbedLora plus(f.lora, Distribution::Rademacher, {Variant{kk, cfg.eps}}, 0, lr);
+    const PerturbedLora minus(f.lora, Distribution::Rademacher, {Variant{kk, -cfg.eps}}, 0, lr);
+    const double g = (f.loss(&plus, idx) - f.loss(&minus, idx)) / (2.0 * double(cfg.eps));
+    EXPECT_NEAR(r.records[size_t(k)].value, g, 1e-6 * std::abs(g)) << k;
+  }
 }
 
 // zo.eps_final / zo.eps_steps: ε goes geometrically from eps to eps_final and stays.

@@ -1,0 +1,46 @@
+// LOZO / SubZero's low-rank perturbations: for a matrix of θ (rows × cols, a
+// LoRA factor or a full weight) the step's direction is
+//   z = U·Vᵀ / √r,   U (rows × r) new every step, V (cols × r) every `period` steps
+// instead of rows·cols independent values. Both factors come from the run's
+// distribution on their own Philox streams, keyed like z itself by (run seed,
+// step, member, slot), V by step / period, so every member, replica and replay
+// regenerates the same z. Vectors (norms) and matrices whose smaller side is at
+// most r keep the ordinary z. Every element of z is a sum of r products in a
+// fixed order (no FMA): the same bits on every machine.
+#pragma once
+#include <cstdint>
+#include <utility>
+
+#include "core/perturb.h"
+#include "optim/trainable.h"
+
+namespace zeroth {
+
+struct LowRank {
+  int rank = 0;    // zo.lozo_rank: r; 0 = ordinary z everywhere
+  int period = 10; // zo.lozo_period: steps V is kept for (the lazily refreshed subspace)
+  bool on() const { return rank > 0; }
+  void validate() const;  // throws zeroth::Error naming the key
+};
+
+// The Philox keys of U's and V's streams for z's key: its run seed salted per
+// factor (so no factor element shares a counter with an ordinary z element),
+// V's step = step / period. U's row i, column j sits at index offset + i·r + j of
+// its stream, V's row c at offset + c·r + j (inside the tensor's own range).
+std::pair<PerturbationKey, PerturbationKey> low_rank_factor_keys(const PerturbationKey& key, const LowRank& lr);
+
+// True where tensor `t` takes a low-rank z under `lr`.
+bool low_rank_applies(const TrainableTensor& t, const LowRank& lr);
+
+// z of rows [row_begin, row_end) of matrix `t` (row-major, cols = t.shape[1])
+// under `key`, into out[(row_begin..row_end) × cols]; low_rank_applies(t, lr) must hold.
+void low_rank_z(const PerturbationKey& key, Distribution d, const LowRank& lr, const TrainableTensor& t,
+                int64_t row_begin, int64_t row_end, float* out);
+
+// z over global indices [begin, end) of θ, low-rank where it applies: the
+// range must cover whole rows of each matrix it touches (whole tensors, or
+// rows of one, as the embedding lookup asks); elsewhere generate_z's values.
+void perturbation_z(const TrainableSet& theta, const PerturbationKey& key, Distribution d, const LowRank& lr,
+                    int64_t begin, int64_t end, float* out);
+
+}  // namespace zeroth
