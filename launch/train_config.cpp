@@ -223,6 +223,7 @@ TrainConfig parse_train_config(const std::string& yaml_text, const std::string& 
     r.get("auto", c.roles.auto_roles);
     r.get("memory", c.roles.memory);
     r.get("grad_slots", c.roles.grad_slots);
+    r.get("short_tokens", c.zo.short_tokens);
     ids(grad, c.roles.grad, "roles.grad");
     ids(jvp, c.roles.jvp, "roles.jvp");
     r.finish();
@@ -344,6 +345,10 @@ void TrainConfig::validate() const {
                "{}: roles.grad_slots ({}) differs from zo.q ({}), but zo.redundancy {} needs every member of a "
                "group on the same slots", source, roles.grad_slots, zo.q, zo.redundancy);
   if (!roles.memory.empty()) parse_byte_size(roles.memory, source + ": roles.memory");
+  ZEROTH_CHECK(zo.short_tokens == 0 || ((!roles.grad.empty() || !roles.jvp.empty() || roles.auto_roles) && mode == "zo"),
+               "{}: roles.short_tokens ({}) sends the short examples to gradient members and the long ones to ZO "
+               "members (Addax), but the run has no gradient members: set roles.grad, roles.jvp or roles.auto, or "
+               "drop roles.short_tokens", source, zo.short_tokens);
   ZEROTH_CHECK(optimizer.grad_weight < 0 || !roles.grad.empty() || !roles.jvp.empty() || roles.auto_roles,
                "{}: optimizer.grad_weight ({}) weighs gradient members' records against ZO members', but the run has "
                "no gradient members: set roles.grad, roles.jvp or roles.auto, or drop optimizer.grad_weight", source,
@@ -469,7 +474,9 @@ std::string TrainConfig::to_yaml() const {
   y << YAML::EndSeq << YAML::Key << "checkpoint" << YAML::Value << roles.checkpoint << YAML::Key << "jvp_directions"
     << YAML::Value << roles.jvp_directions << YAML::Key << "auto"
     << YAML::Value << roles.auto_roles << YAML::Key << "memory" << YAML::Value << roles.memory << YAML::Key
-    << "grad_slots" << YAML::Value << roles.grad_slots << YAML::EndMap;
+    << "grad_slots" << YAML::Value << roles.grad_slots;
+  if (zo.short_tokens > 0) y << YAML::Key << "short_tokens" << YAML::Value << zo.short_tokens;
+  y << YAML::EndMap;
   y << YAML::Key << "eval" << YAML::Value << YAML::BeginMap << YAML::Key << "batch_tokens" << YAML::Value
     << eval.batch_tokens << YAML::EndMap;
   y << YAML::Key << "robust" << YAML::Value << YAML::BeginMap << YAML::Key << "rule" << YAML::Value << robust.rule

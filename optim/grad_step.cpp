@@ -81,8 +81,9 @@ MemberStepResult exact_member_step(const Task& task, const ZoConfig& cfg, uint64
   MemberStepResult out;
   std::vector<float> g(static_cast<size_t>(q));
   double loss_sum = 0;
+  const std::vector<int64_t> pool = draw_pool(task, cfg, true);  // Addax: the short examples
   for (uint64_t grp = 0; grp < groups; ++grp) {
-    const auto idx = sample_indices(int64_t(train.size()), cfg.samples, data_seed, first_draw + grp);
+    const auto idx = sample_pool(pool, int64_t(train.size()), cfg.samples, data_seed, first_draw + grp);
     std::vector<const Example*> examples;
     for (int64_t i : idx) examples.push_back(&train[size_t(i)]);
     const int k_begin = int(grp) * per_group, k_end = k_begin + per_group;

@@ -21,6 +21,8 @@ void ZoConfig::validate() const {
                "from zo.eps to zo.eps_final over zo.eps_steps steps (set both, or neither)", eps_final, eps_steps);
   ZEROTH_CHECK(eps_steps >= 0, "zo.eps_steps must be >= 0, got {}", eps_steps);
   low_rank.validate();
+  ZEROTH_CHECK(short_tokens >= 0, "roles.short_tokens must be >= 0 (0: every member draws from every example), got {}",
+               short_tokens);
   ZEROTH_CHECK(!curvature || (central && share_samples), "optimizer.rule hizoo estimates curvature from L(θ+εu), "
                "L(θ−εu) and L(θ) on the same examples: it needs zo.central: true and zo.share_samples: true");
 }
@@ -58,6 +60,26 @@ std::vector<int64_t> sample_indices(int64_t n_train, int64_t count, uint64_t dat
     out[size_t(i)] = perm[size_t(pos % uint64_t(n_train))];
   }
   return out;
+}
+
+std::vector<int64_t> draw_pool(const Task& task, const ZoConfig& cfg, bool exact) {
+  if (cfg.short_tokens <= 0) return {};
+  const auto& train = task.examples(Split::Train);
+  std::vector<int64_t> pool;
+  for (size_t i = 0; i < train.size(); ++i)
+    if ((int64_t(train[i].tokens.size()) <= cfg.short_tokens) == exact) pool.push_back(int64_t(i));
+  ZEROTH_CHECK(!pool.empty(), "roles.short_tokens {}: no train example has {} {} tokens, so the {} members have "
+               "nothing to draw; pick a length between the shortest and the longest example", cfg.short_tokens,
+               exact ? "at most" : "more than", cfg.short_tokens, exact ? "gradient/JVP" : "zeroth-order");
+  return pool;
+}
+
+std::vector<int64_t> sample_pool(const std::vector<int64_t>& pool, int64_t n_train, int64_t count, uint64_t data_seed,
+                                 uint64_t draw) {
+  if (pool.empty()) return sample_indices(n_train, count, data_seed, draw);
+  std::vector<int64_t> idx = sample_indices(int64_t(pool.size()), count, data_seed, draw);
+  for (int64_t& i : idx) i = pool[size_t(i)];
+  return idx;
 }
 
 uint64_t first_sample_draw(const ZoConfig& cfg, uint64_t step, uint32_t member, uint32_t members, uint32_t lane) {
@@ -113,12 +135,13 @@ MemberStepResult zo_member_step(const CausalLM& model, const Task& task, const L
   BatchScorer scorer(task);
   const uint64_t first_draw = first_sample_draw(cfg, step, member, members, lane);
   std::vector<int64_t> shared;
-  if (cfg.share_samples) shared = sample_indices(int64_t(train.size()), cfg.samples, data_seed, first_draw);
+  const std::vector<int64_t> pool = draw_pool(task, cfg, false);  // Addax: the long examples
+  if (cfg.share_samples) shared = sample_pool(pool, int64_t(train.size()), cfg.samples, data_seed, first_draw);
   int32_t v = 0;
   for (int k = 0; k < q; ++k) {
     const auto idx = cfg.share_samples
                          ? shared
-                         : sample_indices(int64_t(train.size()), cfg.samples, data_seed, first_draw + uint64_t(k));
+                         : sample_pool(pool, int64_t(train.size()), cfg.samples, data_seed, first_draw + uint64_t(k));
     const int per_slot = (cfg.central || !cfg.share_samples) ? 2 : 1;
     for (int j = 0; j < per_slot; ++j, ++v)
       for (int64_t i : idx) scorer.add(train[size_t(i)], v);

@@ -44,6 +44,10 @@ struct ZoConfig {
   // LOZO (zo.lozo_rank, zo.lozo_period): matrices perturbed along rank-r
   // z = U·Vᵀ/√r (optim/low_rank.h); off at rank 0.
   LowRank low_rank;
+  // Addax's split (roles.short_tokens L > 0): gradient and JVP members draw
+  // their samples from the train examples of at most L tokens, zeroth-order
+  // members from the longer ones (draw_pool). 0: every member draws from all.
+  int64_t short_tokens = 0;
   void validate() const;
   // The step's ε: eps·(eps_final/eps)^min(1, step/eps_steps) in double, rounded
   // to float once; every member evaluates it the same way from the step alone.
@@ -55,6 +59,17 @@ struct ZoConfig {
 // auditor can recompute them. Draws walk one permutation of the data per pass
 // (epoch), in order; draw = (step · members + member) · groups + group.
 std::vector<int64_t> sample_indices(int64_t n_train, int64_t count, uint64_t data_seed, uint64_t draw);
+
+// The train examples a member draws from: all of them (empty result: the
+// identity), or with cfg.short_tokens L > 0 those of at most L tokens for a
+// member that backpropagates or runs forward-mode (`exact` true) and those
+// longer than L for a zeroth-order member, in index order. Throws, naming
+// roles.short_tokens, where that pool is empty.
+std::vector<int64_t> draw_pool(const Task& task, const ZoConfig& cfg, bool exact);
+// sample_indices over `pool` (indices into it mapped back to the train split);
+// an empty pool stands for the whole split of n_train examples.
+std::vector<int64_t> sample_pool(const std::vector<int64_t>& pool, int64_t n_train, int64_t count, uint64_t data_seed,
+                                 uint64_t draw);
 
 struct MemberStepResult {
   std::vector<Record> records;   // one per slot whose gradient was finite (and its curvature record, if any)

@@ -198,8 +198,16 @@ case "$check" in
       || { cat mix.err >&2; fail "grad_weight mpirun exited $?"; }
     local_and_replay mix "$recipe" "${fast[@]}" "${hy[@]}" --set optimizer.grad_weight=0.8
     [ "$(final_hash mix)" != "$(final_hash hyb)" ] || fail "optimizer.grad_weight changed nothing"
+    # Addax's split (roles.short_tokens): the gradient member draws the stories of at most 230 tokens, the
+    # ZO members the longer ones; np 2 = local = replay, and the draws differ from the unsplit run's.
+    ax=("${hy[@]}" --set task.max_length=256 --set run.steps=8)
+    mpi 2 axs "$recipe" "${fast[@]}" "${ax[@]}" --set roles.short_tokens=230 --set run.dir=axs \
+      || { cat axs.err >&2; fail "short_tokens mpirun exited $?"; }
+    local_and_replay axs "$recipe" "${fast[@]}" "${ax[@]}" --set roles.short_tokens=230
+    mpi 2 axn "$recipe" "${fast[@]}" "${ax[@]}" --set run.dir=axn || fail "the unsplit run"
+    [ "$(final_hash axs)" != "$(final_hash axn)" ] || fail "roles.short_tokens changed nothing"
     echo "hybrid: final hash $(final_hash hyb) on np 2 = local = replay; with grad_weight 0.8: $(final_hash mix);" \
-         "all-ZO run: $(final_hash zo)" ;;
+         "all-ZO run: $(final_hash zo); Addax's split: $(final_hash axs)" ;;
 
   roles)  # more slots per gradient member (roles.grad_slots) and roles.auto: np 2 = local = replay
     gs=(--set 'roles.grad=[1]' --set 'roles.jvp=[2]' --set roles.grad_slots=6 --set run.steps=12)

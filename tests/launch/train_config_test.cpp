@@ -327,6 +327,8 @@ TEST(TrainConfig, InvalidValuesNameTheKey) {
   expect_error(kMinimal + "zo:\n  lozo_rank: 2\nroles:\n  grad: [1]\nrun:\n  members: 2\n",
                {"zo.lozo_rank", "roles.grad"});
   expect_error(hizoo + "zo:\n  lozo_rank: 2\n", {"zo.lozo_rank", "hizoo"});
+  expect_error(kMinimal + "roles:\n  short_tokens: 40\n", {"roles.short_tokens", "roles.grad"});
+  expect_error(kMinimal + "roles:\n  short_tokens: -1\n  grad: [1]\nrun:\n  members: 2\n", {"roles.short_tokens"});
   expect_error(kMinimal + "optimizer:\n  grad_weight: 0.5\n", {"optimizer.grad_weight", "roles.grad"});
   expect_error(kMinimal + "optimizer:\n  grad_weight: 1.5\nroles:\n  grad: [1]\nrun:\n  members: 2\n",
                {"optimizer.grad_weight"});
@@ -461,6 +463,9 @@ TEST(TrainConfig, ToYamlRoundTrips) {
     EXPECT_EQ(lb.zo.low_rank.period, 7);
     EXPECT_EQ(lb.optimizer.low_rank.rank, 3);
     EXPECT_EQ(lb.optimizer.low_rank.period, 7);
+    const TrainConfig ax = parse_train_config(kMinimal, "a.yaml", {"roles.grad=[1]", "run.members=2",
+                                                                     "roles.short_tokens=48"});
+    EXPECT_EQ(parse_train_config(ax.to_yaml(), "b.yaml", {}).zo.short_tokens, 48);
   }
   // Every key survives, not only the ones compared above (resume is a
   // property of one invocation, not of the run, so it is not stored).

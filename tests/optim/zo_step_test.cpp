@@ -220,6 +220,47 @@ TEST(ZoMemberStep, LowRankPerturbationsOfTheFactors) {
   }
 }
 
+// Addax's split (roles.short_tokens L): gradient/JVP members draw from the
+// examples of at most L tokens, ZO members from the longer ones; each pool is
+// walked like the whole split, and the ZO member step scores the long pool's draws.
+TEST(ZoMemberStep, AddaxSplitsTheExamplesByLength) {
+  const Fixture f;
+  std::vector<int64_t> lengths;
+  for (const Example& e : f.train()) lengths.push_back(int64_t(e.tokens.size()));
+  std::vector<int64_t> sorted = lengths;
+  std::sort(sorted.begin(), sorted.end());
+  ZoConfig cfg = exact_config(2, 3, true, true);
+  cfg.short_tokens = sorted[sorted.size() / 2];
+  ASSERT_LT(cfg.short_tokens, sorted.back());
+  const auto shorts = draw_pool(*f.task, cfg, true), longs = draw_pool(*f.task, cfg, false);
+  EXPECT_EQ(shorts.size() + longs.size(), f.train().size());
+  for (int64_t i : shorts) EXPECT_LE(lengths[size_t(i)], cfg.short_tokens);
+  for (int64_t i : longs) EXPECT_GT(lengths[size_t(i)], cfg.short_tokens);
+  for (uint64_t draw = 0; draw < 6; ++draw)
+    for (int64_t i : sample_pool(longs, int64_t(f.train().size()), 4, kDataSeed, draw))
+      EXPECT_GT(lengths[size_t(i)], cfg.short_tokens) << draw;
+  // No split: the whole split, as before.
+  ZoConfig all = cfg;
+  all.short_tokens = 0;
+  EXPECT_TRUE(draw_pool(*f.task, all, true).empty());
+  EXPECT_EQ(sample_pool({}, int64_t(f.train().size()), 4, kDataSeed, 3),
+            sample_indices(int64_t(f.train().size()), 4, kDataSeed, 3));
+  // The ZO member's gradient is the difference on the long pool's draw.
+  const MemberStepResult r = zo_member_step(f.model, *f.task, f.lora, cfg, kRunSeed, kDataSeed, 1, 0, 1, 1.0f);
+  const auto idx = sample_pool(longs, int64_t(f.train().size()), cfg.samples, kDataSeed, 1);
+  const PerturbationKey key = key_of(1, 0, 0);
+  const double g = (f.loss_at(key, cfg.eps, idx) - f.loss_at(key, -cfg.eps, idx)) / (2.0 * double(cfg.eps));
+  EXPECT_NEAR(r.records[0].value, g, 1e-6 * std::abs(g));
+  // A length past every example leaves the ZO members nothing: an error naming the key.
+  cfg.short_tokens = sorted.back();
+  try {
+    draw_pool(*f.task, cfg, false);
+    ADD_FAILURE() << "an empty pool was accepted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("roles.short_tokens"), std::string::npos) << e.what();
+  }
+}
+
 // zo.eps_final / zo.eps_steps: ε goes geometrically from eps to eps_final and stays.
 TEST(ZoMemberStep, EpsScheduleIsGeometricThenHeld) {
   ZoConfig c;
