@@ -150,7 +150,8 @@ TrainConfig parse_train_config(const std::string& yaml_text, const std::string& 
     r.get("exact_gradients", c.zo.exact_gradients); r.get("redundancy", c.zo.redundancy);
     r.get("lisa_layers", c.zo.lisa_layers);
     r.get("eps_final", c.zo.eps_final); r.get("eps_steps", c.zo.eps_steps);
-    r.get("lozo_rank", c.zo.low_rank.rank); r.get("lozo_period", c.zo.low_rank.period);
+    r.get("lozo_rank", c.zo.directions.lozo_rank); r.get("lozo_period", c.zo.directions.lozo_period);
+    r.get("orthogonal_slots", c.zo.directions.orthogonal_slots);
     c.zo.distribution = parse_distribution(dist, "zo.distribution");
     r.finish();
   }
@@ -245,7 +246,7 @@ TrainConfig parse_train_config(const std::string& yaml_text, const std::string& 
   c.optimizer.key_group = c.zo.redundancy;
   c.optimizer.lisa_layers = c.zo.lisa_layers;
   c.zo.curvature = c.optimizer.rule == UpdateRule::HiZoo;
-  c.optimizer.low_rank = c.zo.low_rank;
+  c.optimizer.directions = c.zo.directions;
   c.robust.group = c.zo.redundancy;
   c.validate();
   return c;
@@ -364,10 +365,10 @@ void TrainConfig::validate() const {
     ZEROTH_CHECK(trainable.sparse_density == 0, "{}: optimizer.rule hizoo with trainable.sparse_density: the "
                  "curvature estimate does not follow the mask; drop one", source);
   }
-  ZEROTH_CHECK(!zo.low_rank.on() || (roles.grad.empty() && roles.jvp.empty() && !roles.auto_roles && mode == "zo"),
-               "{}: zo.lozo_rank ({}) perturbs matrices along low-rank directions; the gradient path (roles.grad, "
-               "roles.jvp, roles.auto) projects onto ordinary z and mode fo onto none: drop one or the other", source,
-               zo.low_rank.rank);
+  ZEROTH_CHECK(zo.directions.plain() || (roles.grad.empty() && roles.jvp.empty() && !roles.auto_roles && mode == "zo"),
+               "{}: zo.lozo_rank ({}) / zo.orthogonal_slots ({}) shape the perturbation directions; the gradient path "
+               "(roles.grad, roles.jvp, roles.auto) projects onto ordinary z and mode fo onto none: drop one or the "
+               "other", source, zo.directions.lozo_rank, zo.directions.orthogonal_slots);
   ZEROTH_CHECK(zo.lisa_layers == 0 || (roles.grad.empty() && roles.jvp.empty() && !roles.auto_roles && mode == "zo"),
                "{}: zo.lisa_layers ({}) samples the layers of zeroth-order steps; the gradient path (roles.grad, "
                "roles.jvp, roles.auto) and mode fo project onto every layer: drop one or the other", source,
@@ -423,9 +424,10 @@ std::string TrainConfig::to_yaml() const {
     << "exact_gradients" << YAML::Value << zo.exact_gradients << YAML::Key << "redundancy" << YAML::Value
     << zo.redundancy;
   if (zo.lisa_layers > 0) y << YAML::Key << "lisa_layers" << YAML::Value << zo.lisa_layers;
-  if (zo.low_rank.on())
-    y << YAML::Key << "lozo_rank" << YAML::Value << zo.low_rank.rank << YAML::Key << "lozo_period" << YAML::Value
-      << zo.low_rank.period;
+  if (zo.directions.low_rank())
+    y << YAML::Key << "lozo_rank" << YAML::Value << zo.directions.lozo_rank << YAML::Key << "lozo_period" << YAML::Value
+      << zo.directions.lozo_period;
+  if (zo.directions.orthogonal_slots) y << YAML::Key << "orthogonal_slots" << YAML::Value << true;
   if (zo.eps_final > 0)
     y << YAML::Key << "eps_final" << YAML::Value << zo.eps_final << YAML::Key << "eps_steps" << YAML::Value
       << zo.eps_steps;

@@ -170,8 +170,10 @@ std::unique_ptr<LedgerFile> prepare_run_dir(TrainContext& ctx, const TrainConfig
     same(was.zo.distribution == c.zo.distribution, "zo.distribution");
     same(was.zo.redundancy == c.zo.redundancy, "zo.redundancy");
     same(was.zo.lisa_layers == c.zo.lisa_layers, "zo.lisa_layers");
-    same(was.zo.low_rank.rank == c.zo.low_rank.rank && was.zo.low_rank.period == c.zo.low_rank.period,
-         "zo.lozo_rank/lozo_period");
+    same(was.zo.directions.lozo_rank == c.zo.directions.lozo_rank &&
+             was.zo.directions.lozo_period == c.zo.directions.lozo_period &&
+             was.zo.directions.orthogonal_slots == c.zo.directions.orthogonal_slots,
+         "zo.lozo_rank/lozo_period/orthogonal_slots");
     same(was.optimizer.rule == c.optimizer.rule, "optimizer.rule");
     same(was.optimizer.weight_decay == c.optimizer.weight_decay, "optimizer.weight_decay");
     same(was.optimizer.momentum == c.optimizer.momentum, "optimizer.momentum");

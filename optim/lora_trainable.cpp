@@ -140,9 +140,9 @@ void LoraTrainable::initialize(uint64_t seed) {
 }
 
 PerturbedLora::PerturbedLora(const LoraTrainable& lora, Distribution d, std::vector<Variant> variants, int lisa_layers,
-                             LowRank low_rank)
-    : lora_(lora), dist_(d), variants_(std::move(variants)), low_rank_(low_rank) {
-  low_rank_.validate();
+                             Directions directions)
+    : lora_(lora), dist_(d), variants_(std::move(variants)), directions_(directions) {
+  directions_.validate();
   if (lisa_layers <= 0) return;
   const int layers = layer_count(lora_.set());
   for (const Variant& v : variants_) active_.push_back(sampled_layers(v.key.run_seed, v.key.step, layers, lisa_layers));
@@ -181,7 +181,7 @@ LoraFactors PerturbedLora::get(int layer, Proj p, int variant, float* scratch) c
 
 void PerturbedLora::perturb(const float* theta, float se, const PerturbationKey& key, int64_t off, int64_t n,
                             float* out) const {
-  perturbation_z(lora_.set(), key, dist_, low_rank_, off, off + n, out);
+  perturbation_z(lora_.set(), key, dist_, directions_, off, off + n, out);
   const std::span<const float> curvature = lora_.set().curvature();
   if (!curvature.empty()) {  // HiZOO: u = z/√D
     const float* d = curvature.data() + off;
@@ -199,7 +199,7 @@ void PerturbedLora::perturb(const float* theta, float se, const PerturbationKey&
 bool PerturbedLora::perturbed_factors(int layer, Proj p, int variant, PerturbedFactors& out) const {
   ZEROTH_CHECK(variant >= 0 && size_t(variant) < variants_.size(), "variant {} of {}", variant, variants_.size());
   // The device kernel knows no mask or curvature: the host forms those factors (get).
-  if (lora_.set().masked() || !lora_.set().curvature().empty() || low_rank_.on()) return false;
+  if (lora_.set().masked() || !lora_.set().curvature().empty() || !directions_.plain()) return false;
   const Variant& v = variants_[size_t(variant)];
   out.theta = lora_.adapters().get(layer, p, 0, nullptr);
   out.offset_a = lora_.offset_a(layer, p);

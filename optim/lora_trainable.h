@@ -12,7 +12,7 @@
 #include "core/perturb.h"
 #include "models/causal_lm.h"
 #include "models/lora.h"
-#include "optim/low_rank.h"
+#include "optim/directions.h"
 #include "optim/trainable.h"
 
 namespace zeroth {
@@ -102,9 +102,9 @@ class PerturbedLora : public AdapterSet {
  public:
   // lisa_layers K > 0 (zo.lisa_layers): each variant perturbs only the K layers
   // sampled for its key's step (optim/layer_sampling.h), as apply() moves them.
-  // low_rank (zo.lozo_rank): matrices take LOZO's rank-r z (optim/low_rank.h).
+  // directions (zo.lozo_rank, zo.orthogonal_slots): the z each variant moves along (optim/directions.h).
   PerturbedLora(const LoraTrainable& lora, Distribution d, std::vector<Variant> variants, int lisa_layers = 0,
-                LowRank low_rank = {});
+                Directions directions = {});
   bool has(int layer, Proj p) const override { return lora_.adapters().has(layer, p); }
   LoraFactors get(int layer, Proj p, int variant, float* scratch) const override;
   size_t scratch_floats(int layer, Proj p) const override;
@@ -130,7 +130,7 @@ class PerturbedLora : public AdapterSet {
   Distribution dist_;
   std::vector<Variant> variants_;
   std::vector<std::vector<uint8_t>> active_;  // LISA: per variant, its step's layers (empty: all)
-  LowRank low_rank_;
+  Directions directions_;
 };
 
 }  // namespace zeroth

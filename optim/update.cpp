@@ -51,9 +51,9 @@ void OptimizerConfig::validate() const {
                "AdaMeZO's window would mix steps in which a layer sat out; use adam, or set zo.lisa_layers 0");
   ZEROTH_CHECK(lisa_layers == 0 || rule != UpdateRule::HiZoo, "zo.lisa_layers with optimizer.rule hizoo: the "
                "curvature estimate of a layer that sat a step out would take that step's curvature; set zo.lisa_layers 0");
-  low_rank.validate();
-  ZEROTH_CHECK(!low_rank.on() || rule != UpdateRule::HiZoo, "zo.lozo_rank with optimizer.rule hizoo: the curvature "
-               "estimate is kept per element of z, not per low-rank factor; drop one");
+  directions.validate();
+  ZEROTH_CHECK(directions.plain() || rule != UpdateRule::HiZoo, "zo.lozo_rank or zo.orthogonal_slots with "
+               "optimizer.rule hizoo: its curvature estimate reads each record's plain z; drop one");
   ZEROTH_CHECK(std::isfinite(hessian_smooth) && hessian_smooth > 0 && hessian_smooth < 1,
                "optimizer.hessian_smooth must be in (0, 1) (got {}): hizoo's EMA weight of each step's curvature",
                hessian_smooth);
@@ -113,7 +113,7 @@ void ZerothOrderOptimizer::load_momentum(std::span<const float> m) {
 }
 
 bool ZerothOrderOptimizer::legacy_path() const {
-  return cfg_.allora_eta == 0.0f && cfg_.lisa_layers == 0 && !theta_.masked() && !cfg_.low_rank.on() &&
+  return cfg_.allora_eta == 0.0f && cfg_.lisa_layers == 0 && !theta_.masked() && cfg_.directions.plain() &&
          (cfg_.rule == UpdateRule::Sgd || cfg_.rule == UpdateRule::Momentum || cfg_.rule == UpdateRule::Sign);
 }
 
@@ -219,7 +219,7 @@ void ZerothOrderOptimizer::apply_cuda(const StepEntry& e, std::span<const Traina
                  "step {}: device tensor {} holds [{}, +{}) but θ's {} is [{}, +{})", e.step, i,
                  device_tensors[i].offset, device_tensors[i].n, host[i].name, host[i].offset, host[i].n);
   ZEROTH_CHECK(legacy_path(), "step {}: θ on a GPU takes the plain sgd rule (no optimizer.allora_eta, "
-               "zo.lisa_layers, zo.lozo_rank or trainable.sparse_density)", e.step);
+               "zo.lisa_layers, zo.lozo_rank, zo.orthogonal_slots or trainable.sparse_density)", e.step);
   const Prepared p = prepare(e);
   for (const TrainableSpan& t : device_tensors)
     apply_perturbations_cuda(*p.terms, cfg_.distribution, t.offset, t.n, t.data, p.decay);
@@ -311,7 +311,7 @@ void ZerothOrderOptimizer::replay(std::span<const StepEntry> entries) {
 void ZerothOrderOptimizer::run(std::span<const Prepared> entries) {
   if (legacy_path())
     run_fused(entries);
-  else if (cfg_.allora_eta == 0.0f && cfg_.lisa_layers == 0 && !theta_.masked() && !cfg_.low_rank.on() &&
+  else if (cfg_.allora_eta == 0.0f && cfg_.lisa_layers == 0 && !theta_.masked() && cfg_.directions.plain() &&
            cfg_.rule != UpdateRule::Muon &&
            cfg_.rule != UpdateRule::HiZoo)
     run_fused_adaptive(entries);

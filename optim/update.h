@@ -31,9 +31,10 @@
 // estimates ĝ = α·Σ_grad g_k z_k / N_grad + (1 − α)·Σ_zo g_k z_k / N_zo, i.e.
 // q_k = (g_k · α) / N_grad or (g_k · float(1 − α)) / N_zo; an entry of one kind
 // alone keeps q_k = g_k / N.
-// With low_rank (LOZO, zo.lozo_rank r > 0) every matrix's z_k is the rank-r
-// U·Vᵀ/√r of optim/low_rank.h; its ĝ is a = 0·1 − acc with acc = Σ_k c_k·z_k in
-// record order, as sign forms it.
+// With directions other than plain z (optim/directions.h: LOZO's rank-r
+// U·Vᵀ/√r on matrices, zo.lozo_rank; the orthogonal slots' signed copies of slot
+// 0's z, zo.orthogonal_slots), z_k is that direction and ĝ is a = 0·1 − acc with
+// acc = Σ_k c_k·z_k in record order, as sign forms it.
 // With a sparse mask on θ (TrainableSet::mask, trainable.sparse_density), ĝ and
 // the direction are zero off the mask and those coordinates keep their bits
 // (no weight decay either): only the masked coordinates ever move.
@@ -81,7 +82,7 @@
 #include "core/perturb.h"
 #include "optim/codec.h"
 #include "optim/ledger.h"
-#include "optim/low_rank.h"
+#include "optim/directions.h"
 #include "optim/trainable.h"
 
 namespace zeroth {
@@ -107,7 +108,7 @@ struct OptimizerConfig {
   int lisa_layers = 0;            // zo.lisa_layers: > 0, only that many sampled layers step (optim/layer_sampling.h)
   float grad_weight = -1.0f;      // α in [0, 1] (Addax): gradient records weigh α, ZO records 1 − α; < 0: off
   float hessian_smooth = 1e-6f;   // hizoo: α, the EMA weight of each step's curvature in the diagonal estimate D
-  LowRank low_rank;               // zo.lozo_rank/lozo_period: matrices step along LOZO's rank-r z
+  Directions directions;          // zo.lozo_rank/lozo_period/orthogonal_slots: the z each record steps along
   LrSchedule schedule = LrSchedule::Constant;
   int64_t warmup_steps = 0;       // linear warmup from 0
   int64_t total_steps = 0;        // for linear/cosine decay to 0 (0 = no decay)

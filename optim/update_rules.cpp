@@ -158,11 +158,11 @@ void ZerothOrderOptimizer::run_tensorwise(std::span<const Prepared> entries) {
         // ĝ, where a sparse mask is set only on its coordinates (the others' state stays 0).
         const uint8_t* mask = mask0 != nullptr ? mask0 + t.offset : nullptr;
         auto estimate = [&](const Terms& terms) {
-          if (low_rank_applies(t, cfg_.low_rank)) {  // LOZO: acc = Σ_k c_k·z_k, a = 0·1 − acc
+          if (!cfg_.directions.plain()) {  // LOZO's or the orthogonal slots' z: acc = Σ_k c_k·z_k, a = 0·1 − acc
             z.resize(size_t(t.n));
             b.assign(size_t(t.n), 0.0f);
             for (const ScaledPerturbation& term : terms) {
-              low_rank_z(term.key, dist, cfg_.low_rank, t, 0, t.shape[0], z.data());
+              perturbation_z(theta_, term.key, dist, cfg_.directions, t.offset, t.offset + t.n, z.data());
               for (int64_t i = 0; i < t.n; ++i) b[size_t(i)] = b[size_t(i)] + term.coeff * z[size_t(i)];
             }
             for (int64_t i = 0; i < t.n; ++i) a[size_t(i)] = 0.0f * 1.0f - b[size_t(i)];

@@ -20,7 +20,7 @@ void ZoConfig::validate() const {
   ZEROTH_CHECK((eps_final == 0) == (eps_steps == 0), "zo.eps_final ({}) and zo.eps_steps ({}) go together: ε moves "
                "from zo.eps to zo.eps_final over zo.eps_steps steps (set both, or neither)", eps_final, eps_steps);
   ZEROTH_CHECK(eps_steps >= 0, "zo.eps_steps must be >= 0, got {}", eps_steps);
-  low_rank.validate();
+  directions.validate();
   ZEROTH_CHECK(short_tokens >= 0, "roles.short_tokens must be >= 0 (0: every member draws from every example), got {}",
                short_tokens);
   ZEROTH_CHECK(!curvature || (central && share_samples), "optimizer.rule hizoo estimates curvature from L(θ+εu), "
@@ -130,7 +130,7 @@ MemberStepResult zo_member_step(const CausalLM& model, const Task& task, const L
   }
   if (!cfg.central && cfg.share_samples) variants.push_back({key(0), 0.0f});
   if (cfg.curvature) variants.push_back({key(0), 0.0f});  // HiZOO's L(θ), after every slot's pair
-  PerturbedLora adapters(lora, cfg.distribution, variants, cfg.lisa_layers, cfg.low_rank);
+  PerturbedLora adapters(lora, cfg.distribution, variants, cfg.lisa_layers, cfg.directions);
 
   BatchScorer scorer(task);
   const uint64_t first_draw = first_sample_draw(cfg, step, member, members, lane);

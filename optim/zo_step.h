@@ -11,7 +11,7 @@
 #include "optim/codec.h"
 #include "optim/ledger.h"
 #include "optim/lora_trainable.h"
-#include "optim/low_rank.h"
+#include "optim/directions.h"
 #include "optim/update.h"
 
 namespace zeroth {
@@ -42,8 +42,9 @@ struct ZoConfig {
   // perturbations run along z/√D where θ lends the optimizer's D (PerturbedLora).
   bool curvature = false;
   // LOZO (zo.lozo_rank, zo.lozo_period): matrices perturbed along rank-r
-  // z = U·Vᵀ/√r (optim/low_rank.h); off at rank 0.
-  LowRank low_rank;
+  // z = U·Vᵀ/√r; zo.orthogonal_slots: the slots along Walsh–Hadamard-signed
+  // copies of slot 0's z (optim/directions.h).
+  Directions directions;
   // Addax's split (roles.short_tokens L > 0): gradient and JVP members draw
   // their samples from the train examples of at most L tokens, zeroth-order
   // members from the longer ones (draw_pool). 0: every member draws from all.

@@ -78,7 +78,7 @@ case "$check" in
                 "sgd --set zo.eps_final=1e-4 --set zo.eps_steps=20" "hizoo --set optimizer.hessian_smooth=1e-2" \
                 "hizoo --set zo.distribution=gaussian --set optimizer.hessian_smooth=1e-2" \
                 "sgd --set zo.lozo_rank=2 --set zo.lozo_period=5" \
-                "adam --set trainable.full=true --set zo.lozo_rank=2"; do
+                "adam --set trainable.full=true --set zo.lozo_rank=2" "sgd --set zo.orthogonal_slots=true"; do
       name=${rule%% *}
       if [[ $rule == *allora* ]]; then name=$name-allora; fi
       if [[ $rule == *lisa* ]]; then name=$name-lisa; fi
@@ -86,6 +86,7 @@ case "$check" in
       if [[ $rule == *eps_final* ]]; then name=$name-epsdecay; fi
       if [[ $rule == *gaussian* ]]; then name=$name-gaussian; fi
       if [[ $rule == *lozo* ]]; then name=$name-lozo; fi
+      if [[ $rule == *orthogonal* ]]; then name=$name-orthogonal; fi
       args=("$recipe" "${fast[@]}" --set run.steps=30 --set optimizer.lr=1e-3 --set optimizer.rule=$rule)
       for np in 2 4; do
         mpi "$np" "$name-np$np" "${args[@]}" --set run.dir="$name-np$np" \

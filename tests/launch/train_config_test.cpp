@@ -327,6 +327,8 @@ TEST(TrainConfig, InvalidValuesNameTheKey) {
   expect_error(kMinimal + "zo:\n  lozo_rank: 2\nroles:\n  grad: [1]\nrun:\n  members: 2\n",
                {"zo.lozo_rank", "roles.grad"});
   expect_error(hizoo + "zo:\n  lozo_rank: 2\n", {"zo.lozo_rank", "hizoo"});
+  expect_error(hizoo + "zo:\n  orthogonal_slots: true\n", {"zo.orthogonal_slots", "hizoo"});
+  expect_error(kMinimal + "zo:\n  orthogonal_slots: true\n  lozo_rank: 2\n", {"zo.orthogonal_slots", "zo.lozo_rank"});
   expect_error(kMinimal + "roles:\n  short_tokens: 40\n", {"roles.short_tokens", "roles.grad"});
   expect_error(kMinimal + "roles:\n  short_tokens: -1\n  grad: [1]\nrun:\n  members: 2\n", {"roles.short_tokens"});
   expect_error(kMinimal + "optimizer:\n  grad_weight: 0.5\n", {"optimizer.grad_weight", "roles.grad"});
@@ -459,10 +461,12 @@ TEST(TrainConfig, ToYamlRoundTrips) {
     EXPECT_FALSE(back.zo.curvature);
     const TrainConfig l = parse_train_config(kMinimal, "a.yaml", {"zo.lozo_rank=3", "zo.lozo_period=7"});
     const TrainConfig lb = parse_train_config(l.to_yaml(), "b.yaml", {});
-    EXPECT_EQ(lb.zo.low_rank.rank, 3);
-    EXPECT_EQ(lb.zo.low_rank.period, 7);
-    EXPECT_EQ(lb.optimizer.low_rank.rank, 3);
-    EXPECT_EQ(lb.optimizer.low_rank.period, 7);
+    EXPECT_EQ(lb.zo.directions.lozo_rank, 3);
+    EXPECT_EQ(lb.zo.directions.lozo_period, 7);
+    EXPECT_EQ(lb.optimizer.directions.lozo_rank, 3);
+    EXPECT_EQ(lb.optimizer.directions.lozo_period, 7);
+    const TrainConfig o = parse_train_config(kMinimal, "a.yaml", {"zo.orthogonal_slots=true", "zo.q=4"});
+    EXPECT_TRUE(parse_train_config(o.to_yaml(), "b.yaml", {}).optimizer.directions.orthogonal_slots);
     const TrainConfig ax = parse_train_config(kMinimal, "a.yaml", {"roles.grad=[1]", "run.members=2",
                                                                      "roles.short_tokens=48"});
     EXPECT_EQ(parse_train_config(ax.to_yaml(), "b.yaml", {}).zo.short_tokens, 48);

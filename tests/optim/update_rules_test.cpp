@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <bit>
 #include <cmath>
 #include <deque>
 #include <random>
@@ -16,7 +17,7 @@
 #include "core/error.h"
 #include "optim/codec.h"
 #include "optim/layer_sampling.h"
-#include "optim/low_rank.h"
+#include "optim/directions.h"
 #include "optim/newton_schulz.h"
 #include "optim/update.h"
 #include "tests/core/cuda_test_util.h"
@@ -86,10 +87,16 @@ struct Naive {
   // z of record key over θ, written out: LOZO's U·Vᵀ/√r on the matrices it
   // applies to (U, V from the scalar reference streams), the plain z elsewhere.
   void z_of(const PerturbationKey& key, int64_t n, float* z) const {
+    if (cfg.directions.orthogonal_slots) {  // slot 0's z with slot s's Walsh–Hadamard signs
+      generate_z_reference({key.run_seed, key.step, key.member, 0}, cfg.distribution, 0, n, z);
+      for (int64_t i = 0; i < n; ++i)
+        if (std::popcount(uint64_t(key.slot) & uint64_t(i)) & 1) z[i] = -z[i];
+      return;
+    }
     generate_z_reference(key, cfg.distribution, 0, n, z);
-    if (!cfg.low_rank.on()) return;
-    const auto [ku, kv] = low_rank_factor_keys(key, cfg.low_rank);
-    const int64_t r = cfg.low_rank.rank;
+    if (!cfg.directions.low_rank()) return;
+    const auto [ku, kv] = low_rank_factor_keys(key, cfg.directions);
+    const int64_t r = cfg.directions.lozo_rank;
     for (const TrainableTensor& tt : shape_of.tensors()) {
       if (!(tt.shape.size() == 2 && tt.shape[0] > r && tt.shape[1] > r)) continue;
       const int64_t rows = tt.shape[0], cols = tt.shape[1];
@@ -247,6 +254,7 @@ struct Case {
   int lisa = 0;
   bool sparse = false;  // θ carries a magnitude mask of density 0.3
   int lozo = 0;         // LOZO's rank (period 3)
+  bool ortho = false;   // zo.orthogonal_slots
 };
 const Case kCases[] = {{UpdateRule::Adam, 0},        {UpdateRule::AdaMezo, 0},    {UpdateRule::Muon, 0},
                        {UpdateRule::Sgd, 0.5f},      {UpdateRule::Momentum, 2},   {UpdateRule::Sign, 1},
@@ -257,18 +265,19 @@ const Case kCases[] = {{UpdateRule::Adam, 0},        {UpdateRule::AdaMezo, 0},  
                        {UpdateRule::Muon, 0.5f, 0, true}, {UpdateRule::Sign, 0, 2, true}, {UpdateRule::HiZoo, 0},
                        {UpdateRule::HiZoo, 0.5f},     {UpdateRule::Sgd, 0, 0, false, 2},
                        {UpdateRule::Adam, 0, 0, false, 3}, {UpdateRule::Muon, 0.5f, 0, false, 2},
-                       {UpdateRule::Momentum, 0, 2, true, 1}};
+                       {UpdateRule::Momentum, 0, 2, true, 1}, {UpdateRule::Sgd, 0, 0, false, 0, true},
+                       {UpdateRule::Adam, 0.25f, 0, false, 0, true}};
 
 std::string name(const Case& c) {
   return std::string(update_rule_name(c.rule)) + (c.allora > 0 ? "+allora" : "") +
          (c.lisa > 0 ? "+lisa" + std::to_string(c.lisa) : "") + (c.sparse ? "+sparse" : "") +
-         (c.lozo > 0 ? "+lozo" + std::to_string(c.lozo) : "");
+         (c.lozo > 0 ? "+lozo" + std::to_string(c.lozo) : "") + (c.ortho ? "+orthogonal" : "");
 }
 
 OptimizerConfig config(const Case& c, Distribution d = Distribution::Rademacher) {
   OptimizerConfig cfg = config(c.rule, c.allora, d);
   cfg.lisa_layers = c.lisa;
-  cfg.low_rank = {c.lozo, 3};
+  cfg.directions = {c.lozo, 3, c.ortho};
   return cfg;
 }
 
@@ -435,14 +444,14 @@ TEST(SparseMask, SmallestMagnitudesPerTensor) {
 
 // LOZO: a matrix's z is U·Vᵀ/√r, V kept for `period` steps; rows of it are
 // the same wherever they are asked for; vectors and thin matrices keep z.
-TEST(LowRank, FactorsRankAndPeriod) {
+TEST(Directions, FactorsRankAndPeriod) {
   Theta t(3);
-  const LowRank lr{2, 5};
+  const Directions lr{2, 5};
   const TrainableTensor& m = t.set.tensors()[3];  // 150 × 130
   ASSERT_TRUE(low_rank_applies(m, lr));
   EXPECT_FALSE(low_rank_applies(t.set.tensors()[2], lr));  // 1 × 17
   EXPECT_FALSE(low_rank_applies(t.set.tensors()[4], lr));  // a vector
-  EXPECT_FALSE(low_rank_applies(m, LowRank{}));
+  EXPECT_FALSE(low_rank_applies(m, Directions{}));
   const PerturbationKey key{9, 12, 3, 1};
   std::vector<float> z(size_t(m.n)), rows(size_t(4 * 130));
   low_rank_z(key, Distribution::Gaussian, lr, m, 0, 150, z.data());
@@ -477,8 +486,37 @@ TEST(LowRank, FactorsRankAndPeriod) {
   EXPECT_EQ(0, bit_mismatches(mz, std::vector<float>(all.begin() + m.offset, all.begin() + m.offset + m.n)));
   EXPECT_THROW(perturbation_z(t.set, key, Distribution::Rademacher, lr, m.offset + 1, m.offset + 131, all.data()),
                Error);  // cuts a row
-  EXPECT_THROW((LowRank{-1, 5}.validate()), Error);
-  EXPECT_THROW((LowRank{2, 0}.validate()), Error);
+  EXPECT_THROW((Directions{-1, 5}.validate()), Error);
+  EXPECT_THROW((Directions{2, 0}.validate()), Error);
+  EXPECT_THROW((Directions{2, 5, true}.validate()), Error);
+}
+
+// Orthogonal slots: slot 0 keeps its z; slot s flips the signs where
+// popcount(s & i) is odd, so Rademacher slots are exactly orthogonal over
+// aligned blocks, where independent ones are only nearly so.
+TEST(Directions, OrthogonalSlotsShareSlotZerosDirection) {
+  Theta t(6);
+  const Directions d{0, 10, true};
+  const int64_t n = 4096;  // an aligned block: every slot below 4096 is orthogonal to the others on it
+  std::vector<std::vector<float>> z(4, std::vector<float>(size_t(n)));
+  for (uint32_t s = 0; s < 4; ++s) perturbation_z(t.set, {5, 7, 2, s}, Distribution::Rademacher, d, 0, n, z[s].data());
+  std::vector<float> plain(static_cast<size_t>(n));
+  generate_z({5, 7, 2, 0}, Distribution::Rademacher, 0, n, plain.data());
+  EXPECT_EQ(0, bit_mismatches(z[0], plain));
+  for (uint32_t s = 0; s < 4; ++s)
+    for (uint32_t u = 0; u < 4; ++u) {
+      double dot = 0;
+      for (int64_t i = 0; i < n; ++i) dot += double(z[s][size_t(i)]) * z[u][size_t(i)];
+      EXPECT_EQ(dot, s == u ? double(n) : 0.0) << s << " " << u;
+    }
+  // Another member's slots are its own.
+  std::vector<float> other(static_cast<size_t>(n));
+  perturbation_z(t.set, {5, 7, 3, 1}, Distribution::Rademacher, d, 0, n, other.data());
+  EXPECT_GT(bit_mismatches(other, z[1]), n / 4);
+  // A sub-range is the same values as the whole.
+  std::vector<float> part(100);
+  perturbation_z(t.set, {5, 7, 2, 3}, Distribution::Rademacher, d, 1000, 1100, part.data());
+  EXPECT_EQ(0, bit_mismatches(part, std::vector<float>(z[3].begin() + 1000, z[3].begin() + 1100)));
 }
 
 TEST(UpdateRules, ConfigErrorsNameTheKey) {
@@ -514,7 +552,7 @@ TEST(UpdateRules, ConfigErrorsNameTheKey) {
   c.lisa_layers = 2;
   EXPECT_NE(message([&] { c.validate(); }).find("zo.lisa_layers"), std::string::npos);
   c.lisa_layers = 0;
-  c.low_rank = {2, 10};
+  c.directions.lozo_rank = 2;
   EXPECT_NE(message([&] { c.validate(); }).find("zo.lozo_rank"), std::string::npos);
 }
 
@@ -689,7 +727,7 @@ TEST(UpdateRules, EachDescendsAQuadraticThroughTheCodec) {
       std::vector<uint8_t> codes;
       for (uint32_t slot = 0; slot < 4; ++slot) {
         const PerturbationKey key{cfg.run_seed, step, 0, slot};
-        perturbation_z(set, key, cfg.distribution, cfg.low_rank, 0, d, z.data());  // LOZO's z where on
+        perturbation_z(set, key, cfg.distribution, cfg.directions, 0, d, z.data());  // the shaped z where on
         double g = 0;
         for (int64_t i = 0; i < d; ++i) g += double(th[size_t(i)] - target[size_t(i)]) * double(z[size_t(i)]);
         const Encoded enc = encode_gradient(float(g), e.scale, key);

@@ -186,10 +186,10 @@ TEST(ZoMemberStep, CurvatureRecordsAndPreconditionedPerturbations) {
 }
 
 // LOZO (zo.lozo_rank): the variants perturb each LoRA factor along its rank-r
-// z of optim/low_rank.h, and the step's gradient is the derivative along it.
+// z of optim/directions.h, and the step's gradient is the derivative along it.
 TEST(ZoMemberStep, LowRankPerturbationsOfTheFactors) {
   Fixture f;
-  const LowRank lr{2, 4};
+  const Directions lr{2, 4};
   const PerturbationKey key = key_of(5, 0, 1);
   const PerturbedLora pl(f.lora, Distribution::Rademacher, {Variant{key, 0.5f}}, 0, lr);
   std::vector<float> scratch(pl.scratch_floats(1, Proj::Down));
@@ -207,7 +207,7 @@ TEST(ZoMemberStep, LowRankPerturbationsOfTheFactors) {
   PerturbedFactors dev;
   EXPECT_FALSE(pl.perturbed_factors(1, Proj::Down, 0, dev));  // formed on the host for GPU members
   ZoConfig cfg = exact_config(2, 4, true, true);
-  cfg.low_rank = lr;
+  cfg.directions = lr;
   const MemberStepResult r = zo_member_step(f.model, *f.task, f.lora, cfg, kRunSeed, kDataSeed, 5, 0, 1, 1.0f);
   ASSERT_EQ(r.records.size(), 2u);
   const auto idx = sample_indices(int64_t(f.train().size()), cfg.samples, kDataSeed, 5);
