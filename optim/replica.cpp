@@ -15,6 +15,7 @@ Replica::Replica(const ReplicaConfig& cfg, const CausalLM& model, int threads)
 
 void Replica::reset() {
   lora_->initialize(cfg_.seed);
+  opt_.reset();  // the old optimizer goes first: it returns what it lent θ (hizoo's D)
   opt_ = std::make_unique<ZerothOrderOptimizer>(cfg_.optimizer, lora_->set(), threads_);
   codec_ = CodecScale(cfg_.codec);
   screen_ = Screen(cfg_.robust);

@@ -101,7 +101,8 @@ ZerothOrderOptimizer::ZerothOrderOptimizer(const OptimizerConfig& cfg, Trainable
 }
 
 ZerothOrderOptimizer::~ZerothOrderOptimizer() {
-  if (!d_.empty()) theta_.set_curvature({});
+  // Only our own loan: a successor may already have lent its D to θ.
+  if (!d_.empty() && theta_.curvature().data() == d_.data()) theta_.set_curvature({});
 }
 
 void ZerothOrderOptimizer::load_momentum(std::span<const float> m) {

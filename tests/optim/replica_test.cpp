@@ -75,6 +75,35 @@ TEST_F(ReplicaTest, ApplyOneByOneEqualsFusedReplayForEveryRule) {
   }
 }
 
+// hizoo's curvature estimate D is lent to θ for the members; a reset builds a
+// new optimizer, whose D (not nothing, and not the old one's) θ must then hold.
+TEST_F(ReplicaTest, ResetKeepsHizoosCurvatureLent) {
+  ReplicaConfig c = config(UpdateRule::HiZoo);
+  c.optimizer.hessian_smooth = 0.1f;
+  Replica r(c, model);
+  const auto lent = [&] { return r.lora().set().curvature(); };
+  ASSERT_EQ(int64_t(lent().size()), r.lora().set().size());
+  auto es = entries(5, 2, 4);
+  for (StepEntry& e : es) {  // a curvature record beside each gradient record: D moves off 1
+    std::vector<Record> recs;
+    for (const Record& g : e.records) {
+      recs.push_back(g);
+      recs.push_back({g.member, g.slot, uint8_t(int8_t(20)), RecordKind::Curvature});
+    }
+    e.records = recs;
+  }
+  r.replay(es);
+  EXPECT_NE(lent()[0], 1.0f);
+  r.reset();
+  ASSERT_EQ(int64_t(lent().size()), r.lora().set().size()) << "the reset left θ without a curvature estimate";
+  for (float d : lent()) ASSERT_EQ(d, 1.0f);  // the new optimizer's D_0
+  Replica again(c, model);
+  again.replay(es);
+  r.replay(es);
+  EXPECT_EQ(r.hash(), again.hash());
+  EXPECT_EQ(lent()[0], again.lora().set().curvature()[0]);
+}
+
 TEST_F(ReplicaTest, SnapshotThenReplayOfAllEntriesEqualsFullReplay) {
   const auto es = entries(30, 3, 2);
   Replica full(config(UpdateRule::Sgd), model);
