@@ -1,4 +1,4 @@
-// Which logical members backpropagate or run forward-mode passes (issue 9's
+// Which logical members backpropagate or run forward-mode passes (the
 // gradient path) and how many slots each sends. Roles come from the config
 // (roles.grad, roles.jvp) or, with roles.auto, from this process's free memory
 // against the measured peak of one step: members whose backward fits become

@@ -437,7 +437,7 @@ std::string TrainConfig::to_yaml() const {
     << "weight_decay" << YAML::Value << optimizer.weight_decay << YAML::Key << "momentum" << YAML::Value
     << optimizer.momentum << YAML::Key << "schedule" << YAML::Value << schedule_name(optimizer.schedule)
     << YAML::Key << "warmup_steps" << YAML::Value << optimizer.warmup_steps;
-  // The keys of the newer rules only where they matter, so the first rules' configs read as before.
+  // A rule's own keys only where it reads them: an sgd, momentum or sign config lists none of them.
   if (optimizer.rule == UpdateRule::Adam || optimizer.rule == UpdateRule::AdaMezo)
     y << YAML::Key << "beta1" << YAML::Value << optimizer.beta1 << YAML::Key << "beta2" << YAML::Value
       << optimizer.beta2 << YAML::Key << "adam_eps" << YAML::Value << optimizer.adam_eps;

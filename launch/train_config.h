@@ -38,7 +38,7 @@ struct ModelSection {
   std::string tokenizer;
   std::string quantize;             // quantize full-precision projections on load ("" = keep)
   bool quantize_embeddings = false;
-  // Where members compute (issue 8's GPU members): "cpu", or "cuda" for every
+  // Where members compute: "cpu", or "cuda" for every
   // member of this process on GPU 0. cuda_members names the logical members
   // that run on the GPU when the others stay on the CPU (a mixed run). Both
   // kinds apply the same committed steps to the same θ on the host, so
@@ -79,7 +79,7 @@ struct ElasticSection {
                                   // "private": each worker reads its own file (zeroth worker --data)
 };
 
-// Which logical members run which step (issue 9's gradient path). Members
+// Which logical members run which step. Members
 // listed in `grad` backpropagate through the frozen base and send exact
 // projections ⟨∇L, z_k⟩ on their own keys (optim/grad_step.h); the others run
 // zeroth-order differences. Both send the same one-byte records into the same

@@ -191,7 +191,8 @@ class ZerothOrderOptimizer {
   // muon and any rule with ALLoRA: entry by entry, tensor by tensor.
   void run_tensorwise(std::span<const Prepared> entries);
   void check_sizes() const;
-  bool legacy_path() const;  // sgd, momentum or sign without ALLoRA: the formulas of the first rules
+  // sgd, momentum or sign with plain z and no ALLoRA, LISA or mask: their closed-form fused formulas.
+  bool legacy_path() const;
   void run(std::span<const Prepared> entries);
   // After a batch of entries: the counters and adamezo's window move on.
   void commit_prepared(std::span<const Prepared> entries);

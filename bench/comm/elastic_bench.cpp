@@ -1,4 +1,4 @@
-// Elastic-run figures (issue "Elastic volunteer training"), measured on
+// Elastic-run figures, measured on
 // loopback in one process, each beside its baseline from the same run:
 //   1. catch-up of 10^3 and 10^4 ledger steps: a fresh worker joins a
 //      coordinator holding that many entries (8 members × 1 record each) and
