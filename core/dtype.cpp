@@ -16,13 +16,13 @@ namespace {
 constexpr int64_t kNf4Block = 64;
 constexpr int64_t kNf4Group = 256;
 
-constexpr std::array<DTypeInfo, 25> kInfo = {{
+constexpr std::array<DTypeInfo, 26> kInfo = {{
     {"f32", false, 1, 4},      {"f16", false, 1, 2},     {"bf16", false, 1, 2},
     {"f64", false, 1, 8},      {"i8", false, 1, 1},      {"u8", false, 1, 1},
     {"i16", false, 1, 2},      {"i32", false, 1, 4},     {"i64", false, 1, 8},
     {"u16", false, 1, 2},      {"u32", false, 1, 4},     {"u64", false, 1, 8},
     {"bool", false, 1, 1},
-    {"q8_0", true, 32, 34},    {"q4_0", true, 32, 18},   {"q4_1", true, 32, 20},
+    {"q8_0", true, 32, 34},    {"q4_0", true, 32, 18},   {"q4_1", true, 32, 20},   {"q5_0", true, 32, 22},
     {"q4_k", true, 256, 144},  {"q5_k", true, 256, 176}, {"q6_k", true, 256, 210},
     {"i8_b32", true, 32, 36},  {"i8_b64", true, 64, 68}, {"i8_b128", true, 128, 132},
     {"i4_b32", true, 32, 20},  {"i4m_b32", true, 32, 24},

@@ -20,6 +20,7 @@ enum class DType : uint8_t {
   Q8_0,   // 32 x int8 + f16 scale                       (34 B / 32)
   Q4_0,   // 32 x 4-bit (q-8) + f16 scale                  (18 B / 32)
   Q4_1,   // 32 x 4-bit + f16 scale + f16 min              (20 B / 32)
+  Q5_0,   // 32 x 5-bit (q-16) + f16 scale                 (22 B / 32)
   Q4_K,   // super-block 256: 8 x 32, 6-bit scales/mins    (144 B / 256)
   Q5_K,   // super-block 256, 5-bit quants                 (176 B / 256)
   Q6_K,   // super-block 256, 6-bit quants, 8-bit scales   (210 B / 256)

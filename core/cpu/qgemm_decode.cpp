@@ -87,6 +87,27 @@ void q4_1(const uint8_t* p, int64_t nb, float* y) {
     nibbles_offset(p + 4, _mm256_set1_ps(half_at(p)),
                    _mm256_set1_ps(half_at(p + 2)), y);
 }
+// Q5_0: the 32 fifth bits of qh spread to 0x10 per byte (bytes 0-1 of qh for
+// x[0..16), bytes 2-3 for x[16..32)), or-ed onto the nibbles, minus 16.
+void q5_0(const uint8_t* p, int64_t nb, float* y) {
+  const __m128i bits = _mm_setr_epi8(1, 2, 4, 8, 16, 32, 64, -128, 1, 2, 4, 8, 16, 32, 64, -128);
+  const __m128i pick_lo = _mm_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1);
+  const __m128i pick_hi = _mm_setr_epi8(2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3);
+  const __m128i x10 = _mm_set1_epi8(0x10), sixteen = _mm_set1_epi8(16);
+  for (int64_t b = 0; b < nb; ++b, p += sizeof(BlockQ5_0), y += 32) {
+    uint32_t qh;
+    std::memcpy(&qh, p + offsetof(BlockQ5_0, qh), 4);
+    const __m128i h = _mm_cvtsi32_si128(int(qh));
+    auto fifth = [&](__m128i pick) {
+      const __m128i sel = _mm_and_si128(_mm_shuffle_epi8(h, pick), bits);
+      return _mm_and_si128(_mm_cmpeq_epi8(sel, bits), x10);
+    };
+    const __m128i v = load16(p + offsetof(BlockQ5_0, qs));
+    const __m256 d = _mm256_set1_ps(half_at(p));
+    scale_i8(_mm_sub_epi8(_mm_or_si128(low_nibbles(v), fifth(pick_lo)), sixteen), d, y);
+    scale_i8(_mm_sub_epi8(_mm_or_si128(high_nibbles(v), fifth(pick_hi)), sixteen), d, y + 16);
+  }
+}
 void i4(const uint8_t* p, int64_t nb, float* y) {
   for (int64_t b = 0; b < nb; ++b, p += sizeof(BlockI4), y += 32)
     nibbles_centered(p + 4, _mm256_set1_ps(load_f32(p)), y);
@@ -230,6 +251,7 @@ void decode_row_segment_fast(DType t, const uint8_t* row, int64_t k, int64_t k0,
     case DType::Q8_0: q8_0(p, nb, out); return;
     case DType::Q4_0: q4_0(p, nb, out); return;
     case DType::Q4_1: q4_1(p, nb, out); return;
+    case DType::Q5_0: q5_0(p, nb, out); return;
     case DType::Q4_K: q4_k(p, nb, out); return;
     case DType::Q5_K: q5_k(p, nb, out); return;
     case DType::Q6_K: q6_k(p, nb, out); return;

@@ -59,6 +59,14 @@ struct DecQ4_1 {  // d * q + m
     return ld_f16(blk) * float(nibble32(blk + 4, j & 31)) + ld_f16(blk + 2);
   }
 };
+struct DecQ5_0 {  // d * (q - 16), the fifth bit of x[i] bit i of qh
+  __device__ float operator()(const uint8_t* row, int64_t, int64_t j) const {
+    const uint8_t* blk = row + (j >> 5) * 22;
+    const int i = int(j & 31);
+    const int high = (blk[2 + (i >> 3)] >> (i & 7)) & 1;
+    return ld_f16(blk) * float((nibble32(blk + 6, i) | (high << 4)) - 16);
+  }
+};
 template <int B>
 struct DecI8 {  // scale * q
   __device__ float operator()(const uint8_t* row, int64_t, int64_t j) const {
@@ -186,7 +194,7 @@ __global__ void f32_to_bf16_kernel(const float* x, int64_t m, int64_t k, int64_t
 bool dequant_supported(DType t) {
   switch (t) {
     case DType::F32: case DType::F16: case DType::BF16: case DType::Q8_0: case DType::Q4_0: case DType::Q4_1:
-    case DType::Q4_K: case DType::Q5_K: case DType::Q6_K: case DType::I8_B32: case DType::I8_B64:
+    case DType::Q5_0: case DType::Q4_K: case DType::Q5_K: case DType::Q6_K: case DType::I8_B32: case DType::I8_B64:
     case DType::I8_B128: case DType::I4_B32: case DType::I4M_B32: case DType::NF4:
       return true;
     default:
@@ -204,6 +212,7 @@ cudaError_t launch_dequantize(DType t, const uint8_t* w, size_t rb, int64_t k, i
     case DType::Q8_0: return launch(DecQ8_0{}, w, rb, k, rows, f32, bf16);
     case DType::Q4_0: return launch(DecQ4_0{}, w, rb, k, rows, f32, bf16);
     case DType::Q4_1: return launch(DecQ4_1{}, w, rb, k, rows, f32, bf16);
+    case DType::Q5_0: return launch(DecQ5_0{}, w, rb, k, rows, f32, bf16);
     case DType::Q4_K: return launch(DecQK<false>{}, w, rb, k, rows, f32, bf16);
     case DType::Q5_K: return launch(DecQK<true>{}, w, rb, k, rows, f32, bf16);
     case DType::Q6_K: return launch(DecQ6K{}, w, rb, k, rows, f32, bf16);

@@ -18,7 +18,7 @@ constexpr std::array<GgmlTypeInfo, 40> kTypes = {{
     /* 3 */ {"q4_1", 32, 20, DType::Q4_1},
     /* 4 */ kNone,  // q4_2, removed
     /* 5 */ kNone,  // q4_3, removed
-    /* 6 */ {"q5_0", 32, 22, std::nullopt},
+    /* 6 */ {"q5_0", 32, 22, DType::Q5_0},
     /* 7 */ {"q5_1", 32, 24, std::nullopt},
     /* 8 */ {"q8_0", 32, 34, DType::Q8_0},
     /* 9 */ {"q8_1", 32, 36, std::nullopt},

@@ -31,6 +31,9 @@ struct BlockQ8_0 { uint16_t d; int8_t qs[32]; };
 struct BlockQ4_0 { uint16_t d; uint8_t qs[16]; };
 // as Q4_0 but x = d * q + m
 struct BlockQ4_1 { uint16_t d; uint16_t m; uint8_t qs[16]; };
+// 5-bit q: low nibbles as Q4_0 (x[j] from qs[j] & 0xF, x[j+16] from qs[j] >> 4),
+// fifth bit of x[i] = bit i of qh (a little-endian u32); x = d * (q - 16)
+struct BlockQ5_0 { uint16_t d; uint8_t qh[4]; uint8_t qs[16]; };
 // 8 sub-blocks of 32 with 6-bit scale and min packed in `scales` (see
 // k_scale_min); 64-element chunk c uses bytes qs[32c, 32c+32): low nibbles are
 // sub-block 2c, high nibbles sub-block 2c+1. x = (d*sc)*q - (dmin*mn).
@@ -44,6 +47,7 @@ struct BlockQ5K { uint16_t d; uint16_t dmin; uint8_t scales[12]; uint8_t qh[32];
 struct BlockQ6K { uint8_t ql[128]; uint8_t qh[64]; int8_t scales[16]; uint16_t d; };
 
 static_assert(sizeof(BlockQ8_0) == 34 && sizeof(BlockQ4_0) == 18 && sizeof(BlockQ4_1) == 20);
+static_assert(sizeof(BlockQ5_0) == 22);
 static_assert(sizeof(BlockQ4K) == 144 && sizeof(BlockQ5K) == 176 && sizeof(BlockQ6K) == 210);
 
 // The 6-bit (scale, min) of sub-block j (0..7) of a Q4_K/Q5_K super-block:
@@ -96,6 +100,7 @@ float nf4_block_absmax(const uint8_t* row, int64_t k, int64_t b);
 void decode_q8_0(const uint8_t* blocks, int64_t nblocks, float* out);
 void decode_q4_0(const uint8_t* blocks, int64_t nblocks, float* out);
 void decode_q4_1(const uint8_t* blocks, int64_t nblocks, float* out);
+void decode_q5_0(const uint8_t* blocks, int64_t nblocks, float* out);
 void decode_q4_k(const uint8_t* blocks, int64_t nblocks, float* out);
 void decode_q5_k(const uint8_t* blocks, int64_t nblocks, float* out);
 void decode_q6_k(const uint8_t* blocks, int64_t nblocks, float* out);
@@ -110,6 +115,7 @@ void decode_nf4(const uint8_t* row, int64_t k, int64_t k0, int64_t len, float* o
 void encode_q8_0(const float* in, int64_t k, uint8_t* out);
 void encode_q4_0(const float* in, int64_t k, uint8_t* out);
 void encode_q4_1(const float* in, int64_t k, uint8_t* out);
+void encode_q5_0(const float* in, int64_t k, uint8_t* out);
 template <int B> void encode_i8(const float* in, int64_t k, uint8_t* out);
 void encode_i4(const float* in, int64_t k, uint8_t* out);
 void encode_i4m(const float* in, int64_t k, uint8_t* out);

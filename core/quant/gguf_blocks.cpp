@@ -1,4 +1,4 @@
-// ggml's legacy 32-element blocks Q8_0, Q4_0, Q4_1: decoders bit-exact to ggml's
+// ggml's legacy 32-element blocks Q8_0, Q4_0, Q4_1, Q5_0: decoders bit-exact to ggml's
 // layout, and zeroth's own encoders for them (any valid block decodes the same).
 //
 // The encoders compute codes against the f16-rounded constants they store, so the
@@ -124,6 +124,49 @@ void decode_q4_1(const uint8_t* blocks, int64_t nblocks, float* out) {
     for (int j = 0; j < 16; ++j) {
       y[j] = d * float(qs[j] & 0xF) + m;
       y[j + 16] = d * float(qs[j] >> 4) + m;
+    }
+  }
+}
+
+// Q5_0 levels are d * (q - 16), q in [0, 31]: as Q4_0, the element of largest
+// magnitude v maps to -16 exactly (d = v / -16), and one of the opposite sign
+// near -v clamps to +15.
+void encode_q5_0(const float* in, int64_t k, uint8_t* out) {
+  for (int64_t b = 0; b < k / kQK; ++b) {
+    const float* x = in + b * kQK;
+    uint8_t* blk = out + b * sizeof(BlockQ5_0);
+    float v = 0.0f;
+    for (int j = 0; j < kQK; ++j)
+      if (std::fabs(x[j]) > std::fabs(v)) v = x[j];
+    const uint16_t dh = f16_constant(v / -16.0f, "q5_0");
+    const float d = f16_to_f32(dh);
+    store_u16(blk, dh);
+    uint8_t q[32];
+    uint32_t qh = 0;
+    for (int j = 0; j < kQK; ++j) {
+      const float r = d != 0.0f ? std::nearbyint(x[j] / d) : 0.0f;
+      q[j] = uint8_t(std::clamp(r, -16.0f, 15.0f) + 16.0f);
+      qh |= uint32_t(q[j] >> 4) << j;
+      q[j] &= 0xF;
+    }
+    for (int i = 0; i < 4; ++i) blk[offsetof(BlockQ5_0, qh) + size_t(i)] = uint8_t(qh >> (8 * i));
+    pack_nibbles(q, blk + offsetof(BlockQ5_0, qs));
+  }
+}
+
+void decode_q5_0(const uint8_t* blocks, int64_t nblocks, float* out) {
+  for (int64_t b = 0; b < nblocks; ++b) {
+    const uint8_t* blk = blocks + b * sizeof(BlockQ5_0);
+    const float d = f16_to_f32(load_u16(blk));
+    const uint8_t* h = blk + offsetof(BlockQ5_0, qh);
+    const uint32_t qh = uint32_t(h[0]) | uint32_t(h[1]) << 8 | uint32_t(h[2]) << 16 | uint32_t(h[3]) << 24;
+    const uint8_t* qs = blk + offsetof(BlockQ5_0, qs);
+    float* y = out + b * kQK;
+    for (int j = 0; j < 16; ++j) {
+      const int lo = int(qs[j] & 0xF) | int((qh >> j) & 1) << 4;
+      const int hi = int(qs[j] >> 4) | int((qh >> (j + 16)) & 1) << 4;
+      y[j] = d * float(lo - 16);
+      y[j + 16] = d * float(hi - 16);
     }
   }
 }

@@ -42,6 +42,7 @@ void decode_row_segment_scalar(DType t, const uint8_t* row, int64_t k, int64_t k
     case DType::Q8_0: decode_q8_0(blocks, nb, out); return;
     case DType::Q4_0: decode_q4_0(blocks, nb, out); return;
     case DType::Q4_1: decode_q4_1(blocks, nb, out); return;
+    case DType::Q5_0: decode_q5_0(blocks, nb, out); return;
     case DType::Q4_K: decode_q4_k(blocks, nb, out); return;
     case DType::Q5_K: decode_q5_k(blocks, nb, out); return;
     case DType::Q6_K: decode_q6_k(blocks, nb, out); return;
@@ -66,7 +67,7 @@ bool can_quantize_to(DType t) {
   if (is_nf_family(t)) return true;
   switch (t) {
     case DType::F32: case DType::F16: case DType::BF16:
-    case DType::Q8_0: case DType::Q4_0: case DType::Q4_1:
+    case DType::Q8_0: case DType::Q4_0: case DType::Q4_1: case DType::Q5_0:
     case DType::I8_B32: case DType::I8_B64: case DType::I8_B128:
     case DType::I4_B32: case DType::I4M_B32: case DType::NF4:
       return true;
@@ -77,7 +78,7 @@ bool can_quantize_to(DType t) {
 
 void quantize_row(DType type, const float* in, void* row, int64_t k) {
   ZEROTH_CHECK(can_quantize_to(type),
-               "cannot quantize to {}: supported targets are f32, f16, bf16, q8_0, q4_0, q4_1, "
+               "cannot quantize to {}: supported targets are f32, f16, bf16, q8_0, q4_0, q4_1, q5_0, "
                "i8_b32/64/128, i4_b32, i4m_b32, nf4, nf2|nf3|nf4|nf8_b16..b256[_f16] (K-quants are decode-only)",
                dtype_name(type));
   (void)row_bytes(type, k);  // throws when k is not a multiple of the block
@@ -96,6 +97,7 @@ void quantize_row(DType type, const float* in, void* row, int64_t k) {
     case DType::Q8_0: encode_q8_0(in, k, out); return;
     case DType::Q4_0: encode_q4_0(in, k, out); return;
     case DType::Q4_1: encode_q4_1(in, k, out); return;
+    case DType::Q5_0: encode_q5_0(in, k, out); return;
     case DType::I8_B32: encode_i8<32>(in, k, out); return;
     case DType::I8_B64: encode_i8<64>(in, k, out); return;
     case DType::I8_B128: encode_i8<128>(in, k, out); return;

@@ -33,7 +33,7 @@ using test::to_device;
 // Every dtype with a CUDA decoder: the fixed formats, then the NF family's 40.
 std::vector<DType> every_format() {
   std::vector<DType> f = {DType::F32,    DType::F16,    DType::BF16,    DType::Q8_0,   DType::Q4_0,
-                          DType::Q4_1,   DType::Q4_K,   DType::Q5_K,    DType::Q6_K,   DType::I8_B32,
+                          DType::Q4_1,   DType::Q5_0,   DType::Q4_K,   DType::Q5_K,    DType::Q6_K,   DType::I8_B32,
                           DType::I8_B64, DType::I8_B128, DType::I4_B32, DType::I4M_B32, DType::NF4};
   for (DType t : nf_family()) f.push_back(t);
   return f;

@@ -16,7 +16,7 @@ using test::Bytes;
 using test::GgufBuilder;
 
 // ggml type ids and GGUF value type ids used below.
-constexpr uint32_t kF32 = 0, kF16 = 1, kQ5_0 = 6, kQ8_0 = 8, kQ4_K = 12, kBF16 = 30;
+constexpr uint32_t kF32 = 0, kF16 = 1, kQ5_0 = 6, kQ5_1 = 7, kQ8_0 = 8, kQ4_K = 12, kBF16 = 30;
 enum : uint32_t { U8 = 0, I8, U16, I16, U32, I32, F32, BOOL, STRING, ARRAY, U64, I64, F64 };
 
 GgufBuilder sample() {
@@ -51,7 +51,8 @@ GgufBuilder sample() {
   g.tensor("half", {8}, kF16, test::pattern_bytes(16, 2));
   g.tensor("q8", {64, 2}, kQ8_0, test::pattern_bytes(2 * 2 * 34, 3));
   g.tensor("q4k", {256, 1}, kQ4_K, test::pattern_bytes(144, 4));
-  g.tensor("q5", {32, 2}, kQ5_0, test::pattern_bytes(44, 5));  // listed, not usable
+  g.tensor("q5", {32, 2}, kQ5_1, test::pattern_bytes(48, 5));  // listed, not usable
+  g.tensor("q50", {32, 1}, kQ5_0, test::pattern_bytes(22, 6));
   g.tensor("bf", {2, 2, 2}, kBF16, test::pattern_bytes(16, 6));
   return g;
 }
@@ -130,10 +131,12 @@ TEST(Gguf, TensorsAreReversedNeViewsOfTheFile) {
   const auto g = GgufFile::open((dir / "m.gguf").string());
   ASSERT_EQ(g.tensor_infos().size(), b.tensors.size());
   const std::pair<const char*, Shape> shapes[] = {{"emb", {3, 4}}, {"half", {8}},  {"q8", {2, 64}},
-                                                  {"q4k", {1, 256}}, {"q5", {2, 32}}, {"bf", {2, 2, 2}}};
+                                                  {"q4k", {1, 256}}, {"q5", {2, 32}}, {"bf", {2, 2, 2}},
+                                                  {"q50", {1, 32}}};
   for (const auto& [name, shape] : shapes) EXPECT_EQ(g.find_tensor(name)->shape, shape) << name;
   const std::pair<const char*, DType> dtypes[] = {
-      {"emb", DType::F32}, {"half", DType::F16}, {"q8", DType::Q8_0}, {"q4k", DType::Q4_K}, {"bf", DType::BF16}};
+      {"emb", DType::F32}, {"half", DType::F16}, {"q8", DType::Q8_0}, {"q4k", DType::Q4_K}, {"bf", DType::BF16},
+      {"q50", DType::Q5_0}};
   for (size_t i = 0; i < b.tensors.size(); ++i) {
     const auto& want = b.tensors[i];
     const auto* info = g.find_tensor(want.name);
@@ -144,14 +147,14 @@ TEST(Gguf, TensorsAreReversedNeViewsOfTheFile) {
     EXPECT_EQ(std::memcmp(t.raw(), want.data.data(), want.data.size()), 0) << want.name;
   }
   for (const auto& [name, dt] : dtypes) EXPECT_EQ(g.tensor(name).dtype(), dt) << name;
-  // The q5_0 tensor is listed but cannot be used: the error names it and its type.
+  // The q5_1 tensor is listed but cannot be used: the error names it and its type.
   EXPECT_FALSE(g.find_tensor("q5")->dtype.has_value());
   try {
     g.tensor("q5");
-    ADD_FAILURE() << "q5_0 tensor accessed";
+    ADD_FAILURE() << "q5_1 tensor accessed";
   } catch (const FormatError& e) {
     EXPECT_NE(std::string(e.what()).find("\"q5\""), std::string::npos) << e.what();
-    EXPECT_NE(std::string(e.what()).find("q5_0"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("q5_1"), std::string::npos) << e.what();
   }
   EXPECT_THROW(g.tensors(), FormatError);
   EXPECT_THROW(g.tensor("nope"), Error);
@@ -222,7 +225,7 @@ TEST(Gguf, LyingFilesAreFormatErrors) {
   test::expect_format_error(p, with(4, uint32_t(4)), open_gguf, "version 4");
   test::expect_format_error(p, with(4, uint32_t(0x03000000)), open_gguf, "big-endian");
   test::expect_format_error(p, with(8, ~uint64_t(0)), open_gguf, "huge tensor count");
-  test::expect_format_error(p, with(8, uint64_t(7)), open_gguf, "one tensor too many");
+  test::expect_format_error(p, with(8, uint64_t(8)), open_gguf, "one tensor too many");
   test::expect_format_error(p, with(16, uint64_t(1) << 60), open_gguf, "huge kv count");
   test::expect_format_error(p, with(16, uint64_t(20)), open_gguf, "one kv too many");
   test::expect_format_error(p, with(24, uint64_t(1) << 62), open_gguf, "huge key length");

@@ -82,6 +82,30 @@ TEST(GgufDecode, Q4_1) {
   EXPECT_EQ(y[16], 6.5f);
 }
 
+// Q5_0 (ggml's block_q5_0): f16 d, a little-endian u32 qh whose bit i is the
+// fifth bit of element i, then Q4_0's nibbles; x = d * (q - 16).
+TEST(GgufDecode, Q5_0) {
+  std::vector<uint8_t> b(22);
+  put16(b, 0, 0x3800);  // d = 0.5
+  const uint32_t qh = 0xA5F0C3E1u;
+  for (int i = 0; i < 4; ++i) b[2 + size_t(i)] = uint8_t(qh >> (8 * i));
+  for (int j = 0; j < 16; ++j) b[6 + size_t(j)] = uint8_t(j | ((15 - j) << 4));
+  const auto y = decode(DType::Q5_0, b, 32);
+  for (int j = 0; j < 16; ++j) {
+    const int lo = j + 16 * int((qh >> j) & 1), hi = (15 - j) + 16 * int((qh >> (j + 16)) & 1);
+    EXPECT_EQ(y[size_t(j)], 0.5f * float(lo - 16)) << j;
+    EXPECT_EQ(y[size_t(16 + j)], 0.5f * float(hi - 16)) << j;
+  }
+  EXPECT_EQ(y[0], 0.5f * float(16 - 16));  // qh bit 0 = 1: q = 0 | 16
+  EXPECT_EQ(y[1], 0.5f * float(1 - 16));   // bit 1 = 0
+  // Every one of the 32 levels, both halves: encode picks them back.
+  std::vector<float> x(32);
+  for (int j = 0; j < 32; ++j) x[size_t(j)] = float(j - 16);  // -16..15 with d = 1
+  std::vector<uint8_t> enc(22);
+  quantize_row(DType::Q5_0, x.data(), enc.data(), 32);
+  EXPECT_EQ(decode(DType::Q5_0, enc, 32), x);
+}
+
 TEST(GgufDecode, KScaleMinUnpacking) {
   for (int j = 0; j < 8; ++j) {
     uint8_t sc, mn;

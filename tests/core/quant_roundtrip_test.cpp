@@ -85,6 +85,10 @@ TEST(QuantRoundTrip, GgufLegacyEncoders) {
   check_blocks(DType::Q4_1, x, 32, [](const uint8_t* r, size_t b, float lo, float, float a) {
     return f16_to_f32(load_u16(r + 20 * b)) / 2 + std::fabs(lo) * 4.9e-4f + a * kRel;
   });
+  // Q5_0: as Q4_0 with 32 levels: ≤ |d|, d = extreme / -16
+  check_blocks(DType::Q5_0, x, 32, [](const uint8_t* r, size_t b, float, float, float a) {
+    return std::fabs(f16_to_f32(load_u16(r + 22 * b))) + a * kRel;
+  });
   // Most Q4_0 errors are within |d|/2: the mean error is well below the worst case.
   const auto y = decode(DType::Q4_0, encode(DType::Q4_0, x), 1024);
   double mean = 0.0;
@@ -173,14 +177,14 @@ TEST(Nf4, ErrorWithinHalfGapPlusDoubleQuantError) {
 }
 
 TEST(QuantRoundTrip, ZeroAndConstantRows) {
-  for (DType t : {DType::Q8_0, DType::Q4_0, DType::Q4_1, DType::I8_B32, DType::I8_B64, DType::I8_B128,
+  for (DType t : {DType::Q8_0, DType::Q4_0, DType::Q4_1, DType::Q5_0, DType::I8_B32, DType::I8_B64, DType::I8_B128,
                   DType::I4_B32, DType::I4M_B32, DType::NF4}) {
     const std::vector<float> zeros(256, 0.0f);
     for (float v : decode(t, encode(t, zeros), 256)) ASSERT_EQ(v, 0.0f) << dtype_name(t);
   }
   const std::vector<float> twos(64, 2.0f);
   // formats whose levels hit a constant exactly (extreme -> -8, min, or absmax * 1.0)
-  for (DType t : {DType::Q4_0, DType::Q4_1, DType::I4M_B32, DType::NF4})
+  for (DType t : {DType::Q4_0, DType::Q4_1, DType::Q5_0, DType::I4M_B32, DType::NF4})
     for (float v : decode(t, encode(t, twos), 64)) ASSERT_EQ(v, 2.0f) << dtype_name(t);
 }
 
@@ -189,7 +193,8 @@ TEST(QuantRoundTrip, NonFiniteInputsAreRejectedByBlockFormats) {
   std::vector<uint8_t> row(row_bytes(DType::NF4, 64));
   for (float bad : {std::numeric_limits<float>::quiet_NaN(), std::numeric_limits<float>::infinity()}) {
     x[17] = bad;
-    for (DType t : {DType::Q8_0, DType::Q4_0, DType::Q4_1, DType::I8_B32, DType::I4_B32, DType::I4M_B32, DType::NF4}) {
+    for (DType t : {DType::Q8_0, DType::Q4_0, DType::Q4_1, DType::Q5_0, DType::I8_B32, DType::I4_B32, DType::I4M_B32,
+                    DType::NF4}) {
       try {
         quantize_row(t, x.data(), row.data(), 64);
         ADD_FAILURE() << dtype_name(t) << " accepted " << bad;

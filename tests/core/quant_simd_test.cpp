@@ -12,7 +12,7 @@
 using namespace zeroth;
 
 namespace {
-const DType kAll[] = {DType::F32, DType::F16, DType::BF16, DType::Q8_0, DType::Q4_0, DType::Q4_1,
+const DType kAll[] = {DType::F32, DType::F16, DType::BF16, DType::Q8_0, DType::Q4_0, DType::Q4_1, DType::Q5_0,
                       DType::Q4_K, DType::Q5_K, DType::Q6_K, DType::I8_B32, DType::I8_B64, DType::I8_B128,
                       DType::I4_B32, DType::I4M_B32, DType::NF4};
 }

@@ -283,7 +283,8 @@ void gguf_seeds() {
   g.tensor("output_norm.weight", {8}, 1, 8 * 2);             // f16
   g.tensor("blk.0.attn_q.weight", {32, 2}, 8, 2 * 34);       // q8_0: 2 rows of one block
   g.tensor("blk.0.ffn_down.weight", {256}, 12, 144);         // q4_K: one super-block
-  g.tensor("blk.0.ffn_up.weight", {32}, 6, 22);              // q5_0: a type zeroth cannot use
+  g.tensor("blk.0.ffn_up.weight", {32}, 6, 22);              // q5_0: one block
+  g.tensor("blk.0.ffn_gate.weight", {32}, 7, 24);            // q5_1: a type zeroth cannot use
   g.tensor("rope_freqs", {4}, 30, 4 * 2);                    // bf16
   seed("gguf", "tiny_llama", g.build());
   Gguf empty;
