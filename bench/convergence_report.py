@@ -20,7 +20,7 @@ LABELS = {
     "allora": "MeZO-SGD + ALLoRA row lr",
     "lisa": "ZO-Adam on LISA's sampled layers",
     "q4": "MeZO-SGD, q 4 slots per member (lr × 2)",
-    "hizoo": "HiZOO (curvature-shaped perturbations, lr × 20)",
+    "hizoo": "HiZOO (curvature-shaped perturbations, α 1e-4)",
     "adam-epsdecay": "ZO-Adam, ε decaying to ε/10",
     "lozo": "MeZO-SGD, LOZO rank-2 z (subspace kept 10 steps)",
     "fo": "mode fo: backprop + AdamW (ceiling)",
