@@ -22,6 +22,7 @@ inline std::string cached_model(const std::string& name) {
 }
 
 inline constexpr const char* kSmolLM2File = "SmolLM2-135M-Instruct.Q4_1.gguf";
+inline constexpr const char* kGemma3File = "gemma-3-270m-q4_k_m.gguf";
 
 }  // namespace zeroth::test
 
@@ -31,3 +32,10 @@ inline constexpr const char* kSmolLM2File = "SmolLM2-135M-Instruct.Q4_1.gguf";
   if (var.empty())                                                                                   \
   GTEST_SKIP() << ::zeroth::test::kSmolLM2File                                                       \
                << " is not in the model cache ($ZEROTH_CACHE or ~/.cache/zeroth/models); run scripts/get-models"
+
+// Skips the current test with a clear message when Gemma 3 270M is not cached.
+#define ZEROTH_REQUIRE_GEMMA3(var)                                                                   \
+  const std::string var = ::zeroth::test::cached_model(::zeroth::test::kGemma3File);                 \
+  if (var.empty())                                                                                   \
+  GTEST_SKIP() << ::zeroth::test::kGemma3File                                                        \
+               << " is not in the model cache ($ZEROTH_CACHE or ~/.cache/zeroth/models); run scripts/get-models gemma3"
