@@ -24,7 +24,7 @@ std::shared_ptr<MappedFile> MappedFile::open(const std::string& path) {
   }
   if (!S_ISREG(st.st_mode)) {
     ::close(fd);
-    fail("{}: not a regular file", path);
+    fail("{}: {}", path, S_ISDIR(st.st_mode) ? "is a directory, not a file" : "not a regular file");
   }
   std::shared_ptr<MappedFile> f(new MappedFile());
   f->path_ = path;

@@ -21,6 +21,7 @@
 #include <map>
 #include <nlohmann/json.hpp>
 
+#include "core/file_check.h"
 #include "core/backend.h"
 #include "core/error.h"
 #include "core/hash.h"
@@ -97,6 +98,7 @@ json measure(const std::string& config_path, const std::vector<std::string>& set
 }
 
 json read_measurement(const std::string& path) {
+  check_input_file(path, "the calibration file");
   std::ifstream in(path);
   ZEROTH_CHECK(bool(in), "{}: cannot open (write it with zeroth calibrate CONFIG --out {})", path, path);
   json j;

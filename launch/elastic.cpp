@@ -2,6 +2,7 @@
 
 #include <cstdint>
 #include <fmt/format.h>
+#include <filesystem>
 #include <fstream>
 
 #include "core/error.h"
@@ -72,6 +73,8 @@ std::optional<Credential> load_credential(const std::string& token, const std::s
   if (token.empty()) return std::nullopt;
   std::string text = token;
   if (text.rfind("zt1.", 0) != 0) {  // a file holding the token
+    ZEROTH_CHECK(!std::filesystem::is_directory(token), "--token {}: is a directory; give a token (zt1....) or "
+                 "the file that holds one", token);
     std::ifstream in(token);
     ZEROTH_CHECK(in.good(), "--token {}: neither a token (zt1....) nor a readable file", token);
     std::getline(in, text);

@@ -6,6 +6,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "core/file_check.h"
 #include "core/cuda_matmul.h"
 #include "core/dtype.h"
 #include "core/sysmem.h"
@@ -253,6 +254,7 @@ TrainConfig parse_train_config(const std::string& yaml_text, const std::string& 
 }
 
 TrainConfig load_train_config(const std::string& path, const std::vector<std::string>& overrides) {
+  check_input_file(path, "the config file");
   std::ifstream in(path);
   ZEROTH_CHECK(bool(in), "{}: cannot open the config file", path);
   std::stringstream ss;

@@ -30,7 +30,7 @@ std::optional<YAML::Node> YamlReader::take(const std::string& key) {
   used_.insert(key);
   if (!node_ || !node_.IsMap()) return std::nullopt;
   const YAML::Node v = std::as_const(node_)[key];
-  if (!v.IsDefined() || v.IsNull()) return std::nullopt;
+  if (!v.IsDefined()) return std::nullopt;
   return v;
 }
 
@@ -39,6 +39,10 @@ bool YamlReader::has(const std::string& key) const { return node_ && node_.IsMap
 void YamlReader::get(const std::string& key, std::vector<std::string>& out) {
   const auto v = take(key);
   if (!v) return;
+  if (v->IsNull()) {  // `key:` with nothing after it: an empty list
+    out.clear();
+    return;
+  }
   ZEROTH_CHECK(v->IsSequence(), "{}: {} must be a list", file_, full(key));
   out.clear();
   for (const auto& e : *v) {
@@ -50,6 +54,10 @@ void YamlReader::get(const std::string& key, std::vector<std::string>& out) {
 void YamlReader::get(const std::string& key, std::map<std::string, std::string>& out) {
   const auto v = take(key);
   if (!v) return;
+  if (v->IsNull()) {  // `key:` with nothing after it: an empty mapping
+    out.clear();
+    return;
+  }
   ZEROTH_CHECK(v->IsMap(), "{}: {} must be a mapping", file_, full(key));
   out.clear();
   for (const auto& kv : *v) {

@@ -18,10 +18,22 @@ class YamlReader {
  public:
   YamlReader(YAML::Node node, std::string path, std::string file);
 
+  // An absent key keeps `out` (the default). A key present with no value
+  // (`lr:`, `lr: ~`, `--set optimizer.lr=`) is "" for a string and an error
+  // naming the key for a number or boolean: it never falls back silently.
   template <typename T>
   void get(const std::string& key, T& out) {
     const std::optional<YAML::Node> v = take(key);
     if (!v) return;
+    if (v->IsNull()) {
+      if constexpr (std::is_same_v<T, std::string>) {
+        out.clear();
+        return;
+      } else {
+        fail("{}: {} has no value; give it {} or delete the key to use the default", file_, full(key),
+             type_name<T>());
+      }
+    }
     try {
       out = v->as<T>();
     } catch (const YAML::Exception&) {
@@ -44,7 +56,7 @@ class YamlReader {
     else if constexpr (std::is_floating_point_v<T>) return "a number";
     else return "a string";
   }
-  std::optional<YAML::Node> take(const std::string& key);  // nullopt: absent or null
+  std::optional<YAML::Node> take(const std::string& key);  // nullopt: absent (a null value is returned)
   YAML::Node node_;
   std::string path_, file_;
   std::set<std::string> used_;

@@ -11,6 +11,7 @@
 #include <fmt/format.h>
 #include <fstream>
 
+#include "core/file_check.h"
 #include "core/error.h"
 
 namespace zeroth::tcp {
@@ -96,6 +97,7 @@ std::array<uint8_t, N> from_hex(const std::string& hex, const std::string& what)
 template std::array<uint8_t, 32> from_hex<32>(const std::string&, const std::string&);
 
 Key read_secret(const std::string& path) {
+  check_input_file(path, "the run secret");
   std::ifstream in(path);
   ZEROTH_CHECK(in.good(), "{}: cannot read the run secret (create one with `zeroth token secret {}`)", path, path);
   std::string hex;

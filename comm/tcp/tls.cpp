@@ -17,6 +17,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "core/file_check.h"
 #include "core/error.h"
 
 namespace zeroth::tcp {
@@ -44,6 +45,7 @@ std::string openssl_error() {
 std::string read_pem_file(const std::string& path, const char* what) {
   std::error_code ec;
   ZEROTH_CHECK(std::filesystem::is_regular_file(path, ec), "{} {}: no such file", what, path);
+  check_input_file(path, what);
   std::ifstream in(path, std::ios::binary);
   ZEROTH_CHECK(in.good(), "{} {}: cannot read it: {}", what, path, std::strerror(errno));
   std::stringstream s;

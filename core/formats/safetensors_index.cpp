@@ -4,6 +4,7 @@
 #include <set>
 #include <sstream>
 
+#include "core/file_check.h"
 #include "core/error.h"
 #include "core/formats/json_limits.h"
 #include "core/formats/safetensors.h"
@@ -21,6 +22,7 @@ std::string SafetensorsIndex::shard_path(const std::string& shard) const {
 }
 
 SafetensorsIndex read_safetensors_index(const std::string& path) {
+  check_input_file(path, "the safetensors index");
   std::ifstream in(path, std::ios::binary);
   if (!in) fail("{}: cannot open", path);
   std::stringstream ss;

@@ -4,6 +4,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "core/file_check.h"
 #include "core/error.h"
 #include "core/formats/gguf.h"
 #include "core/formats/llama2c.h"
@@ -24,6 +25,7 @@ const char* model_format_name(ModelFormat f) {
 ModelFormat detect_model_format(const std::string& path) {
   namespace fs = std::filesystem;
   if (fs::is_directory(path)) return ModelFormat::HfDirectory;
+  check_input_file(path, "the model file");
   std::ifstream in(path, std::ios::binary);
   if (!in) fail("{}: cannot open the model file", path);
   uint32_t magic = 0;

@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "core/file_check.h"
 #include "core/error.h"
 
 namespace zeroth {
@@ -237,6 +238,7 @@ RecordFile parse_records(std::string_view text, RecordFormat format, const std::
 
 RecordFile read_records(const std::string& path, const RecordOptions& opt) {
   const RecordFormat format = record_format_of(path);
+  check_input_file(path, "the data file");
   std::ifstream in(path, std::ios::binary);
   if (!in) fail("{}: cannot open the data file", path);
   std::stringstream ss;

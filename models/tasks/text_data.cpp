@@ -5,6 +5,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "core/file_check.h"
 #include "core/error.h"
 #include "models/tasks/records.h"
 
@@ -25,6 +26,7 @@ bool is_jsonl(const std::string& path) {
 }  // namespace
 
 TextData read_text_documents(const std::string& path, const TextDataOptions& opt) {
+  check_input_file(path, "the data file");
   std::ifstream in(path, std::ios::binary);
   if (!in) fail("{}: cannot open the data file", path);
   TextData out;

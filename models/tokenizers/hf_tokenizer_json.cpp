@@ -13,6 +13,7 @@
 #include <fstream>
 #include <map>
 
+#include "core/file_check.h"
 #include "core/error.h"
 #include "models/tokenizer.h"
 #include "models/tokenizers/pretokenizer.h"
@@ -23,6 +24,7 @@ namespace {
 using nlohmann::json;
 
 json parse_json_file(const std::string& path) {
+  check_input_file(path, "the tokenizer file");
   std::ifstream in(path);
   if (!in) throw Error(fmt::format("{}: cannot open the file", path));
   try {

@@ -9,6 +9,7 @@
 #include <fstream>
 #include <iterator>
 
+#include "core/file_check.h"
 #include "core/error.h"
 #include "models/tokenizer.h"
 
@@ -55,6 +56,7 @@ class Reader {
 TokenizerSpec read_llama2c_tokenizer(const std::string& path, int32_t vocab_size) {
   ZEROTH_CHECK(vocab_size > 0, "{}: vocab_size must be positive (from the checkpoint header), got {}",
                path, vocab_size);
+  check_input_file(path, "the tokenizer file");
   std::ifstream in(path, std::ios::binary);
   if (!in) throw Error(fmt::format("{}: cannot open the tokenizer file (llama2.c tokenizer.bin)", path));
   Reader r(path, std::string(std::istreambuf_iterator<char>(in), {}));

@@ -7,6 +7,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "core/file_check.h"
 #include "core/error.h"
 #include "models/tokenizer.h"
 
@@ -71,6 +72,7 @@ void write_tokenizer_spec(const std::string& path, const TokenizerSpec& s) {
 }
 
 TokenizerSpec read_tokenizer_spec(const std::string& path) {
+  check_input_file(path, "the tokenizer file");
   std::ifstream in(path);
   ZEROTH_CHECK(bool(in), "{}: cannot open the tokenizer file", path);
   TokenizerSpec s;

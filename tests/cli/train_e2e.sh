@@ -223,6 +223,17 @@ EOF
     rc=0; "$zeroth" train "$tmp/typo.yaml" >/dev/null 2>"$tmp/err" || rc=$?
     [ "$rc" != 0 ] || fail "a typo'd key was accepted"
     grep -q "typo.yaml: unknown key run.stpes" "$tmp/err" || { cat "$tmp/err"; fail "the typo is not named with its file"; }
+    # A directory given where a file belongs, as the config, the data or the model.
+    mkdir -p "$tmp/adir"
+    for args in "$tmp/adir" "$recipe --set task.train=$tmp/adir" "$recipe --set model.path=$tmp/adir/"; do
+      # shellcheck disable=SC2086  # the words of $args are the arguments
+      rc=0; "$zeroth" train $args "${fast[@]}" --set run.dir="$tmp/d" >/dev/null 2>"$tmp/err" || rc=$?
+      [ "$rc" != 0 ] || fail "a directory was accepted as a file ($args)"
+      grep -q "is a directory\|config.json" "$tmp/err" || { cat "$tmp/err"; fail "unclear error for a directory ($args)"; }
+    done
+    # A key with no value is an error naming it, not the compiled-in default.
+    rc=0; "$zeroth" train "$recipe" "${fast[@]}" --set run.dir="$tmp/e" --set optimizer.lr= >/dev/null 2>"$tmp/err" || rc=$?
+    [ "$rc" != 0 ] && grep -q "optimizer.lr has no value" "$tmp/err" || { cat "$tmp/err"; fail "an empty optimizer.lr"; }
     # A directory that already holds a run.
     train "$tmp/run" 3
     before=$(cd "$tmp/run" && find . -type f | sort | xargs sha256sum)

@@ -309,6 +309,14 @@ TEST(TrainConfig, InvalidValuesNameTheKey) {
                {"zo.lisa_layers", "roles.grad"});
   expect_error(kMinimal + "zo:\n  lisa_layers: 2\noptimizer:\n  rule: adamezo\n", {"zo.lisa_layers", "adamezo"});
   expect_error(kMinimal + "zo:\n  lisa_layers: -1\n", {"zo.lisa_layers"});
+  // A key with no value is an error naming it, never the compiled-in default;
+  // for a string it is the empty string.
+  expect_error(kMinimal + "optimizer:\n  lr:\n", {"optimizer.lr", "no value"});
+  expect_error(kMinimal + "optimizer:\n  lr: ~\n", {"optimizer.lr", "no value"});
+  expect_error(kMinimal, {"optimizer.lr", "no value"}, {"optimizer.lr="});
+  expect_error(kMinimal, {"zo.central", "a boolean"}, {"zo.central="});
+  expect_error(kMinimal, {"run.steps", "an integer"}, {"run.steps=~"});
+  EXPECT_EQ(parse_train_config(kMinimal, "r.yaml", {"task.test="}).task.test_path, "");
   expect_error(kMinimal + "trainable:\n  sparse_density: 0.1\n", {"trainable.sparse_density", "trainable.full"});
   expect_error(kMinimal + "trainable:\n  full: true\n  sparse_density: 1.5\n", {"trainable.sparse_density"});
   expect_error(kMinimal + "zo:\n  eps_final: 1e-4\n", {"zo.eps_final", "zo.eps_steps"});
