@@ -15,18 +15,18 @@
 namespace zeroth::cli {
 namespace {
 
-// "90s", "30m", "6h", "7d" → seconds.
+// "90s", "30m", "6h", "7d" → seconds: digits only (no sign, no spaces), at
+// least one second and at most kMaxDays days, so nothing wraps or overflows.
+constexpr uint64_t kMaxDays = 3650;
 uint64_t parse_duration(const std::string& s) {
   size_t used = 0;
-  uint64_t n = 0;
-  try {
-    n = std::stoull(s, &used);
-  } catch (const std::exception&) {
-    used = 0;
-  }
+  while (used < s.size() && s[used] >= '0' && s[used] <= '9') ++used;
   const std::string unit = s.substr(used);
   const uint64_t mult = unit == "s" ? 1 : unit == "m" ? 60 : unit == "h" ? 3600 : unit == "d" ? 86400 : 0;
-  ZEROTH_CHECK(used > 0 && mult > 0 && n > 0, "--expires {}: expected a number and a unit: 90s, 30m, 6h or 7d", s);
+  ZEROTH_CHECK(used > 0 && used <= 12 && mult > 0,
+               "--expires {}: expected a positive whole number and a unit: 90s, 30m, 6h or 7d", s);
+  const uint64_t n = std::stoull(s.substr(0, used));
+  ZEROTH_CHECK(n > 0 && n <= kMaxDays * 86400 / mult, "--expires {}: must be between 1s and {} days", s, kMaxDays);
   return n * mult;
 }
 

@@ -510,6 +510,12 @@ def scenario_auth():
     if subprocess.run([ZEROTH, "token", "secret", secret], capture_output=True).returncode != 0:
         fail("zeroth token secret failed")
     ta, tb = token(secret, "alice"), token(secret, "bob")
+    # Lifetimes that would wrap or overflow are refused, naming the flag.
+    for bad in ("-1h", "+5m", "99999999999999999999d", "4000d", "0s", "12"):
+        r = subprocess.run([ZEROTH, "token", "issue", "--secret", secret, "--name", "x", "--expires", bad],
+                           capture_output=True, text=True)
+        if r.returncode == 0 or "--expires" not in r.stderr:
+            fail(f"zeroth token issue --expires {bad} was accepted or its error does not name the flag: {r.stderr}")
     hashes, ledgers = {}, {}
     for attack in (False, True):
         RUN = os.path.join(TMP, f"run-{'attacked' if attack else 'clean'}")
