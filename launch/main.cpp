@@ -9,6 +9,15 @@ int main(int argc, char** argv) {
   CLI::App app{"zeroth: distributed zeroth-order (MeZO/SPSA) finetuning of quantized language models"};
   app.set_version_flag("--version", std::string("zeroth ") + ZEROTH_VERSION);
   app.require_subcommand(1);
+  app.footer(
+      "Exit status:\n"
+      "  0        success\n"
+      "  1        an error: bad input or a failed run; the message names what to fix\n"
+      "  2        an internal error (a bug in zeroth: please report it with the message)\n"
+      "  3        replicas disagreed: their θ hashes differ (the ledger keeps the steps so far)\n"
+      "  100-127  a command-line error (CLI11): 105 a value failed its check, 106 a required\n"
+      "           option is missing, 109 an argument or flag was not expected\n"
+      "Each command's own --help lists its options.");
   std::map<CLI::App*, zeroth::cli::Runner> runners;
   auto add = [&](zeroth::cli::Runner (*f)(CLI::App&)) {
     const size_t before = app.get_subcommands({}).size();

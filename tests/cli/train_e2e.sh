@@ -231,6 +231,10 @@ EOF
       [ "$rc" != 0 ] || fail "a directory was accepted as a file ($args)"
       grep -q "is a directory\|config.json" "$tmp/err" || { cat "$tmp/err"; fail "unclear error for a directory ($args)"; }
     done
+    # The exit statuses are documented, and an unknown flag is CLI11's 109.
+    "$zeroth" --help | grep -q "3        replicas disagreed" || fail "--help does not document the exit statuses"
+    rc=0; "$zeroth" train --no-such-flag >/dev/null 2>&1 || rc=$?
+    [ "$rc" = 109 ] || fail "an unknown flag exited $rc, not 109"
     # A key with no value is an error naming it, not the compiled-in default.
     rc=0; "$zeroth" train "$recipe" "${fast[@]}" --set run.dir="$tmp/e" --set optimizer.lr= >/dev/null 2>"$tmp/err" || rc=$?
     [ "$rc" != 0 ] && grep -q "optimizer.lr has no value" "$tmp/err" || { cat "$tmp/err"; fail "an empty optimizer.lr"; }
