@@ -361,9 +361,9 @@ int train_mpi(const TrainOptions& opt) {
 
 Runner add_train(CLI::App& app) {
   auto opt = std::make_shared<TrainOptions>();
-  auto* sub = app.add_subcommand("train", "Zeroth-order finetuning (MeZO/SPSA, one byte per sample); without CONFIG "
-                                          "it runs the embedded default. Under mpirun every rank hosts members of "
-                                          "the run (run.members of them in all)");
+  auto* sub = app.add_subcommand("train", "Zeroth-order finetuning (MeZO/SPSA, one byte per perturbation of "
+                                          "zo.samples examples); without CONFIG it runs the embedded default. Under "
+                                          "mpirun every rank hosts members of the run (run.members of them in all)");
   sub->add_option("config", opt->config, "YAML recipe (see configs/)");
   sub->add_option("--set", opt->sets, "Override a config key, e.g. --set optimizer.lr=1e-4 (repeatable)");
   sub->add_option("--transport", opt->transport, "Under mpirun: mpi (default), or nccl: the step exchanges over NCCL "
