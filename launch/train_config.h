@@ -29,7 +29,10 @@ struct RunConfig {
   int64_t eval_every = 0;           // dev eval every N steps (0 = only before and after)
   int64_t snapshot_every = 100;
   int64_t hash_every = 10;          // compare replica hashes every K steps
-  bool durable = false;             // fsync the ledger after every entry
+  // fsync the ledger after every entry: it is the only copy of the finetuned
+  // model, and an fsync costs 0.2–0.3 ms a step (docs/benchmarks.md). false
+  // trades a crash's last entries for that time (the OS still writes them soon).
+  bool durable = true;
   bool resume = false;              // continue the run in `dir` (also --resume)
 };
 

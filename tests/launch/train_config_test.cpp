@@ -70,6 +70,7 @@ TEST(TrainConfig, Defaults) {
   EXPECT_EQ(c.run.members, 2);
   EXPECT_EQ(c.run.hash_every, 10);
   EXPECT_FALSE(c.run.resume);
+  EXPECT_TRUE(c.run.durable);  // the ledger is the only copy of the model: fsync by default
   EXPECT_EQ(c.model.path, "m.bin");
   EXPECT_EQ(c.model.quantize, "");
   EXPECT_EQ(c.lora.rank, 8);
@@ -107,7 +108,7 @@ run:
   eval_every: 11
   snapshot_every: 13
   hash_every: 17
-  durable: true
+  durable: false
   resume: true
 model:
   path: /models/m.gguf
@@ -178,7 +179,7 @@ void expect_everything(const TrainConfig& c) {
   EXPECT_EQ(c.run.eval_every, 11);
   EXPECT_EQ(c.run.snapshot_every, 13);
   EXPECT_EQ(c.run.hash_every, 17);
-  EXPECT_TRUE(c.run.durable);
+  EXPECT_FALSE(c.run.durable);  // the default is true
   EXPECT_EQ(c.model.path, "/models/m.gguf");
   EXPECT_EQ(c.model.tokenizer, "/models/tok.json");
   EXPECT_EQ(c.model.quantize, "nf4");
