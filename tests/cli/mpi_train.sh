@@ -152,7 +152,7 @@ case "$check" in
         --set 'task.train=shard-{rank}.txt'; then fail "a missing file on rank 1 did not fail the job"; fi
     cat miss.err
     [ "$(grep -c '^zeroth: error:' miss.err)" = 1 ] || fail "expected exactly one error line"
-    grep -q "^zeroth: error: rank 1 of 2: shard-1.txt: cannot open" miss.err || fail "the error does not name rank 1's file"
+    grep -q "^zeroth: error: rank 1 of 2: the data file shard-1.txt: no such file" miss.err || fail "the error does not name rank 1's file"
     [ ! -e miss/ledger.zl ] || [ "$(entries miss/ledger.zl | wc -c)" = 0 ] || fail "a step was committed"
     if mpi 4 few "$recipe" "${fast[@]}" --set run.members=2 --set run.steps=10 --set run.dir=few; then
       fail "2 members on 4 ranks did not fail"
