@@ -68,7 +68,7 @@ std::vector<uint8_t> encode_member_records(uint64_t step, uint32_t epoch, uint32
   out.resize(member_records_bytes(slots, exact, curvature), kDroppedCode);
   if (exact) {
     const float nan = std::nanf("");
-    for (size_t s = 0; s < block * (curvature ? 2 : 1) / 4; ++s) std::memcpy(&out[body + 4 * s], &nan, 4);
+    for (size_t s = 0; s < size_t(slots) * (curvature ? 2 : 1); ++s) std::memcpy(&out[body + 4 * s], &nan, 4);
   }
   for (const Record& r : records) {
     ZEROTH_CHECK(r.member == member && r.slot < slots, "record (member {}, slot {}) does not belong in member {}'s "

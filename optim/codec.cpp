@@ -65,8 +65,7 @@ float decode_curvature(uint8_t code) {
   static constexpr float kQuarter[4] = {1.0f, 1.18920711500272106672f, 1.41421356237309504880f,
                                         1.68179283050742908606f};
   const int c = int(int8_t(code));
-  const int octave = c >= 0 ? c / 4 : -((-c + 3) / 4);  // floor(c / 4)
-  return std::ldexp(kQuarter[c - 4 * octave], octave);
+  return std::ldexp(kQuarter[c & 3], c >> 2);  // c = 4·(c >> 2) + (c & 3) in C++20's two's complement
 }
 
 CodecScale::CodecScale(const CodecConfig& cfg) : cfg_(cfg) { cfg_.validate(); }

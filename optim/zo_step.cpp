@@ -91,7 +91,7 @@ uint64_t first_sample_draw(const ZoConfig& cfg, uint64_t step, uint32_t member, 
 
 void add_slot_record(MemberStepResult& out, float g, uint32_t member, uint32_t slot, RecordKind kind, bool exact,
                      float codec_scale, const PerturbationKey& dither_key) {
-  out.gradients.push_back(g);
+  if (kind != RecordKind::Curvature) out.gradients.push_back(g);
   Record rec;
   rec.member = member;
   rec.slot = slot;
@@ -101,7 +101,8 @@ void add_slot_record(MemberStepResult& out, float g, uint32_t member, uint32_t s
     rec.value = g;
     rec.exact = true;
   } else {
-    const Encoded e = encode_gradient(g, codec_scale, dither_key);
+    const Encoded e =
+        kind == RecordKind::Curvature ? encode_curvature(g) : encode_gradient(g, codec_scale, dither_key);
     if (e.status == EncodeStatus::NonFinite) { ++out.dropped; return; }
     if (e.status == EncodeStatus::Clipped) ++out.clipped;
     rec.code = e.code;
@@ -166,20 +167,7 @@ MemberStepResult zo_member_step(const CausalLM& model, const Task& task, const L
     const double l0 = r.loss[size_t(2 * q)];
     const float h = float(std::abs(r.loss[size_t(2 * k)] + r.loss[size_t(2 * k + 1)] - 2.0 * l0) /
                           (2.0 * double(eps) * double(eps)));
-    Record rec;
-    rec.member = member;
-    rec.slot = uint32_t(k);
-    rec.kind = RecordKind::Curvature;
-    if (cfg.exact_gradients) {
-      if (!std::isfinite(h)) continue;
-      rec.value = h;
-      rec.exact = true;
-    } else {
-      const Encoded e = encode_curvature(h);
-      if (e.status == EncodeStatus::NonFinite) continue;
-      rec.code = e.code;
-    }
-    out.records.push_back(rec);
+    add_slot_record(out, h, member, uint32_t(k), RecordKind::Curvature, cfg.exact_gradients, codec_scale, own_key(k));
   }
   return out;
 }

@@ -86,10 +86,11 @@ struct MemberStepResult {
 // lane is outside the step's lanes. Every member step (ZO, gradient, JVP) draws here.
 uint64_t first_sample_draw(const ZoConfig& cfg, uint64_t step, uint32_t member, uint32_t members, uint32_t lane);
 
-// Appends slot `slot`'s record of g to `out` (and g to out.gradients): the fp32
-// value in exact runs, else the codec's byte, its rounding dither keyed by
-// `dither_key`; a non-finite g is counted as dropped and sends no record, a
-// clipped one is counted.
+// Appends slot `slot`'s record of g to `out` (and, unless it is a curvature
+// record, g to out.gradients): the fp32 value in exact runs, else its byte: the
+// codec's, its rounding dither keyed by `dither_key`, or for RecordKind::Curvature
+// encode_curvature's fixed grid. A non-finite g is counted as dropped and sends
+// no record, a clipped one is counted.
 void add_slot_record(MemberStepResult& out, float g, uint32_t member, uint32_t slot, RecordKind kind,
                      bool exact, float codec_scale, const PerturbationKey& dither_key);
 

@@ -25,6 +25,23 @@ uint16_t f16_constant(float v, const char* format) {
   return h;
 }
 
+// The legacy symmetric formats (Q4_0, Q5_0): levels d * (q - half), q in
+// [0, 2·half). The element of largest magnitude v maps to -half exactly
+// (d = v / -half), as ggml does; d goes into the block's first two bytes and
+// the 32 codes into q.
+void symmetric_codes(const float* x, int half, const char* format, uint8_t* blk, uint8_t* q) {
+  float v = 0.0f;
+  for (int j = 0; j < kQK; ++j)
+    if (std::fabs(x[j]) > std::fabs(v)) v = x[j];
+  const uint16_t dh = f16_constant(v / -float(half), format);
+  const float d = f16_to_f32(dh);
+  store_u16(blk, dh);
+  for (int j = 0; j < kQK; ++j) {
+    const float r = d != 0.0f ? std::nearbyint(x[j] / d) : 0.0f;
+    q[j] = uint8_t(std::clamp(r, -float(half), float(half - 1)) + float(half));
+  }
+}
+
 void pack_nibbles(const uint8_t* q, uint8_t* qs) {
   for (int j = 0; j < 16; ++j) qs[j] = uint8_t(q[j] | (q[j + 16] << 4));
 }
@@ -57,25 +74,13 @@ void decode_q8_0(const uint8_t* blocks, int64_t nblocks, float* out) {
   }
 }
 
-// Q4_0 levels are d * (q - 8), q in [0, 15]: the element of largest magnitude v
-// is mapped to -8 exactly (d = v / -8), using all 16 levels as ggml does; an
-// element of the opposite sign near -v clamps to +7 (error ≤ |d| there, ≤ |d|/2
-// elsewhere).
+// Q4_0 levels are d * (q - 8), q in [0, 15] (symmetric_codes): an element of
+// the opposite sign near -v clamps to +7 (error ≤ |d| there, ≤ |d|/2 elsewhere).
 void encode_q4_0(const float* in, int64_t k, uint8_t* out) {
   for (int64_t b = 0; b < k / kQK; ++b) {
-    const float* x = in + b * kQK;
     uint8_t* blk = out + b * sizeof(BlockQ4_0);
-    float v = 0.0f;
-    for (int j = 0; j < kQK; ++j)
-      if (std::fabs(x[j]) > std::fabs(v)) v = x[j];
-    const uint16_t dh = f16_constant(v / -8.0f, "q4_0");
-    const float d = f16_to_f32(dh);
-    store_u16(blk, dh);
     uint8_t q[32];
-    for (int j = 0; j < kQK; ++j) {
-      const float r = d != 0.0f ? std::nearbyint(x[j] / d) : 0.0f;
-      q[j] = uint8_t(std::clamp(r, -8.0f, 7.0f) + 8.0f);
-    }
+    symmetric_codes(in + b * kQK, 8, "q4_0", blk, q);
     pack_nibbles(q, blk + offsetof(BlockQ4_0, qs));
   }
 }
@@ -128,24 +133,15 @@ void decode_q4_1(const uint8_t* blocks, int64_t nblocks, float* out) {
   }
 }
 
-// Q5_0 levels are d * (q - 16), q in [0, 31]: as Q4_0, the element of largest
-// magnitude v maps to -16 exactly (d = v / -16), and one of the opposite sign
-// near -v clamps to +15.
+// Q5_0 levels are d * (q - 16), q in [0, 31] (symmetric_codes); the fifth bits
+// go to qh.
 void encode_q5_0(const float* in, int64_t k, uint8_t* out) {
   for (int64_t b = 0; b < k / kQK; ++b) {
-    const float* x = in + b * kQK;
     uint8_t* blk = out + b * sizeof(BlockQ5_0);
-    float v = 0.0f;
-    for (int j = 0; j < kQK; ++j)
-      if (std::fabs(x[j]) > std::fabs(v)) v = x[j];
-    const uint16_t dh = f16_constant(v / -16.0f, "q5_0");
-    const float d = f16_to_f32(dh);
-    store_u16(blk, dh);
     uint8_t q[32];
+    symmetric_codes(in + b * kQK, 16, "q5_0", blk, q);
     uint32_t qh = 0;
     for (int j = 0; j < kQK; ++j) {
-      const float r = d != 0.0f ? std::nearbyint(x[j] / d) : 0.0f;
-      q[j] = uint8_t(std::clamp(r, -16.0f, 15.0f) + 16.0f);
       qh |= uint32_t(q[j] >> 4) << j;
       q[j] &= 0xF;
     }

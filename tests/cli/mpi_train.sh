@@ -102,6 +102,9 @@ case "$check" in
       "$zeroth" train --resume "$name-half" --set run.steps=30 >"$name-resumed.out" 2>"$name-resumed.err" \
         || { cat "$name-resumed.err" >&2; fail "$name: resume exited $?"; }
       [ "$(final_hash "$name-half")" = "$want" ] || fail "$name: resumed at 15 ends on $(final_hash "$name-half"), not $want"
+      if [[ $name == hizoo* ]]; then  # members sent curvature records, and the log shows their mean
+        grep -q '"curvature_mean":' "$name-np2/metrics.jsonl" || fail "$name: no curvature_mean in the metrics"
+      fi
       [[ " ${seen:-} " != *" $want "* ]] || fail "$name ends on the hash of an earlier rule: the rule did not apply"
       seen="${seen:-} $want"
       echo "$name: np 2 = np 4 = local = replay = resumed, hash $want"
